@@ -1,0 +1,83 @@
+"""Composition root: the Application, its handlers (all registered here), and its services."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import BotCommand, Update
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from bot.config import Settings
+from bot.handlers import buttons, commands, errors, messages
+from bot.services import Services, build_services
+
+log = logging.getLogger(__name__)
+
+COMMANDS = [
+    BotCommand("new", "Start a new image from a description"),
+    BotCommand("history", "This chat's sessions and rounds"),
+    BotCommand("cancel", "Stop the running round"),
+    BotCommand("help", "How this bot works"),
+]
+
+
+def build_application(settings: Settings, services: Services | None = None) -> Application:
+    """Return the configured Application; services are built in post_init unless given.
+
+    Updates are processed concurrently, so a round running in one chat (seconds of model
+    time) never delays another chat; each session's own lock keeps its rounds one at a time.
+    """
+    owns_services = services is None
+
+    async def post_init(application: Application) -> None:
+        application.bot_data["services"] = services or await build_services(settings)
+        await application.bot.set_my_commands(COMMANDS)
+
+    async def post_shutdown(application: Application) -> None:
+        built = application.bot_data.pop("services", None)
+        if owns_services and built is not None:
+            await built.close()
+
+    application = (
+        ApplicationBuilder()
+        .token(settings.telegram_bot_token.get_secret_value())
+        .base_url(settings.telegram_api_base_url)
+        .base_file_url(settings.telegram_file_base_url)
+        .concurrent_updates(True)
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .connection_pool_size(64)
+        .connect_timeout(10.0)
+        .read_timeout(30.0)
+        .write_timeout(60.0)
+        .media_write_timeout(120.0)
+        .pool_timeout(10.0)
+        .get_updates_read_timeout(40.0)
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+        .build()
+    )
+    register_handlers(application)
+    return application
+
+
+def register_handlers(application: Application) -> None:
+    """Register every handler, in one visible place."""
+    application.add_handler(TypeHandler(Update, errors.gatekeeper), group=-1)
+    application.add_handler(CommandHandler("start", commands.start))
+    application.add_handler(CommandHandler("help", commands.help_command))
+    application.add_handler(CommandHandler("new", commands.new))
+    application.add_handler(CommandHandler("history", commands.history))
+    application.add_handler(CommandHandler("cancel", commands.cancel))
+    application.add_handler(CallbackQueryHandler(buttons.button))
+    application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, messages.text))
+    application.add_handler(MessageHandler(filters.PHOTO | filters.Document.IMAGE, messages.photo))
+    application.add_error_handler(errors.on_error)

@@ -1,0 +1,61 @@
+"""The small Protocols the domain uses to draw and to critique, and what they return."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bot.backends.critique import Critique
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedImage:
+    """An image as the backend returned it, plus what the call used (for the usage table)."""
+
+    data: bytes
+    model: str
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
+class ImageGenerator(Protocol):
+    """Draws one image for a prompt. Raises a `BackendError` subclass on failure."""
+
+    model: str
+
+    async def generate(self, prompt: str) -> GeneratedImage: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EarlierCritique:
+    """A previous round's critique, as context for the next one."""
+
+    round_number: int
+    prompt: str
+    critique: Critique
+
+
+@dataclass(frozen=True, slots=True)
+class CritiqueRequest:
+    brief: str
+    prompt: str
+    image_jpeg: bytes
+    earlier: tuple[EarlierCritique, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CritiqueResult:
+    critique: Critique
+    model: str
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
+class Critic(Protocol):
+    """Judges a draft against the brief. Raises a `BackendError` subclass on failure."""
+
+    model: str
+
+    async def critique(self, request: CritiqueRequest) -> CritiqueResult: ...
+
+    async def aclose(self) -> None: ...

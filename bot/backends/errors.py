@@ -1,0 +1,64 @@
+"""Typed errors every backend raises, so the domain and the chat never see a provider's own.
+
+Each error names the service that failed ("image" or "critic") and keeps a short technical
+detail for the logs; what the user reads is chosen by `kind` in bot/views.py.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class BackendError(Exception):
+    """A failed call to an image or critic backend."""
+
+    kind: ClassVar[str] = "error"
+
+    def __init__(self, service: str, detail: str = "") -> None:
+        super().__init__(
+            f"{service}: {self.kind}: {detail}" if detail else f"{service}: {self.kind}"
+        )
+        self.service = service
+        self.detail = detail
+
+
+class ContentBlocked(BackendError):
+    """The provider's safety system refused the prompt or the result. Never retried."""
+
+    kind = "blocked"
+
+
+class BadCredentials(BackendError):
+    """The API key is missing, wrong, or not allowed to use this model."""
+
+    kind = "auth"
+
+
+class OutOfCredits(BackendError):
+    """The account has no credits or quota left (402, insufficient_quota)."""
+
+    kind = "credits"
+
+
+class RateLimited(BackendError):
+    """Still rate limited after the retries."""
+
+    kind = "rate_limited"
+
+
+class Unavailable(BackendError):
+    """Timeouts, connection failures and 5xx, after the retries."""
+
+    kind = "unavailable"
+
+
+class Rejected(BackendError):
+    """The provider refused the request's parameters (a 400/413/422 that is not moderation)."""
+
+    kind = "rejected"
+
+
+class BadOutput(BackendError):
+    """The provider answered, but not with something usable (no image, invalid critique)."""
+
+    kind = "bad_output"

@@ -1,0 +1,42 @@
+"""Image generation through any OpenAI-compatible Images API (`images.generate`, base64 output)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+import openai
+
+from bot.backends.base import GeneratedImage
+from bot.backends.errors import BadOutput
+from bot.backends.openai_common import translate_openai_error
+
+
+class OpenAIImageGenerator:
+    """Draws with `images.generate` on the given client; model, size and quality are fixed."""
+
+    def __init__(self, client: openai.AsyncOpenAI, model: str, size: str, quality: str) -> None:
+        self._client = client
+        self.model = model
+        self._size = size
+        self._quality = quality
+
+    async def generate(self, prompt: str) -> GeneratedImage:
+        """Return the drawn image's bytes; raise a BackendError on any failure."""
+        try:
+            response = await self._client.images.generate(
+                model=self.model, prompt=prompt, n=1, size=self._size, quality=self._quality
+            )
+        except openai.OpenAIError as error:
+            raise translate_openai_error(error, "image") from error
+        if not response.data or not response.data[0].b64_json:
+            raise BadOutput("image", "response has no b64_json image")
+        try:
+            data = base64.b64decode(response.data[0].b64_json, validate=True)
+        except (binascii.Error, ValueError) as error:
+            raise BadOutput("image", "b64_json is not valid base64") from error
+        usage = response.usage.model_dump() if response.usage else {}
+        return GeneratedImage(data=data, model=self.model, usage=usage)
+
+    async def aclose(self) -> None:
+        await self._client.close()

@@ -1,0 +1,154 @@
+"""Image generation through Stability AI's REST API (v2beta stable-image/generate).
+
+The retry policy matches the openai SDK's: up to two retries of 429, 5xx, timeouts and
+connection errors, with exponential backoff from 0.5 s (capped at 8 s, with jitter), or the
+server's Retry-After when it gives one of at most a minute. Moderation is never retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import Any
+
+import httpx
+
+from bot.backends.base import GeneratedImage
+from bot.backends.errors import (
+    BackendError,
+    BadCredentials,
+    BadOutput,
+    ContentBlocked,
+    OutOfCredits,
+    RateLimited,
+    Rejected,
+    Unavailable,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_RETRIES = 2
+INITIAL_DELAY = 0.5
+MAX_DELAY = 8.0
+MAX_RETRY_AFTER = 60.0
+
+
+def endpoint_for(model: str) -> tuple[str, str | None]:
+    """Return (endpoint name, model field) for STABILITY_MODEL: sd3.5-* go to sd3."""
+    if model in ("core", "ultra"):
+        return model, None
+    if model.startswith("sd3"):
+        return "sd3", model
+    raise ValueError(f"unknown Stability model {model!r} (use sd3.5-large, core or ultra)")
+
+
+def retry_delay(attempt: int, retry_after: str | None) -> float:
+    """Return seconds to wait before retry number `attempt` (0-based)."""
+    if retry_after:
+        try:
+            seconds = float(retry_after)
+        except ValueError:
+            seconds = -1
+        if 0 <= seconds <= MAX_RETRY_AFTER:
+            return seconds
+    delay = min(INITIAL_DELAY * 2**attempt, MAX_DELAY)
+    return delay * (1 - 0.25 * random.random())
+
+
+def _error_for(response: httpx.Response) -> BackendError:
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = {}
+    name = body.get("name", "") if isinstance(body, dict) else ""
+    detail = f"HTTP {response.status_code} {name}".strip()
+    status = response.status_code
+    if name == "content_moderation":
+        return ContentBlocked("image", detail)
+    if status == 401:
+        return BadCredentials("image", detail)
+    if status == 402:
+        return OutOfCredits("image", detail)
+    if status == 403:
+        return BadCredentials("image", detail)
+    if status == 429:
+        return RateLimited("image", detail)
+    if status >= 500:
+        return Unavailable("image", detail)
+    return Rejected("image", detail)
+
+
+def _retryable(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+class StabilityImageGenerator:
+    """Draws with Stability's stable-image generate endpoints over one reused httpx client."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        api_key: str,
+        model: str,
+        aspect_ratio: str = "1:1",
+        output_format: str = "png",
+    ) -> None:
+        self._client = client
+        self._api_key = api_key
+        self.model = model
+        self._endpoint, self._model_field = endpoint_for(model)
+        self._aspect_ratio = aspect_ratio
+        self._output_format = output_format
+
+    async def generate(self, prompt: str) -> GeneratedImage:
+        """Return the drawn image's bytes; raise a BackendError on any failure."""
+        fields: dict[str, str] = {
+            "prompt": prompt,
+            "aspect_ratio": self._aspect_ratio,
+            "output_format": self._output_format,
+        }
+        if self._model_field:
+            fields["model"] = self._model_field
+        headers = {"authorization": f"Bearer {self._api_key}", "accept": "image/*"}
+        url = f"/v2beta/stable-image/generate/{self._endpoint}"
+        for attempt in range(MAX_RETRIES + 1):
+            last_attempt = attempt == MAX_RETRIES
+            try:
+                # multipart/form-data is required even without files: `files` forces it.
+                response = await self._client.post(
+                    url, data=fields, files={"none": (None, "")}, headers=headers
+                )
+            except httpx.TimeoutException as error:
+                if last_attempt:
+                    raise Unavailable("image", "timed out") from error
+                await asyncio.sleep(retry_delay(attempt, None))
+                continue
+            except httpx.TransportError as error:
+                if last_attempt:
+                    raise Unavailable("image", "connection failed") from error
+                await asyncio.sleep(retry_delay(attempt, None))
+                continue
+            if response.status_code == 200:
+                return self._image_from(response)
+            if _retryable(response.status_code) and not last_attempt:
+                delay = retry_delay(attempt, response.headers.get("retry-after"))
+                log.info("stability HTTP %s, retrying in %.1fs", response.status_code, delay)
+                await asyncio.sleep(delay)
+                continue
+            raise _error_for(response)
+        raise Unavailable("image", "no attempts made")  # unreachable; keeps type checkers calm
+
+    def _image_from(self, response: httpx.Response) -> GeneratedImage:
+        finish_reason = response.headers.get("finish-reason", "SUCCESS")
+        if finish_reason == "CONTENT_FILTERED":
+            raise ContentBlocked("image", "finish-reason CONTENT_FILTERED")
+        if finish_reason != "SUCCESS":
+            raise BadOutput("image", f"finish-reason {finish_reason}")
+        if not response.headers.get("content-type", "").startswith("image/"):
+            raise BadOutput("image", "response is not an image")
+        usage = {"seed": response.headers.get("seed"), "endpoint": self._endpoint}
+        return GeneratedImage(data=response.content, model=self.model, usage=usage)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

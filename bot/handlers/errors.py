@@ -1,0 +1,52 @@
+"""The gatekeeper every update passes first, and the last-resort error handler."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Update
+from telegram.error import TelegramError
+from telegram.ext import ApplicationHandlerStop, ContextTypes
+
+from bot import views
+from bot.access import is_allowed
+from bot.handlers.common import HTML, is_group, services
+
+log = logging.getLogger(__name__)
+
+SORRY = "Something went wrong on my side. Your images are safe; please try again."
+
+
+async def gatekeeper(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Stop every update from someone not allowed, telling them how to get access.
+
+    In groups, plain chatter from strangers is dropped silently; commands get the answer.
+    """
+    settings = services(context).settings
+    user = update.effective_user
+    chat = update.effective_chat
+    if is_allowed(settings, user.id if user else None, chat.id if chat else None):
+        return
+    if update.callback_query is not None:
+        await update.callback_query.answer(views.ACCESS_DENIED_TOAST)
+    elif update.effective_message is not None and user is not None:
+        text = update.effective_message.text or ""
+        if not is_group(chat) or text.startswith("/"):
+            await update.effective_message.reply_text(
+                views.ACCESS_DENIED.format(user_id=user.id), parse_mode=HTML
+            )
+    raise ApplicationHandlerStop
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log the failure and, where there is a chat, say sorry without any technical detail."""
+    log.error("error while handling an update", exc_info=context.error)
+    if not isinstance(update, Update) or update.effective_chat is None:
+        return
+    try:
+        if update.callback_query is not None:
+            await update.callback_query.answer(SORRY)
+        else:
+            await context.bot.send_message(update.effective_chat.id, SORRY)
+    except TelegramError:
+        pass

@@ -1,0 +1,344 @@
+"""The refinement loop: sessions of rounds, each drawn, stored, critiqued and stored again.
+
+Order of work in a round (the contract in ARCHITECTURE.md): the round is stored as pending
+before any paid call; the image bytes are stored before the listener may show them; the
+critique is stored as soon as it arrives. One round at a time per session: a second request
+while one runs gets `SessionBusy` and starts nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from bot.backends.base import Critic, CritiqueRequest, EarlierCritique, ImageGenerator
+from bot.backends.critique import Critique
+from bot.backends.errors import BackendError, BadOutput
+from bot.images import InvalidImage, critic_jpeg, probe
+from bot.refine.errors import (
+    BriefTooLong,
+    EmptyBrief,
+    RoundNotFound,
+    RoundNotReady,
+    SessionBusy,
+    SessionStopped,
+)
+from bot.refine.models import (
+    MAX_BRIEF_CHARS,
+    Actor,
+    RoundListener,
+    RoundOutcome,
+    Scope,
+    StopResult,
+)
+from storage.records import (
+    PendingEdit,
+    RoundRecord,
+    RoundStatus,
+    SessionRecord,
+    SessionStatus,
+    SessionSummary,
+)
+from storage.schema import now_iso
+from storage.store import Store
+
+log = logging.getLogger(__name__)
+
+EARLIER_CRITIQUES = 5
+"""How many of the session's previous critiques the critic sees."""
+
+
+def clean_brief(text: str | None) -> str:
+    """Return the brief stripped of surrounding space; raise EmptyBrief or BriefTooLong."""
+    text = (text or "").strip()
+    if not text:
+        raise EmptyBrief()
+    if len(text) > MAX_BRIEF_CHARS:
+        raise BriefTooLong()
+    return text
+
+
+def critique_of(round: RoundRecord) -> Critique | None:
+    """Return the round's stored critique, or None if it has none."""
+    return Critique.model_validate_json(round.critique) if round.critique else None
+
+
+def suggestion_of(round: RoundRecord) -> str:
+    """Return the prompt Accept would use: the critic's revision, else the round's own prompt."""
+    critique = critique_of(round)
+    return critique.revised_prompt if critique else round.prompt
+
+
+@dataclass(slots=True)
+class _Running:
+    scope: Scope
+    task: asyncio.Task[RoundOutcome] | None = None
+
+
+class RefineService:
+    """Starts, continues, stops and cancels refinement sessions. Knows nothing of Telegram."""
+
+    def __init__(
+        self,
+        store: Store,
+        generator: ImageGenerator,
+        critic: Critic,
+        critic_max_side: int = 768,
+    ) -> None:
+        self._store = store
+        self._generator = generator
+        self._critic = critic
+        self._critic_max_side = critic_max_side
+        self._running: dict[int, _Running] = {}
+
+    # --- commands ------------------------------------------------------------------------
+
+    async def start(
+        self, scope: Scope, actor: Actor, brief: str, listener: RoundListener
+    ) -> RoundOutcome:
+        """Open a session for the brief and run its first round."""
+        brief = clean_brief(brief)
+        session = await self._store.create_session(
+            scope.chat_id, scope.chat_type, scope.thread_id, actor.user_id, brief
+        )
+        return await self._run(session, None, brief, "brief", actor, listener, scope)
+
+    async def accept(
+        self, round_id: int, scope: Scope, actor: Actor, listener: RoundListener
+    ) -> RoundOutcome:
+        """Run the next round from the round's suggested revision."""
+        round, session = await self._continuable(round_id, scope)
+        return await self._run(
+            session, round, suggestion_of(round), "accept", actor, listener, scope
+        )
+
+    async def edit(
+        self, round_id: int, scope: Scope, actor: Actor, prompt: str, listener: RoundListener
+    ) -> RoundOutcome:
+        """Run the next round from the user's own revision of the round."""
+        prompt = clean_brief(prompt)
+        round, session = await self._continuable(round_id, scope)
+        return await self._run(session, round, prompt, "edit", actor, listener, scope)
+
+    async def prepare_edit(self, round_id: int, scope: Scope) -> tuple[RoundRecord, str]:
+        """Check the round can be edited; return it and the suggestion to prefill."""
+        round, _session = await self._continuable(round_id, scope)
+        return round, suggestion_of(round)
+
+    async def remember_edit(
+        self, round_id: int, scope: Scope, actor: Actor, prompt_message_id: int
+    ) -> None:
+        """Make the actor's next message in this scope an edit of the round."""
+        await self._store.set_pending_edit(
+            scope.chat_id, scope.thread_id, actor.user_id, round_id, prompt_message_id
+        )
+
+    async def take_edit(
+        self, scope: Scope, actor: Actor, reply_to: int | None = None
+    ) -> PendingEdit | None:
+        """Remove and return the actor's pending edit in this scope, if there is one.
+
+        With `reply_to`, only an edit whose prompt is that message is taken (group replies).
+        """
+        return await self._store.take_pending_edit(
+            scope.chat_id, scope.thread_id, actor.user_id, prompt_message_id=reply_to
+        )
+
+    async def stop(self, round_id: int, scope: Scope) -> StopResult:
+        """End the session keeping this round; return it with its full-resolution image."""
+        round, session = await self._continuable(round_id, scope)
+        if self.is_busy(session.id):
+            raise SessionBusy()
+        session = await self._store.stop_session(session.id, round.id)
+        record, image = await self._store.read_image(round.image_sha)  # type: ignore[arg-type]
+        rounds = await self._store.session_rounds(session.id)
+        return StopResult(session, round, image, record.mime, len(rounds))
+
+    async def cancel(self, scope: Scope) -> int:
+        """Cancel every round running in this scope; return how many were cancelled."""
+        cancelled = 0
+        for running in list(self._running.values()):
+            if running.scope == scope and running.task is not None and not running.task.done():
+                running.task.cancel()
+                cancelled += 1
+        return cancelled
+
+    # --- queries ---------------------------------------------------------------------------
+
+    async def round_in_scope(
+        self, round_id: int, scope: Scope
+    ) -> tuple[RoundRecord, SessionRecord]:
+        """Return the round and its session; raise RoundNotFound unless it belongs to the scope."""
+        round = await self._store.get_round(round_id)
+        session = await self._store.get_session(round.session_id) if round else None
+        if (
+            round is None
+            or session is None
+            or (session.chat_id, session.thread_id) != (scope.chat_id, scope.thread_id)
+        ):
+            raise RoundNotFound()
+        return round, session
+
+    async def history(
+        self, scope: Scope, limit: int = 5, offset: int = 0
+    ) -> list[tuple[SessionSummary, list[RoundRecord]]]:
+        """Return the scope's sessions, newest first, each with its rounds."""
+        summaries = await self._store.chat_sessions(scope.chat_id, scope.thread_id, limit, offset)
+        return [(s, await self._store.session_rounds(s.session.id)) for s in summaries]
+
+    # --- the round itself ----------------------------------------------------------------
+
+    def is_busy(self, session_id: int) -> bool:
+        """Return whether a round of the session is running now."""
+        return session_id in self._running
+
+    @staticmethod
+    def ensure_continuable(round: RoundRecord, session: SessionRecord) -> None:
+        """Raise SessionStopped or RoundNotReady unless the round can be continued or kept."""
+        if session.status is SessionStatus.STOPPED:
+            raise SessionStopped()
+        if round.status is not RoundStatus.DONE or round.image_sha is None:
+            raise RoundNotReady()
+
+    async def _continuable(self, round_id: int, scope: Scope) -> tuple[RoundRecord, SessionRecord]:
+        round, session = await self.round_in_scope(round_id, scope)
+        self.ensure_continuable(round, session)
+        return round, session
+
+    async def _run(
+        self,
+        session: SessionRecord,
+        parent: RoundRecord | None,
+        prompt: str,
+        action: str,
+        actor: Actor,
+        listener: RoundListener,
+        scope: Scope,
+    ) -> RoundOutcome:
+        if self.is_busy(session.id):
+            raise SessionBusy()
+        running = self._running[session.id] = _Running(scope)
+        try:
+            round = await self._store.create_round(
+                session.id, parent.id if parent else None, prompt, action, actor.user_id, actor.name
+            )
+            running.task = asyncio.create_task(self._execute(session, round, actor, listener))
+            try:
+                return await running.task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if running.task.cancelled() and not (current and current.cancelling()):
+                    cancelled = await self._store.get_round(round.id)
+                    return RoundOutcome(cancelled or round, cancelled=True)
+                raise
+        finally:
+            del self._running[session.id]
+
+    async def _execute(
+        self, session: SessionRecord, round: RoundRecord, actor: Actor, listener: RoundListener
+    ) -> RoundOutcome:
+        try:
+            return await self._draw_and_critique(session, round, actor, listener)
+        except asyncio.CancelledError:
+            await asyncio.shield(
+                self._store.update_round(
+                    round.id, status=RoundStatus.CANCELLED, finished_at=now_iso()
+                )
+            )
+            raise
+
+    async def _draw_and_critique(
+        self, session: SessionRecord, round: RoundRecord, actor: Actor, listener: RoundListener
+    ) -> RoundOutcome:
+        round = await self._store.update_round(round.id, status=RoundStatus.GENERATING)
+        await _notify(listener.generating(round))
+        started = time.monotonic()
+        try:
+            image = await self._generator.generate(round.prompt)
+            info = await asyncio.to_thread(probe, image.data)
+        except (BackendError, InvalidImage) as error:
+            if isinstance(error, InvalidImage):
+                error = BadOutput("image", str(error))
+            log.warning("round %s: image failed: %s", round.id, error)
+            failed = await self._store.update_round(
+                round.id,
+                status=RoundStatus.FAILED,
+                error_kind=error.kind,
+                error=str(error),
+                finished_at=now_iso(),
+            )
+            return RoundOutcome(failed, error=error)
+        generate_ms = int((time.monotonic() - started) * 1000)
+        stored = await self._store.save_image(image.data, info.mime, info.width, info.height)
+        await self._store.record_usage(
+            round.id, session.chat_id, actor.user_id, "image", image.model, image.usage
+        )
+        round = await self._store.update_round(
+            round.id,
+            image_sha=stored.sha256,
+            image_at=now_iso(),
+            generate_ms=generate_ms,
+            status=RoundStatus.CRITIQUING,
+        )
+        message_id = await _notify(listener.image_ready(round, image.data))
+        if message_id is not None:
+            round = await self._store.update_round(round.id, message_id=message_id)
+        await _notify(listener.critiquing(round))
+
+        started = time.monotonic()
+        try:
+            jpeg = await asyncio.to_thread(critic_jpeg, image.data, self._critic_max_side)
+            result = await self._critic.critique(
+                CritiqueRequest(
+                    brief=session.brief,
+                    prompt=round.prompt,
+                    image_jpeg=jpeg,
+                    earlier=await self._earlier_critiques(session.id, round.id),
+                )
+            )
+        except BackendError as error:
+            log.warning("round %s: critique failed: %s", round.id, error)
+            round = await self._store.update_round(
+                round.id,
+                status=RoundStatus.DONE,
+                error_kind=error.kind,
+                error=str(error),
+                finished_at=now_iso(),
+            )
+            return RoundOutcome(round, error=error)
+        await self._store.record_usage(
+            round.id, session.chat_id, actor.user_id, "critic", result.model, result.usage
+        )
+        round = await self._store.update_round(
+            round.id,
+            critique=result.critique.model_dump_json(),
+            score=result.critique.score,
+            critique_ms=int((time.monotonic() - started) * 1000),
+            status=RoundStatus.DONE,
+            finished_at=now_iso(),
+        )
+        return RoundOutcome(round, critique=result.critique)
+
+    async def _earlier_critiques(
+        self, session_id: int, round_id: int
+    ) -> tuple[EarlierCritique, ...]:
+        rounds = await self._store.session_rounds(session_id)
+        earlier = [
+            EarlierCritique(r.number, r.prompt, critique)
+            for r in rounds
+            if r.id != round_id and (critique := critique_of(r)) is not None
+        ]
+        return tuple(earlier[-EARLIER_CRITIQUES:])
+
+
+async def _notify(call):  # type: ignore[no-untyped-def]
+    """Await a listener callback; a failing chat must never lose a paid, stored round."""
+    try:
+        return await call
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("round listener failed")
+        return None

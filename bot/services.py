@@ -1,0 +1,75 @@
+"""The long-lived objects the handlers use, built once per process from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from bot.backends.base import Critic, ImageGenerator
+from bot.backends.openai_common import make_client
+from bot.backends.openai_critic import OpenAICritic
+from bot.backends.openai_images import OpenAIImageGenerator
+from bot.backends.stability import StabilityImageGenerator
+from bot.config import Settings
+from bot.refine.service import RefineService
+from storage.store import Store
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    store: Store
+    generator: ImageGenerator
+    critic: Critic
+    refine: RefineService
+
+    async def close(self) -> None:
+        """Close the backends' HTTP clients and the database."""
+        await self.generator.aclose()
+        await self.critic.aclose()
+        await self.store.close()
+
+
+def build_generator(settings: Settings) -> ImageGenerator:
+    """Return the image backend chosen by IMAGE_BACKEND, with its own HTTP client."""
+    if settings.image_backend == "stability":
+        assert settings.stability_api_key is not None  # checked by Settings
+        client = httpx.AsyncClient(
+            base_url=settings.stability_api_base_url,
+            timeout=httpx.Timeout(settings.image_timeout, connect=10.0),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        )
+        return StabilityImageGenerator(
+            client,
+            settings.stability_api_key.get_secret_value(),
+            settings.stability_model,
+            settings.stability_aspect_ratio,
+            settings.stability_output_format,
+        )
+    assert settings.openai_api_key is not None  # checked by Settings
+    client = make_client(
+        settings.openai_base_url, settings.openai_api_key.get_secret_value(), settings.image_timeout
+    )
+    return OpenAIImageGenerator(
+        client, settings.image_model, settings.image_size, settings.image_quality
+    )
+
+
+def build_critic(settings: Settings) -> Critic:
+    """Return the critic on CRITIC_BASE_URL (or OPENAI_BASE_URL) with its own client."""
+    api_key = settings.effective_critic_api_key
+    assert api_key is not None  # checked by Settings
+    client = make_client(
+        settings.effective_critic_base_url, api_key.get_secret_value(), settings.critic_timeout
+    )
+    return OpenAICritic(client, settings.critic_model)
+
+
+async def build_services(settings: Settings) -> Services:
+    """Open the store and build the backends and the domain service."""
+    store = await Store.open(settings.database_path)
+    generator = build_generator(settings)
+    critic = build_critic(settings)
+    refine = RefineService(store, generator, critic, settings.critic_image_max_side)
+    return Services(settings, store, generator, critic, refine)

@@ -1,0 +1,263 @@
+"""What the chat shows: user-facing strings, captions, keyboards and the callback-data codec.
+
+All text is HTML (parse_mode="HTML"); everything that came from a user or a model is escaped.
+Telegram counts caption and message length after entity parsing, so limits are checked
+against the visible text, not the markup.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from html import escape, unescape
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.backends.critique import Critique
+from bot.backends.errors import BackendError
+from bot.refine import errors as refine_errors
+from storage.records import RoundRecord, RoundStatus, SessionSummary
+
+CAPTION_LIMIT = 1024
+TEXT_LIMIT = 4096
+CALLBACK_DATA_LIMIT = 64
+
+# --- callback data ------------------------------------------------------------------------
+
+ACCEPT, EDIT, STOP = "accept", "edit", "stop"
+_ACTION_CODES = {ACCEPT: "a", EDIT: "e", STOP: "s"}
+_CODE_ACTIONS = {code: action for action, code in _ACTION_CODES.items()}
+_CALLBACK_RE = re.compile(r"^([a-z]):([1-9][0-9]{0,17})$")
+
+
+@dataclass(frozen=True, slots=True)
+class ButtonPress:
+    action: str
+    round_id: int
+
+
+def encode_callback(action: str, round_id: int) -> str:
+    """Return the callback data for an action on a round, e.g. `a:42` (always <= 64 bytes)."""
+    return f"{_ACTION_CODES[action]}:{round_id}"
+
+
+def decode_callback(data: str | None) -> ButtonPress | None:
+    """Return the press the data encodes, or None for anything forged or malformed."""
+    if not data or len(data.encode()) > CALLBACK_DATA_LIMIT:
+        return None
+    match = _CALLBACK_RE.match(data)
+    if not match or match.group(1) not in _CODE_ACTIONS:
+        return None
+    return ButtonPress(_CODE_ACTIONS[match.group(1)], int(match.group(2)))
+
+
+def round_keyboard(round_id: int) -> InlineKeyboardMarkup:
+    """Return the Accept / Edit / Stop keyboard of a round."""
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("✅ Accept", callback_data=encode_callback(ACCEPT, round_id)),
+                InlineKeyboardButton("✏️ Edit", callback_data=encode_callback(EDIT, round_id)),
+                InlineKeyboardButton("⏹ Stop", callback_data=encode_callback(STOP, round_id)),
+            ]
+        ]
+    )
+
+
+# --- length rules ----------------------------------------------------------------------------
+
+
+def visible_length(html: str) -> int:
+    """Return the length Telegram counts for an HTML text: tags removed, entities decoded."""
+    return len(unescape(re.sub(r"<[^>]+>", "", html)))
+
+
+def shorten(text: str, limit: int) -> str:
+    """Return plain `text` cut to at most `limit` characters, ending in an ellipsis if cut."""
+    text = " ".join(text.split()) if "\n" not in text else text.strip()
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - 1, 0)].rstrip() + "…"
+
+
+# --- static texts ----------------------------------------------------------------------------
+
+HELP = (
+    "<b>refinebot</b> turns a product description into a marketing image and improves it "
+    "round by round.\n\n"
+    "• Describe the product: <code>/new black-purple Banarasi saree, gold jewellery, plain "
+    "backdrop</code> (in a private chat, just send the description).\n"
+    "• I draw it, critique it against your brief and suggest a better prompt.\n"
+    "• <b>✅ Accept</b> runs the next round from the suggestion, <b>✏️ Edit</b> lets you write "
+    "your own, <b>⏹ Stop</b> keeps that image and sends it at full resolution.\n"
+    "• Buttons on older rounds still work: they continue from that round.\n\n"
+    "/history lists this chat's sessions, /cancel stops a running round, /help shows this."
+)
+
+START = "👋 Hi! " + HELP
+
+ACCESS_DENIED = (
+    "Sorry, this bot is private. Your Telegram user id is <code>{user_id}</code>: ask the "
+    "bot's admin to add it to ALLOWED_USER_IDS."
+)
+ACCESS_DENIED_TOAST = "Sorry, you are not allowed to use this bot."
+
+NEW_USAGE = "Tell me what to draw: <code>/new red silk saree on a plain backdrop</code>"
+PHOTO_NOT_SUPPORTED = (
+    "I can't start from a photo yet. Describe the product in words, for example: "
+    "<code>/new white ceramic mug with a blue logo, on a wooden table</code>"
+)
+BUSY = "⏳ Already working on a round of this session. Wait for it, or /cancel it."
+CANCELLED = "⏹ Cancelled."
+NOTHING_TO_CANCEL = "Nothing is running right now."
+EDIT_PROMPT = (
+    "✏️ Send your own prompt for round {next_number}. The suggestion, to copy and change:\n"
+    "<pre>{suggestion}</pre>"
+)
+EDIT_PROMPT_GROUP = EDIT_PROMPT + "\n(Reply to this message with your prompt.)"
+NO_HISTORY = "No sessions here yet. Start one with /new and a description."
+
+REFUSALS: dict[type[refine_errors.RefineError], str] = {
+    refine_errors.EmptyBrief: "That prompt is empty. Describe the product in a few words.",
+    refine_errors.BriefTooLong: "That is too long: please keep it under 2,000 characters.",
+    refine_errors.RoundNotFound: "That round isn't available here any more.",
+    refine_errors.SessionBusy: BUSY,
+    refine_errors.SessionStopped: "This session has ended. Start a new one with /new.",
+    refine_errors.RoundNotReady: "That round has no finished image to continue from.",
+    refine_errors.NoPendingEdit: "I wasn't waiting for a prompt. Start a new one with /new.",
+}
+
+_SERVICE_NAMES = {"image": "The image service", "critic": "The critic"}
+_BACKEND_MESSAGES = {
+    "blocked": "{service} blocked this as unsafe content. Reword the prompt and try again.",
+    "auth": "{service} rejected the bot's API key. The bot's operator needs to fix it.",
+    "credits": "{service} has no credits left on the bot's account. Top up and try again.",
+    "rate_limited": "{service} is busy (rate limited). Try again in a minute.",
+    "unavailable": "{service} did not answer in time. Try again in a moment.",
+    "rejected": "{service} refused this request. Try a simpler prompt.",
+    "bad_output": "{service} sent back something unusable. Try again.",
+}
+
+
+def refusal_text(error: refine_errors.RefineError) -> str:
+    """Return the user-facing sentence for a domain refusal."""
+    return REFUSALS.get(type(error), "That didn't work. Try again.")
+
+
+def backend_error_text(error: BackendError) -> str:
+    """Return the user-facing sentence for a backend failure (no technical details)."""
+    service = _SERVICE_NAMES.get(error.service, "A service")
+    return _BACKEND_MESSAGES.get(error.kind, "{service} failed. Try again.").format(service=service)
+
+
+# --- round captions ------------------------------------------------------------------------
+
+
+def _credit(round: RoundRecord, group: bool) -> str:
+    if not group or not round.acted_by_name:
+        return ""
+    verb = {"accept": "accepted", "edit": "edited", "brief": "started"}.get(round.action, "")
+    return f" · {verb} by {escape(round.acted_by_name)}" if verb else ""
+
+
+def status_text(round: RoundRecord, stage: str) -> str:
+    """Return the one-line progress text for a round ('generating' or 'critiquing')."""
+    icon = {"generating": "🎨", "critiquing": "🔍"}.get(stage, "⏳")
+    return f"{icon} Round {round.number}: {stage}…"
+
+
+def critiquing_caption(round: RoundRecord) -> str:
+    return f"<b>Round {round.number}</b> · 🔍 critiquing…"
+
+
+def round_caption(
+    round: RoundRecord,
+    critique: Critique | None,
+    error: BackendError | None = None,
+    group: bool = False,
+) -> str:
+    """Return the round's caption: score, what works, problems and the suggested revision.
+
+    Always fits Telegram's 1024-character caption limit: the suggestion is shortened last
+    (the full text is offered for copying when the user presses Edit).
+    """
+    header = f"<b>Round {round.number}</b>"
+    if critique is not None:
+        header += f" · {critique.score}/10"
+    header += _credit(round, group)
+    if critique is None:
+        note = backend_error_text(error) if error else "No critique for this round."
+        return header + "\n" + escape(note) + "\nAccept runs the same prompt again."
+
+    lines = [header]
+    lines += [f"✓ {escape(shorten(s, 120))}" for s in critique.strengths[:2]]
+    lines += [f"✗ {escape(shorten(p, 160))}" for p in critique.problems[:3]]
+    body = "\n".join(lines)
+    budget = CAPTION_LIMIT - visible_length(body) - len("\n\nSuggested next prompt:\n") - 2
+    suggestion = escape(shorten(critique.revised_prompt, max(budget, 40)))
+    caption = f"{body}\n\nSuggested next prompt:\n<i>{suggestion}</i>"
+    while visible_length(caption) > CAPTION_LIMIT and len(lines) > 1:
+        lines.pop()  # only when strengths/problems alone are huge
+        caption = "\n".join(lines) + f"\n\nSuggested next prompt:\n<i>{suggestion}</i>"
+    return caption
+
+
+def failed_text(round: RoundRecord, error: BackendError) -> str:
+    """Return the message shown when a round produced no image."""
+    return f"⚠️ Round {round.number}: {escape(backend_error_text(error))}"
+
+
+def stop_caption(round: RoundRecord, round_count: int) -> str:
+    """Return the one-line summary sent with the final full-resolution image."""
+    rounds = "1 round" if round_count == 1 else f"{round_count} rounds"
+    prefix = f"⏹ Done after {rounds}. Kept round {round.number}. Final prompt: "
+    budget = CAPTION_LIMIT - len(prefix)
+    return escape(prefix) + f"<i>{escape(shorten(round.prompt, budget))}</i>"
+
+
+def edit_prompt_text(next_number: int, suggestion: str, group: bool) -> str:
+    """Return the message asking for the user's own prompt, with the suggestion to copy."""
+    template = EDIT_PROMPT_GROUP if group else EDIT_PROMPT
+    fixed = visible_length(template.format(next_number=next_number, suggestion=""))
+    return template.format(
+        next_number=next_number, suggestion=escape(shorten(suggestion, TEXT_LIMIT - fixed - 1))
+    )
+
+
+# --- history ----------------------------------------------------------------------------------
+
+_STATUS_ICONS = {
+    RoundStatus.DONE: "✓",
+    RoundStatus.FAILED: "⚠️",
+    RoundStatus.CANCELLED: "⏹",
+}
+
+
+def history_text(entries: list[tuple[SessionSummary, list[RoundRecord]]]) -> str:
+    """Return the chat's sessions and their rounds (prompt, score, time, status), within 4096."""
+    if not entries:
+        return NO_HISTORY
+    blocks = []
+    for summary, rounds in entries:
+        session = summary.session
+        best = f"best {summary.best_score}/10" if summary.best_score is not None else "no score"
+        head = (
+            f"<b>Session {session.id}</b> · {session.status} · {summary.rounds} rounds · {best}\n"
+            f"<i>{escape(shorten(session.brief, 120))}</i>"
+        )
+        lines = [head]
+        for r in rounds[-8:]:
+            score = f"{r.score}/10" if r.score is not None else "–"
+            icon = _STATUS_ICONS.get(r.status, "⏳")
+            chosen = " ⭐" if session.chosen_round_id == r.id else ""
+            when = r.created_at[5:16].replace("T", " ")
+            lines.append(
+                f"{icon} R{r.number} {score} · {when} · {r.status}{chosen} — "
+                f"{escape(shorten(r.prompt, 80))}"
+            )
+        blocks.append("\n".join(lines))
+    text = "\n\n".join(blocks)
+    while visible_length(text) > TEXT_LIMIT and len(blocks) > 1:
+        blocks.pop()
+        text = "\n\n".join(blocks)
+    return text

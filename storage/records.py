@@ -1,0 +1,91 @@
+"""Plain records read from the database. They carry data only; the domain gives them meaning."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class SessionStatus(StrEnum):
+    ACTIVE = "active"
+    STOPPED = "stopped"
+
+
+class RoundStatus(StrEnum):
+    PENDING = "pending"
+    GENERATING = "generating"
+    CRITIQUING = "critiquing"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def running(self) -> bool:
+        return self in (RoundStatus.PENDING, RoundStatus.GENERATING, RoundStatus.CRITIQUING)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    id: int
+    chat_id: int
+    thread_id: int
+    started_by: int
+    brief: str
+    status: SessionStatus
+    chosen_round_id: int | None
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoundRecord:
+    id: int
+    session_id: int
+    parent_round_id: int | None
+    number: int
+    prompt: str
+    action: str
+    acted_by: int
+    acted_by_name: str
+    status: RoundStatus
+    error_kind: str | None
+    error: str | None
+    image_sha: str | None
+    critique: str | None
+    score: int | None
+    message_id: int | None
+    created_at: str
+    image_at: str | None
+    finished_at: str | None
+    generate_ms: int | None
+    critique_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRecord:
+    sha256: str
+    path: str
+    mime: str
+    width: int
+    height: int
+    size_bytes: int
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEdit:
+    chat_id: int
+    thread_id: int
+    user_id: int
+    round_id: int
+    prompt_message_id: int | None
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSummary:
+    """A session with the figures `/history` shows."""
+
+    session: SessionRecord
+    rounds: int
+    best_score: int | None

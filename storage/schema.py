@@ -1,0 +1,124 @@
+"""The database schema as numbered, idempotent migrations.
+
+Each migration runs once, inside a transaction, and is recorded in `migrations`; running
+`migrate` again on an up-to-date database changes nothing. Append new migrations; never edit
+an applied one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import sqlite_utils
+
+
+def _m001_initial(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS chats (
+            id INTEGER PRIMARY KEY,
+            type TEXT NOT NULL,
+            title TEXT,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS sessions (
+            id INTEGER PRIMARY KEY,
+            chat_id INTEGER NOT NULL REFERENCES chats(id),
+            thread_id INTEGER NOT NULL DEFAULT 0,
+            started_by INTEGER NOT NULL,
+            brief TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'active',
+            chosen_round_id INTEGER,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS sessions_by_chat ON sessions(chat_id, thread_id, id);
+        CREATE TABLE IF NOT EXISTS images (
+            sha256 TEXT PRIMARY KEY,
+            path TEXT NOT NULL,
+            mime TEXT NOT NULL,
+            width INTEGER NOT NULL,
+            height INTEGER NOT NULL,
+            size_bytes INTEGER NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS rounds (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER NOT NULL REFERENCES sessions(id),
+            parent_round_id INTEGER REFERENCES rounds(id),
+            number INTEGER NOT NULL,
+            prompt TEXT NOT NULL,
+            action TEXT NOT NULL,
+            acted_by INTEGER NOT NULL,
+            acted_by_name TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL DEFAULT 'pending',
+            error_kind TEXT,
+            error TEXT,
+            image_sha TEXT REFERENCES images(sha256),
+            critique TEXT,
+            score INTEGER,
+            message_id INTEGER,
+            created_at TEXT NOT NULL,
+            image_at TEXT,
+            finished_at TEXT,
+            generate_ms INTEGER,
+            critique_ms INTEGER
+        );
+        CREATE INDEX IF NOT EXISTS rounds_by_session ON rounds(session_id, number);
+        CREATE INDEX IF NOT EXISTS rounds_by_status ON rounds(status);
+        CREATE TABLE IF NOT EXISTS usage (
+            id INTEGER PRIMARY KEY,
+            round_id INTEGER REFERENCES rounds(id),
+            chat_id INTEGER NOT NULL,
+            user_id INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            model TEXT NOT NULL,
+            units TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS usage_by_user_day ON usage(user_id, created_at);
+        CREATE TABLE IF NOT EXISTS pending_edits (
+            chat_id INTEGER NOT NULL,
+            thread_id INTEGER NOT NULL DEFAULT 0,
+            user_id INTEGER NOT NULL,
+            round_id INTEGER NOT NULL REFERENCES rounds(id),
+            prompt_message_id INTEGER,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (chat_id, thread_id, user_id)
+        );
+        """
+    )
+
+
+MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
+    (1, "initial schema", _m001_initial),
+]
+
+
+def now_iso() -> str:
+    """Return the current UTC time as an ISO-8601 string with seconds precision."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def migrate(db: sqlite_utils.Database) -> list[int]:
+    """Apply every migration not yet recorded; return the numbers applied now."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS migrations "
+        "(id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    done = {row[0] for row in db.execute("SELECT id FROM migrations").fetchall()}
+    applied = []
+    for number, name, apply in MIGRATIONS:
+        if number in done:
+            continue
+        conn: sqlite3.Connection = db.conn
+        with conn:
+            apply(db)
+            conn.execute(
+                "INSERT INTO migrations (id, name, applied_at) VALUES (?, ?, ?)",
+                (number, name, now_iso()),
+            )
+        applied.append(number)
+    return applied

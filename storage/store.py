@@ -1,0 +1,359 @@
+"""The Store the domain talks to: SQLite through sqlite-utils, plus the content-addressed images.
+
+All SQLite work runs on one dedicated worker thread, so the event loop never waits on disk and
+the single connection is never used by two threads at once. Every public method is a coroutine.
+
+Images are files under `<data dir>/images/<sha[:2]>/<sha>.<ext>`, not blobs: multi-megabyte
+blobs would bloat the WAL and every backup of the database, and files can be pruned, served and
+copied on their own. A file is written (and fsynced) before its row exists, so a row never
+points at a missing image.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+
+from storage.records import (
+    ImageRecord,
+    PendingEdit,
+    RoundRecord,
+    RoundStatus,
+    SessionRecord,
+    SessionStatus,
+    SessionSummary,
+)
+from storage.schema import migrate, now_iso
+
+T = TypeVar("T")
+
+_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+
+
+def _record(cls: type[T], row: sqlite3.Row | dict[str, Any] | None) -> T | None:
+    if row is None:
+        return None
+    data = dict(row)
+    return cls(**{f.name: data[f.name] for f in fields(cls)})  # type: ignore[arg-type]
+
+
+def _round(row: Any) -> RoundRecord | None:
+    record = _record(RoundRecord, row)
+    return replace(record, status=RoundStatus(record.status)) if record else None
+
+
+def _session(row: Any) -> SessionRecord | None:
+    record = _record(SessionRecord, row)
+    return replace(record, status=SessionStatus(record.status)) if record else None
+
+
+class Store:
+    """Async access to the bot's database and image files. Create it with `Store.open`."""
+
+    def __init__(self, db: sqlite_utils.Database, data_dir: Path) -> None:
+        self._db = db
+        self._data_dir = data_dir
+        self._images_dir = data_dir / "images"
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, database_path: Path) -> Store:
+        """Open (creating if needed) the database file, owner-readable only, migrated and in WAL."""
+        return await asyncio.to_thread(cls.open_sync, database_path)
+
+    @classmethod
+    def open_sync(cls, database_path: Path) -> Store:
+        """Blocking variant of `open`, for the CLI and tests."""
+        database_path = Path(database_path)
+        database_path.parent.mkdir(parents=True, exist_ok=True)
+        if not database_path.exists():
+            fd = os.open(database_path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+        conn = sqlite3.connect(database_path, check_same_thread=False, timeout=30)
+        conn.row_factory = sqlite3.Row
+        db = sqlite_utils.Database(conn)
+        db.enable_wal()
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        migrate(db)
+        return cls(db, database_path.parent)
+
+    async def close(self) -> None:
+        """Finish queued work and close the connection."""
+        await self._run(self._db.conn.close)
+        self._executor.shutdown(wait=True)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _one(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
+        return self._db.execute(sql, params).fetchone()
+
+    def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        return self._db.execute(sql, params).fetchall()
+
+    # --- chats and sessions ------------------------------------------------------------
+
+    async def create_session(
+        self, chat_id: int, chat_type: str, thread_id: int, user_id: int, brief: str
+    ) -> SessionRecord:
+        """Record the chat (if new) and a new active session; return the session."""
+
+        def work() -> SessionRecord:
+            now = now_iso()
+            with self._db.conn:
+                self._db.execute(
+                    "INSERT INTO chats (id, type, created_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT(id) DO UPDATE SET type = excluded.type",
+                    (chat_id, chat_type, now),
+                )
+                cursor = self._db.execute(
+                    "INSERT INTO sessions (chat_id, thread_id, started_by, brief, status, "
+                    "created_at, updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?)",
+                    (chat_id, thread_id, user_id, brief, now, now),
+                )
+            return self._get_session(cursor.lastrowid)  # type: ignore[arg-type,return-value]
+
+        return await self._run(work)
+
+    def _get_session(self, session_id: int) -> SessionRecord | None:
+        return _session(self._one("SELECT * FROM sessions WHERE id = ?", (session_id,)))
+
+    async def get_session(self, session_id: int) -> SessionRecord | None:
+        """Return the session, or None if there is none with that id."""
+        return await self._run(self._get_session, session_id)
+
+    async def stop_session(self, session_id: int, chosen_round_id: int) -> SessionRecord:
+        """Mark the session stopped with its chosen round; return it."""
+
+        def work() -> SessionRecord:
+            with self._db.conn:
+                self._db.execute(
+                    "UPDATE sessions SET status = 'stopped', chosen_round_id = ?, updated_at = ? "
+                    "WHERE id = ?",
+                    (chosen_round_id, now_iso(), session_id),
+                )
+            return self._get_session(session_id)  # type: ignore[return-value]
+
+        return await self._run(work)
+
+    async def chat_sessions(
+        self, chat_id: int, thread_id: int, limit: int = 10, offset: int = 0
+    ) -> list[SessionSummary]:
+        """Return the scope's sessions, newest first, with round counts and best scores."""
+
+        def work() -> list[SessionSummary]:
+            rows = self._all(
+                "SELECT s.*, COUNT(r.id) AS n_rounds, MAX(r.score) AS best_score "
+                "FROM sessions s LEFT JOIN rounds r ON r.session_id = s.id "
+                "WHERE s.chat_id = ? AND s.thread_id = ? "
+                "GROUP BY s.id ORDER BY s.id DESC LIMIT ? OFFSET ?",
+                (chat_id, thread_id, limit, offset),
+            )
+            return [
+                SessionSummary(_session(row), row["n_rounds"], row["best_score"])  # type: ignore[arg-type]
+                for row in rows
+            ]
+
+        return await self._run(work)
+
+    async def count_sessions(self, chat_id: int, thread_id: int) -> int:
+        """Return how many sessions the scope has."""
+        row = await self._run(
+            self._one,
+            "SELECT COUNT(*) FROM sessions WHERE chat_id = ? AND thread_id = ?",
+            (chat_id, thread_id),
+        )
+        return int(row[0]) if row else 0
+
+    # --- rounds --------------------------------------------------------------------------
+
+    async def create_round(
+        self,
+        session_id: int,
+        parent_round_id: int | None,
+        prompt: str,
+        action: str,
+        acted_by: int,
+        acted_by_name: str,
+    ) -> RoundRecord:
+        """Record a new pending round (numbered after the session's last); return it."""
+
+        def work() -> RoundRecord:
+            with self._db.conn:
+                row = self._one(
+                    "SELECT COALESCE(MAX(number), 0) FROM rounds WHERE session_id = ?",
+                    (session_id,),
+                )
+                number = (row[0] if row else 0) + 1
+                cursor = self._db.execute(
+                    "INSERT INTO rounds (session_id, parent_round_id, number, prompt, action, "
+                    "acted_by, acted_by_name, status, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+                    (
+                        session_id,
+                        parent_round_id,
+                        number,
+                        prompt,
+                        action,
+                        acted_by,
+                        acted_by_name,
+                        now_iso(),
+                    ),
+                )
+                self._db.execute(
+                    "UPDATE sessions SET updated_at = ? WHERE id = ?", (now_iso(), session_id)
+                )
+            return self._get_round(cursor.lastrowid)  # type: ignore[arg-type,return-value]
+
+        return await self._run(work)
+
+    def _get_round(self, round_id: int) -> RoundRecord | None:
+        return _round(self._one("SELECT * FROM rounds WHERE id = ?", (round_id,)))
+
+    async def get_round(self, round_id: int) -> RoundRecord | None:
+        """Return the round, or None if there is none with that id."""
+        return await self._run(self._get_round, round_id)
+
+    async def update_round(self, round_id: int, **values: Any) -> RoundRecord:
+        """Set the given columns of the round; return the updated round."""
+        allowed = {f.name for f in fields(RoundRecord)} - {"id", "session_id", "created_at"}
+        unknown = set(values) - allowed
+        if unknown:
+            raise ValueError(f"not round columns: {sorted(unknown)}")
+
+        def work() -> RoundRecord:
+            assignments = ", ".join(f"{name} = ?" for name in values)
+            params = [str(v) if isinstance(v, RoundStatus) else v for v in values.values()]
+            with self._db.conn:
+                self._db.execute(
+                    f"UPDATE rounds SET {assignments} WHERE id = ?", (*params, round_id)
+                )
+            return self._get_round(round_id)  # type: ignore[return-value]
+
+        return await self._run(work)
+
+    async def session_rounds(self, session_id: int) -> list[RoundRecord]:
+        """Return the session's rounds in order."""
+        rows = await self._run(
+            self._all, "SELECT * FROM rounds WHERE session_id = ? ORDER BY number", (session_id,)
+        )
+        return [_round(row) for row in rows]  # type: ignore[misc]
+
+    async def running_rounds(self) -> list[RoundRecord]:
+        """Return every round left pending, generating or critiquing."""
+        rows = await self._run(
+            self._all,
+            "SELECT * FROM rounds WHERE status IN ('pending', 'generating', 'critiquing') "
+            "ORDER BY id",
+        )
+        return [_round(row) for row in rows]  # type: ignore[misc]
+
+    # --- images ---------------------------------------------------------------------------
+
+    async def save_image(self, data: bytes, mime: str, width: int, height: int) -> ImageRecord:
+        """Persist the bytes (fsynced) and their row; return the record. Idempotent per content."""
+        return await self._run(self._save_image, data, mime, width, height)
+
+    def _save_image(self, data: bytes, mime: str, width: int, height: int) -> ImageRecord:
+        sha = hashlib.sha256(data).hexdigest()
+        existing = _record(ImageRecord, self._one("SELECT * FROM images WHERE sha256 = ?", (sha,)))
+        if existing is not None and (self._data_dir / existing.path).exists():
+            return existing
+        relative = Path("images") / sha[:2] / f"{sha}.{_EXTENSIONS.get(mime, 'bin')}"
+        target = self._data_dir / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_suffix(target.suffix + ".tmp")
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+        with self._db.conn:
+            self._db.execute(
+                "INSERT OR REPLACE INTO images (sha256, path, mime, width, height, size_bytes, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (sha, str(relative), mime, width, height, len(data), now_iso()),
+            )
+        return _record(ImageRecord, self._one("SELECT * FROM images WHERE sha256 = ?", (sha,)))  # type: ignore[return-value]
+
+    async def get_image(self, sha: str) -> ImageRecord | None:
+        """Return the image's record, or None."""
+        row = await self._run(self._one, "SELECT * FROM images WHERE sha256 = ?", (sha,))
+        return _record(ImageRecord, row)
+
+    async def read_image(self, sha: str) -> tuple[ImageRecord, bytes]:
+        """Return the image's record and bytes; raise LookupError if it is gone."""
+
+        def work() -> tuple[ImageRecord, bytes]:
+            record = _record(
+                ImageRecord, self._one("SELECT * FROM images WHERE sha256 = ?", (sha,))
+            )
+            if record is None:
+                raise LookupError(f"no image {sha}")
+            return record, (self._data_dir / record.path).read_bytes()
+
+        return await self._run(work)
+
+    # --- pending edits ------------------------------------------------------------------------
+
+    async def set_pending_edit(
+        self, chat_id: int, thread_id: int, user_id: int, round_id: int, prompt_message_id: int
+    ) -> None:
+        """Remember that the user's next message in this scope is an edit of the round."""
+        await self._run(
+            self._write,
+            "INSERT OR REPLACE INTO pending_edits (chat_id, thread_id, user_id, round_id, "
+            "prompt_message_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (chat_id, thread_id, user_id, round_id, prompt_message_id, now_iso()),
+        )
+
+    async def take_pending_edit(
+        self, chat_id: int, thread_id: int, user_id: int, prompt_message_id: int | None = None
+    ) -> PendingEdit | None:
+        """Remove and return the user's pending edit in this scope, if any.
+
+        With `prompt_message_id`, only an edit prompted by that message is taken.
+        """
+
+        def work() -> PendingEdit | None:
+            key: tuple[int, ...] = (chat_id, thread_id, user_id)
+            where = "chat_id = ? AND thread_id = ? AND user_id = ?"
+            if prompt_message_id is not None:
+                key += (prompt_message_id,)
+                where += " AND prompt_message_id = ?"
+            with self._db.conn:
+                row = self._one(f"SELECT * FROM pending_edits WHERE {where}", key)
+                self._db.execute(f"DELETE FROM pending_edits WHERE {where}", key)
+            return _record(PendingEdit, row)
+
+        return await self._run(work)
+
+    def _write(self, sql: str, params: tuple[Any, ...]) -> None:
+        with self._db.conn:
+            self._db.execute(sql, params)
+
+    # --- usage ------------------------------------------------------------------------------------
+
+    async def record_usage(
+        self, round_id: int, chat_id: int, user_id: int, kind: str, model: str, units: dict
+    ) -> None:
+        """Record one paid call (an image or a critique) and what it used."""
+        await self._run(
+            self._write,
+            "INSERT INTO usage (round_id, chat_id, user_id, kind, model, units, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (round_id, chat_id, user_id, kind, model, json.dumps(units), now_iso()),
+        )

@@ -1,0 +1,81 @@
+"""The callback-data codec and Telegram's length rules for captions and texts."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot import views
+from bot.backends.critique import Critique
+from bot.backends.errors import ContentBlocked
+from storage.records import RoundRecord, RoundStatus
+
+
+def make_round(**overrides: object) -> RoundRecord:
+    values: dict = dict(
+        id=7, session_id=1, parent_round_id=None, number=2, prompt="red saree", action="accept",
+        acted_by=5, acted_by_name="Ana", status=RoundStatus.DONE, error_kind=None, error=None,
+        image_sha="ab", critique=None, score=None, message_id=None,
+        created_at="2026-11-26T10:00:00.000+00:00", image_at=None, finished_at=None,
+        generate_ms=None, critique_ms=None,
+    )
+    values.update(overrides)
+    return RoundRecord(**values)
+
+
+@pytest.mark.parametrize("action", [views.ACCEPT, views.EDIT, views.STOP])
+def test_codec_round_trips(action: str) -> None:
+    data = views.encode_callback(action, 123456789012)
+    assert len(data.encode()) <= 64
+    assert views.decode_callback(data) == views.ButtonPress(action, 123456789012)
+
+
+@pytest.mark.parametrize(
+    "data",
+    ["", None, "x:1", "a:", "a:0", "a:-1", "a:1:2", "a:01", "accept:1", "a:" + "9" * 40,
+     "a:1 ", "ä:1", "a:１"],
+)
+def test_codec_rejects_forgeries(data: str | None) -> None:
+    assert views.decode_callback(data) is None
+
+
+def test_keyboard_first_row_words() -> None:
+    row = views.round_keyboard(99).inline_keyboard[0]
+    labels = [b.text for b in row]
+    assert "Accept" in labels[0] and "Edit" in labels[1] and "Stop" in labels[2]
+    assert [b.callback_data for b in row] == ["a:99", "e:99", "s:99"]
+
+
+def test_caption_fits_1024_even_with_huge_critique() -> None:
+    critique = Critique(
+        score=6,
+        strengths=["<b>&" * 100] * 5,
+        problems=["x" * 500] * 6,
+        revised_prompt="very long <prompt> & more " * 150,
+    )
+    caption = views.round_caption(make_round(), critique, group=True)
+    assert views.visible_length(caption) <= views.CAPTION_LIMIT
+    assert "6/10" in caption
+    assert "&lt;prompt&gt;" in caption  # escaped, so Telegram can parse it
+    assert "…" in caption
+
+
+def test_caption_without_critique_explains_the_error() -> None:
+    caption = views.round_caption(make_round(), None, ContentBlocked("critic"))
+    assert "blocked" in caption
+    assert "same prompt" in caption
+
+
+def test_visible_length_counts_entities_as_one() -> None:
+    assert views.visible_length("<b>a&amp;b</b>") == 3
+
+
+def test_edit_prompt_fits_4096() -> None:
+    text = views.edit_prompt_text(3, "<x>" * 3000, group=False)
+    assert views.visible_length(text) <= views.TEXT_LIMIT
+    assert text.count("<pre>") == 1
+
+
+def test_stop_caption_is_short_and_escaped() -> None:
+    caption = views.stop_caption(make_round(prompt="a <b> " * 400), 3)
+    assert views.visible_length(caption) <= views.CAPTION_LIMIT
+    assert "3 rounds" in caption and "&lt;b&gt;" in caption
