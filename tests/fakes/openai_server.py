@@ -1,0 +1,887 @@
+"""A fake OpenAI-compatible API (images + vision chat) that the real `openai` SDK can talk to.
+
+`FakeOpenAI` serves, under ``base_url = http://127.0.0.1:PORT/v1``:
+
+* ``POST /v1/images/generations`` (endpoint ``"images"``): JSON in, GPT-image-style
+  `ImagesResponse` out; every image is the cached test picture of the requested size with
+  the prompt embedded (`tests.fakes.pngs.prompt_of` reads it back).
+* ``POST /v1/images/edits`` (endpoint ``"edits"``): multipart in (``image`` or ``image[]``
+  files with an image content type, ``prompt``...), same reply; uploads are recorded.
+* ``POST /v1/chat/completions`` (endpoint ``"chat"``): a vision request with data-URL images
+  (each decoded and recorded as a `DecodedImage`) and optional ``response_format``; the
+  answer comes from queued replies (`queue_critique`, `queue_refusal`) or ``fake.critic``.
+
+Errors use the real ``{"error": {"message", "type", "param", "code"}}`` envelope, so the SDK
+raises its real exception classes; `OpenAIFault` builds the common ones for `fail_next`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import inspect
+import io
+import json
+import math
+import re
+import secrets
+import string
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+from aiohttp import web
+from PIL import Image, UnidentifiedImageError
+
+from tests.fakes.faults import RECORD, DecodedImage, FakeServer, Fault, RecordedRequest
+from tests.fakes.pngs import render_image, with_prompt
+
+__all__ = [
+    "DEFAULT_API_KEY",
+    "STANDARD_SIZES",
+    "FakeOpenAI",
+    "OpenAIFault",
+    "default_critic",
+    "openai_error",
+    "user_text",
+]
+
+DEFAULT_API_KEY = "sk-test-fake-key-123"
+API_KEYS_URL = "https://platform.openai.com/account/api-keys"
+
+STANDARD_SIZES = ("1024x1024", "1536x1024", "1024x1536")
+"""Sizes every GPT image model accepts (plus ``auto``)."""
+FIXED_SIZE_MODEL_PREFIXES = ("gpt-image-1", "dall-e")
+"""Models limited to `STANDARD_SIZES`; others accept any valid ``WxH`` (gpt-image-2 rules)."""
+MIN_PIXELS, MAX_PIXELS, MAX_EDGE = 655_360, 3840 * 2160, 3840
+QUALITIES = ("low", "medium", "high", "xhigh", "max", "auto", "standard", "hd")
+OUTPUT_FORMATS = ("png", "jpeg", "webp")
+EDIT_MIMETYPES = ("image/jpeg", "image/png", "image/webp")
+CHAT_IMAGE_MIMETYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+CONTENT_PART_TYPES = ("text", "image_url", "input_audio", "refusal", "audio", "file")
+MAX_IMAGE_PROMPT_CHARS = 32_000
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+
+_IMAGE_TOKENS_1024 = {"low": 272, "medium": 1056, "high": 4160, "xhigh": 6240, "max": 8320}
+_DATA_URL = re.compile(
+    r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^,;]*)*),(?P<data>.*)$", re.S
+)
+_SCHEMA_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_ID_ALPHABET = string.ascii_letters + string.digits
+
+Critic = Callable[[dict[str, Any]], dict[str, Any] | str | Awaitable[dict[str, Any] | str]]
+"""Turns a chat request body into the assistant content: a dict (JSON-dumped) or a raw str."""
+
+
+def openai_error(
+    message: str,
+    type: str = "invalid_request_error",
+    *,
+    param: str | None = None,
+    code: str | None = None,
+) -> dict[str, Any]:
+    """Build the real OpenAI error envelope."""
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+def mask_key(key: str) -> str:
+    """Mask an API key the way OpenAI's 401 message does (``sk-wro***-key``)."""
+    if len(key) <= 10:
+        return key[:3] + "***"
+    return f"{key[:6]}{'*' * max(3, len(key) - 10)}{key[-4:]}"
+
+
+class OpenAIFault(Fault):
+    """`Fault` constructors for the real OpenAI error shapes."""
+
+    @classmethod
+    def error(
+        cls,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        delay: float = 0.0,
+    ) -> Self:
+        """Any status with the real error envelope."""
+        body = openai_error(message, type, param=param, code=code)
+        return cls(status=status, body=body, headers=dict(headers or {}), delay=delay)
+
+    @classmethod
+    def moderation(cls) -> Self:
+        """400 ``moderation_blocked`` (image safety system) -> `openai.BadRequestError`."""
+        return cls.error(
+            400,
+            "Your request was rejected as a result of our safety system. Your request may "
+            "contain content that is not allowed by our safety system.",
+            type="image_generation_user_error",
+            code="moderation_blocked",
+        )
+
+    @classmethod
+    def bad_request(
+        cls, message: str, *, param: str | None = None, code: str | None = None
+    ) -> Self:
+        """400 ``invalid_request_error`` -> `openai.BadRequestError`."""
+        return cls.error(400, message, param=param, code=code)
+
+    @classmethod
+    def invalid_api_key(cls, key: str = "sk-wrong-key") -> Self:
+        """401 ``invalid_api_key`` -> `openai.AuthenticationError`."""
+        return cls.error(
+            401,
+            f"Incorrect API key provided: {mask_key(key)}. You can find your API key at "
+            f"{API_KEYS_URL}.",
+            code="invalid_api_key",
+        )
+
+    @classmethod
+    def payment_required(cls) -> Self:
+        """402 as self-hosted gateways send it -> plain `openai.APIStatusError` (not retried)."""
+        return cls.error(
+            402,
+            "Payment required: insufficient credits",
+            type="insufficient_quota",
+            code="insufficient_quota",
+        )
+
+    @classmethod
+    def unsupported_region(cls) -> Self:
+        """403 ``unsupported_country_region_territory`` -> `openai.PermissionDeniedError`."""
+        return cls.error(
+            403,
+            "Country, region, or territory not supported",
+            type="request_forbidden",
+            code="unsupported_country_region_territory",
+        )
+
+    @classmethod
+    def permission_denied(cls, model: str = "gpt-image-1") -> Self:
+        """403 organization-not-verified -> `openai.PermissionDeniedError`."""
+        return cls.error(
+            403,
+            f"Your organization must be verified to use the model `{model}`. Please go to: "
+            "https://platform.openai.com/settings/organization/general and click on Verify "
+            "Organization. If you just verified, it can take up to 15 minutes for access to "
+            "propagate.",
+        )
+
+    @classmethod
+    def rate_limit(cls, retry_after_ms: int | None = 5, *, retry_after: int | None = None) -> Self:
+        """429 ``rate_limit_exceeded`` -> `openai.RateLimitError` (the SDK retries it).
+
+        Sends ``retry-after-ms`` (if not None) and ``retry-after`` (seconds; defaults to
+        ``ceil(retry_after_ms / 1000)``). The SDK prefers ``retry-after-ms``.
+        """
+        headers: dict[str, str] = {}
+        if retry_after_ms is not None:
+            headers["retry-after-ms"] = str(retry_after_ms)
+            if retry_after is None:
+                retry_after = max(1, math.ceil(retry_after_ms / 1000))
+        if retry_after is not None:
+            headers["retry-after"] = str(retry_after)
+        wait = f"{retry_after_ms}ms" if retry_after_ms is not None else f"{retry_after}s"
+        return cls.error(
+            429,
+            "Rate limit reached for gpt-image-1 in organization org-fake on images per minute "
+            f"(IPM): Limit 5, Used 5, Requested 1. Please try again in {wait}. Visit "
+            "https://platform.openai.com/account/rate-limits to learn more.",
+            type="requests",
+            code="rate_limit_exceeded",
+            headers=headers,
+        )
+
+    @classmethod
+    def insufficient_quota(cls) -> Self:
+        """429 ``insufficient_quota`` -> `openai.RateLimitError` (the SDK retries it too)."""
+        return cls.error(
+            429,
+            "You exceeded your current quota, please check your plan and billing details. For "
+            "more information on this error, read the docs: "
+            "https://platform.openai.com/docs/guides/error-codes/api-errors.",
+            type="insufficient_quota",
+            code="insufficient_quota",
+        )
+
+    @classmethod
+    def server_error(cls) -> Self:
+        """500 ``server_error`` -> `openai.InternalServerError` (retried)."""
+        return cls.error(
+            500,
+            "The server had an error while processing your request. Sorry about that!",
+            type="server_error",
+        )
+
+    @classmethod
+    def service_unavailable(cls, retry_after: int | None = None) -> Self:
+        """503 overloaded -> `openai.InternalServerError` (retried)."""
+        headers = {"retry-after": str(retry_after)} if retry_after is not None else {}
+        return cls.error(
+            503,
+            "The server is overloaded or not ready yet.",
+            type="server_error",
+            headers=headers,
+        )
+
+
+@dataclass
+class _QueuedReply:
+    content: dict[str, Any] | str | None
+    finish_reason: str = "stop"
+    refusal: str | None = None
+
+
+def user_text(request: Mapping[str, Any]) -> str:
+    """All text of the user messages in a chat request, joined by newlines."""
+    texts: list[str] = []
+    for message in request.get("messages") or []:
+        if not isinstance(message, Mapping) or message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts.extend(
+                part["text"]
+                for part in content
+                if isinstance(part, Mapping)
+                and part.get("type") == "text"
+                and isinstance(part.get("text"), str)
+            )
+    return "\n".join(texts)
+
+
+def default_critic(request: dict[str, Any]) -> dict[str, Any]:
+    """Score rises with the number of earlier ``<critique `` blocks (5, 6, ... capped at 9).
+
+    The revised prompt is the text between ``<current_prompt>`` and ``</current_prompt>``
+    (fallback ``"a product photo"``) plus ``", softer studio lighting"``.
+    """
+    text = user_text(request)
+    match = re.search(r"<current_prompt>(.*?)</current_prompt>", text, re.S)
+    current = match.group(1).strip() if match and match.group(1).strip() else "a product photo"
+    earlier = text.count("<critique ")
+    return {
+        "score": min(5 + earlier, 9),
+        "strengths": ["clear product shot"],
+        "problems": ["lighting is flat", "background is busy"],
+        "revised_prompt": current + ", softer studio lighting",
+    }
+
+
+class _BadRequest(Exception):
+    """Raised by validators; becomes a 400 with the real error envelope."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        type: str = "invalid_request_error",
+    ) -> None:
+        super().__init__(message)
+        self.body = openai_error(message, type, param=param, code=code)
+
+
+def _strict_schema_problem(schema: Any, context: tuple[str, ...] = ()) -> str | None:
+    """Check the strict-mode rules OpenAI enforces on every object in a JSON schema."""
+    if not isinstance(schema, Mapping):
+        return None
+    where = f"In context={context!r}, "
+    if schema.get("type") == "object" or "properties" in schema:
+        if schema.get("additionalProperties") is not False:
+            return where + "'additionalProperties' is required to be supplied and to be false."
+        properties = schema.get("properties") or {}
+        required = schema.get("required") or []
+        missing = [name for name in properties if name not in required]
+        if missing:
+            return (
+                where + "'required' is required to be supplied and to be an array including "
+                f"every key in properties. Missing '{missing[0]}'."
+            )
+        for name, sub in properties.items():
+            if problem := _strict_schema_problem(sub, (*context, "properties", name)):
+                return problem
+    for key in ("items",):
+        if problem := _strict_schema_problem(schema.get(key), (*context, key)):
+            return problem
+    for key in ("anyOf", "allOf"):
+        for index, sub in enumerate(schema.get(key) or []):
+            if problem := _strict_schema_problem(sub, (*context, key, str(index))):
+                return problem
+    for key in ("$defs", "definitions"):
+        for name, sub in (schema.get(key) or {}).items():
+            if problem := _strict_schema_problem(sub, (*context, key, name)):
+                return problem
+    return None
+
+
+def _parse_size(size: str, model: str) -> tuple[int, int]:
+    """Validate an image ``size`` for ``model`` and return (width, height)."""
+    if size in STANDARD_SIZES:
+        width, height = (int(part) for part in size.split("x"))
+        return width, height
+    fixed = model.startswith(FIXED_SIZE_MODEL_PREFIXES)
+    match = re.fullmatch(r"(\d{2,5})x(\d{2,5})", size)
+    if not fixed and match:
+        width, height = int(match.group(1)), int(match.group(2))
+        if (
+            width % 16 == 0
+            and height % 16 == 0
+            and 1 / 3 <= width / height <= 3
+            and max(width, height) <= MAX_EDGE
+            and MIN_PIXELS <= width * height <= MAX_PIXELS
+        ):
+            return width, height
+    if fixed:
+        supported = "'1024x1024', '1024x1536', '1536x1024', and 'auto'"
+        raise _BadRequest(
+            f"Invalid value: '{size}'. Supported values are: {supported}.",
+            param="size",
+            code="invalid_value",
+        )
+    raise _BadRequest(
+        f"Invalid size '{size}'. Requested resolution must have both edges divisible by 16, "
+        f"an aspect ratio between 1:3 and 3:1, at most {MAX_EDGE} pixels per edge and between "
+        f"{MIN_PIXELS} and {MAX_PIXELS} total pixels.",
+        param="size",
+        code="invalid_value",
+    )
+
+
+def _check_choice(value: Any, name: str, choices: tuple[str, ...]) -> None:
+    if value is not None and value not in choices:
+        listed = ", ".join(f"'{choice}'" for choice in choices)
+        raise _BadRequest(
+            f"Invalid value: '{value}'. Supported values are: {listed}.",
+            param=name,
+            code="invalid_value",
+        )
+
+
+def _int_param(value: Any, name: str, low: int, high: int) -> int | None:
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise _BadRequest(
+            f"Invalid type for '{name}': expected an integer, but got {type(value).__name__} "
+            "instead.",
+            param=name,
+            code="invalid_type",
+        ) from None
+    if number < low:
+        raise _BadRequest(
+            f"Invalid '{name}': integer below minimum value. Expected a value >= {low}, but "
+            f"got {number} instead.",
+            param=name,
+            code="integer_below_min_value",
+        )
+    if number > high:
+        raise _BadRequest(
+            f"Invalid '{name}': integer above maximum value. Expected a value <= {high}, but "
+            f"got {number} instead.",
+            param=name,
+            code="integer_above_max_value",
+        )
+    return number
+
+
+class FakeOpenAI(FakeServer):
+    """Fake OpenAI images + chat API. Use ``async with FakeOpenAI() as fake`` or start/stop.
+
+    Attributes:
+        api_key: The only accepted bearer key.
+        image_latency: Seconds every images/edits reply waits (after validation).
+        chat_latency: Seconds every chat reply waits.
+        critic: Produces chat content when nothing is queued; see `Critic`.
+        require_vision: Reject chat requests without any image part (400), as a guard that
+            the bot really sends its draft.
+        requests: Every `RecordedRequest`, oldest first.
+    """
+
+    endpoints: ClassVar[tuple[str, ...]] = ("images", "edits", "chat")
+
+    def __init__(
+        self,
+        api_key: str = DEFAULT_API_KEY,
+        *,
+        image_latency: float = 0.0,
+        chat_latency: float = 0.0,
+        critic: Critic | None = None,
+        require_vision: bool = True,
+    ) -> None:
+        super().__init__()
+        self.api_key = api_key
+        self.image_latency = image_latency
+        self.chat_latency = chat_latency
+        self.critic: Critic = critic or default_critic
+        self.require_vision = require_vision
+        self._replies: deque[_QueuedReply] = deque()
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/v1``, ready for ``AsyncOpenAI(base_url=...)``."""
+        return self.root_url + "/v1"
+
+    # --- scripting ----------------------------------------------------------------------
+
+    def fail_next(self, endpoint: str, fault: Fault, count: int = 1) -> None:
+        """Answer the next ``count`` requests to ``endpoint`` (images/edits/chat) with ``fault``."""
+        if endpoint not in self.endpoints:
+            raise ValueError(f"unknown endpoint {endpoint!r}; use one of {self.endpoints}")
+        self.faults.push(endpoint, fault, count)
+
+    def queue_critique(
+        self, content: dict[str, Any] | str, count: int = 1, *, finish_reason: str = "stop"
+    ) -> None:
+        """Make the next ``count`` chat replies carry ``content`` (a dict is JSON-dumped)."""
+        self._replies.extend([_QueuedReply(content, finish_reason)] * count)
+
+    def queue_refusal(
+        self, message: str = "I'm sorry, I can't help with that.", count: int = 1
+    ) -> None:
+        """Make the next ``count`` chat replies a structured-outputs refusal (content null)."""
+        self._replies.extend([_QueuedReply(None, "stop", refusal=message)] * count)
+
+    @property
+    def chat_images(self) -> list[DecodedImage]:
+        """Every image decoded from chat requests, oldest first."""
+        return [image for record in self.requests_to("chat") for image in record.images]
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    def _setup_routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/images/generations", self._images, name="images")
+        app.router.add_post("/v1/images/edits", self._edits, name="edits")
+        app.router.add_post("/v1/chat/completions", self._chat, name="chat")
+        app.router.add_route("*", "/{tail:.*}", self._not_found, name="unknown")
+
+    def _headers(self, started: float | None = None) -> dict[str, str]:
+        elapsed = 0 if started is None else int((time.monotonic() - started) * 1000)
+        return {
+            "x-request-id": f"req_{uuid.uuid4().hex}",
+            "openai-processing-ms": str(elapsed),
+            "openai-version": "2020-10-01",
+        }
+
+    def _json(self, payload: Any, record: RecordedRequest, status: int = 200) -> web.Response:
+        return web.json_response(payload, status=status, headers=self._headers(record.started_at))
+
+    def _auth_error(self, request: web.Request, record: RecordedRequest) -> web.Response | None:
+        scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
+            body = openai_error(
+                "You didn't provide an API key. You need to provide your API key in an "
+                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), "
+                "or as the password field (with blank username) if you're accessing the API "
+                "from your browser and are prompted for a username and password. You can "
+                f"obtain an API key from {API_KEYS_URL}."
+            )
+            return self._json(body, record, 401)
+        if key != self.api_key:
+            fault = OpenAIFault.invalid_api_key(key)
+            return fault.to_response(self._headers(record.started_at))
+        return None
+
+    async def _prelude(
+        self, request: web.Request, *, multipart: bool
+    ) -> tuple[RecordedRequest, web.StreamResponse | None]:
+        """Record the body, then apply a queued fault and the auth check (in that order)."""
+        record = request[RECORD]
+        if multipart:
+            await self.read_multipart(request, record)
+        else:
+            raw = await request.read()
+            try:
+                record.json = json.loads(raw) if raw else None
+            except ValueError:
+                record.json = raw.decode("utf-8", "replace")
+        fault_response = await self.apply_fault(request, record.endpoint, self._headers())
+        if fault_response is not None:
+            return record, fault_response
+        return record, self._auth_error(request, record)
+
+    def _json_object(self, record: RecordedRequest) -> dict[str, Any]:
+        if not isinstance(record.json, dict):
+            raise _BadRequest(
+                "We could not parse the JSON body of your request. (HINT: This likely means "
+                "you aren't using your HTTP library correctly. The OpenAI API expects a JSON "
+                "payload, but what was sent was not valid JSON. If you have trouble figuring "
+                "out how to fix this, please contact us through our help center at "
+                "help.openai.com.)"
+            )
+        return record.json
+
+    async def _not_found(self, request: web.Request) -> web.Response:
+        record = request[RECORD]
+        body = openai_error(f"Invalid URL ({request.method} {request.path})")
+        return self._json(body, record, 404)
+
+    # --- images -------------------------------------------------------------------------
+
+    async def _image_reply(
+        self,
+        record: RecordedRequest,
+        params: Mapping[str, Any],
+        size: tuple[int, int],
+        input_images: int = 0,
+    ) -> web.Response:
+        prompt = str(params["prompt"])
+        fmt = params.get("output_format") or "png"
+        n = _int_param(params.get("n"), "n", 1, 10) or 1
+        quality = params.get("quality") or "auto"
+        quality = {"auto": "medium", "standard": "medium", "hd": "high"}.get(quality, quality)
+        width, height = size
+        # The first render of a size takes ~0.1 s: keep it off the shared event loop.
+        picture = await asyncio.to_thread(render_image, width, height, fmt)
+        if fmt in ("png", "jpeg"):
+            picture = with_prompt(picture, prompt)
+        b64 = base64.b64encode(picture).decode("ascii")
+        text_tokens = max(1, len(prompt) // 4)
+        image_in = 323 * input_images
+        image_out = round(_IMAGE_TOKENS_1024[quality] * width * height / 1024**2)
+        payload = {
+            "created": int(time.time()),
+            "data": [{"b64_json": b64} for _ in range(n)],
+            "background": "transparent" if params.get("background") == "transparent" else "opaque",
+            "output_format": fmt,
+            "quality": quality,
+            "size": f"{width}x{height}",
+            "usage": {
+                "input_tokens": text_tokens + image_in,
+                "input_tokens_details": {"image_tokens": image_in, "text_tokens": text_tokens},
+                "output_tokens": image_out * n,
+                "total_tokens": text_tokens + image_in + image_out * n,
+                "output_tokens_details": {"image_tokens": image_out * n, "text_tokens": 0},
+            },
+        }
+        return self._json(payload, record)
+
+    @staticmethod
+    def _check_image_params(params: Mapping[str, Any]) -> None:
+        prompt = params.get("prompt")
+        if prompt is None or prompt == "":
+            raise _BadRequest(
+                "Missing required parameter: 'prompt'.",
+                param="prompt",
+                code="missing_required_parameter",
+            )
+        if len(str(prompt)) > MAX_IMAGE_PROMPT_CHARS:
+            raise _BadRequest(
+                f"Invalid 'prompt': string too long. Expected a string with maximum length "
+                f"{MAX_IMAGE_PROMPT_CHARS}, but got a string with length {len(str(prompt))} "
+                "instead.",
+                param="prompt",
+                code="string_above_max_length",
+            )
+        _int_param(params.get("n"), "n", 1, 10)
+        _check_choice(params.get("quality"), "quality", QUALITIES)
+        _check_choice(params.get("output_format"), "output_format", OUTPUT_FORMATS)
+        _check_choice(params.get("background"), "background", ("transparent", "opaque", "auto"))
+
+    async def _images(self, request: web.Request) -> web.StreamResponse:
+        record, early = await self._prelude(request, multipart=False)
+        if early is not None:
+            return early
+        try:
+            params = self._json_object(record)
+            self._check_image_params(params)
+            _check_choice(params.get("moderation"), "moderation", ("low", "auto"))
+            size_param = params.get("size") or "auto"
+            model = str(params.get("model") or "gpt-image-1")
+            size = (1024, 1024) if size_param == "auto" else _parse_size(size_param, model)
+        except _BadRequest as exc:
+            return self._json(exc.body, record, 400)
+        await self.sleep(self.image_latency)
+        return await self._image_reply(record, params, size)
+
+    async def _edits(self, request: web.Request) -> web.StreamResponse:
+        record, early = await self._prelude(request, multipart=True)
+        if early is not None:
+            return early
+        try:
+            if not record.files and not record.form:
+                raise _BadRequest(
+                    "Invalid Content-Type header (application/json), expected "
+                    "multipart/form-data. (HINT: If you're using curl, you can pass -F "
+                    "'key=value' to send multipart/form-data.)"
+                )
+            params: dict[str, Any] = {name: self.form_value(record, name) for name in record.form}
+            self._check_image_params(params)
+            _check_choice(params.get("input_fidelity"), "input_fidelity", ("high", "low"))
+            uploads = self._edit_uploads(record)
+            record.images.extend(uploads)
+            size_param = params.get("size") or "auto"
+            model = str(params.get("model") or "gpt-image-1")
+            if size_param == "auto":
+                first = uploads[0]
+                size = (
+                    (1536, 1024)
+                    if first.width > first.height * 1.2
+                    else (1024, 1536)
+                    if first.height > first.width * 1.2
+                    else (1024, 1024)
+                )
+            else:
+                size = _parse_size(size_param, model)
+        except _BadRequest as exc:
+            return self._json(exc.body, record, 400)
+        await self.sleep(self.image_latency)
+        return await self._image_reply(record, params, size, input_images=len(uploads))
+
+    @staticmethod
+    def _edit_uploads(record: RecordedRequest) -> list[DecodedImage]:
+        """Check the uploaded ``image``/``image[]`` files like the real API and decode them."""
+        names = [name for name in ("image", "image[]") if name in record.files]
+        if not names:
+            raise _BadRequest(
+                "Missing required parameter: 'image'.",
+                param="image",
+                code="missing_required_parameter",
+            )
+        decoded: list[DecodedImage] = []
+        for name in names:
+            for blob, mime in zip(record.files[name], record.file_types[name], strict=True):
+                field = name.removesuffix("[]")
+                if not mime:
+                    raise _BadRequest(
+                        f"Invalid file '{field}': failed to determine mimetype. Ensure you are "
+                        "providing the file's mimetype as part of the 'Content-Type' header.",
+                        param=field,
+                        code="missing_file_mimetype",
+                    )
+                if mime not in EDIT_MIMETYPES:
+                    raise _BadRequest(
+                        f"Invalid file '{field}': unsupported mimetype ('{mime}'). Supported "
+                        "file formats are 'image/jpeg', 'image/png', and 'image/webp'.",
+                        param=field,
+                        code="unsupported_file_mimetype",
+                    )
+                if len(blob) > MAX_UPLOAD_BYTES:
+                    raise _BadRequest(
+                        f"Invalid file '{field}': file too large. Maximum size is 50MB.",
+                        param=field,
+                        code="file_too_large",
+                    )
+                try:
+                    with Image.open(io.BytesIO(blob)) as image:
+                        image.load()
+                        decoded.append(
+                            DecodedImage(mime, image.format or "", len(blob), *image.size)
+                        )
+                except (UnidentifiedImageError, OSError, ValueError):
+                    raise _BadRequest(
+                        f"Invalid image file or mode for image {len(decoded) + 1}, please "
+                        "check your image file.",
+                        param=field,
+                        code="invalid_image_file",
+                    ) from None
+        return decoded
+
+    # --- chat ---------------------------------------------------------------------------
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        record, early = await self._prelude(request, multipart=False)
+        if early is not None:
+            return early
+        try:
+            body = self._json_object(record)
+            self._check_chat(body, record)
+        except _BadRequest as exc:
+            return self._json(exc.body, record, 400)
+        await self.sleep(self.chat_latency)
+        reply = await self._next_reply(body)
+        return self._json(self._completion(body, record, reply), record)
+
+    def _check_chat(self, body: Mapping[str, Any], record: RecordedRequest) -> None:
+        for name in ("model", "messages"):
+            if not body.get(name):
+                raise _BadRequest(
+                    f"Missing required parameter: '{name}'.",
+                    param=name,
+                    code="missing_required_parameter",
+                )
+        messages = body["messages"]
+        if not isinstance(messages, list):
+            raise _BadRequest(
+                "Invalid type for 'messages': expected an array, but got an object instead.",
+                param="messages",
+                code="invalid_type",
+            )
+        for m_index, message in enumerate(messages):
+            content = message.get("content") if isinstance(message, Mapping) else None
+            if not isinstance(content, list):
+                continue
+            for p_index, part in enumerate(content):
+                where = f"messages[{m_index}].content[{p_index}]"
+                kind = part.get("type") if isinstance(part, Mapping) else None
+                if kind is None:
+                    raise _BadRequest(
+                        f"Missing required parameter: '{where}.type'.",
+                        param=f"{where}.type",
+                        code="missing_required_parameter",
+                    )
+                _check_choice(kind, f"{where}.type", CONTENT_PART_TYPES)
+                if kind == "image_url":
+                    record.images.append(self._decode_image_part(part, where))
+        if self.require_vision and not record.images:
+            raise _BadRequest(
+                "FakeOpenAI: expected a vision request with at least one image_url part.",
+                param="messages",
+                code="fake_expected_vision_request",
+            )
+        self._check_response_format(body.get("response_format"))
+
+    @staticmethod
+    def _decode_image_part(part: Mapping[str, Any], where: str) -> DecodedImage:
+        image_url = part.get("image_url")
+        url = image_url.get("url") if isinstance(image_url, Mapping) else None
+        if not isinstance(url, str):
+            raise _BadRequest(
+                f"Missing required parameter: '{where}.image_url.url'.",
+                param=f"{where}.image_url.url",
+                code="missing_required_parameter",
+            )
+        detail = image_url.get("detail") if isinstance(image_url, Mapping) else None
+        _check_choice(detail, f"{where}.image_url.detail", ("low", "high", "auto"))
+        match = _DATA_URL.match(url)
+        if match is None:
+            raise _BadRequest(
+                f"Error while downloading {url[:200]}.",
+                param="url",
+                code="invalid_image_url",
+            )
+        mime = match.group("mime") or ""
+        unsupported = _BadRequest(
+            "You uploaded an unsupported image. Please make sure your image has of one the "
+            "following formats: ['png', 'jpeg', 'gif', 'webp'].",
+            code="invalid_image_format",
+        )
+        if mime not in CHAT_IMAGE_MIMETYPES or ";base64" not in match.group("params"):
+            raise unsupported
+        try:
+            blob = base64.b64decode(match.group("data"), validate=True)
+            with Image.open(io.BytesIO(blob)) as image:
+                image.load()
+                return DecodedImage(mime, image.format or "", len(blob), *image.size, detail)
+        except (binascii.Error, UnidentifiedImageError, OSError, ValueError):
+            raise _BadRequest(
+                "Invalid image data. Please make sure the image is valid base64-encoded "
+                "image data.",
+                code="invalid_image_format",
+            ) from None
+
+    @staticmethod
+    def _check_response_format(response_format: Any) -> None:
+        if response_format is None:
+            return
+        if not isinstance(response_format, Mapping):
+            raise _BadRequest(
+                "Invalid type for 'response_format': expected an object.",
+                param="response_format",
+                code="invalid_type",
+            )
+        kind = response_format.get("type")
+        _check_choice(kind, "response_format.type", ("text", "json_object", "json_schema"))
+        if kind != "json_schema":
+            return
+        spec = response_format.get("json_schema")
+        if not isinstance(spec, Mapping):
+            raise _BadRequest(
+                "Missing required parameter: 'response_format.json_schema'.",
+                param="response_format.json_schema",
+                code="missing_required_parameter",
+            )
+        name = spec.get("name")
+        if not isinstance(name, str) or not name:
+            raise _BadRequest(
+                "Missing required parameter: 'response_format.json_schema.name'.",
+                param="response_format.json_schema.name",
+                code="missing_required_parameter",
+            )
+        if not _SCHEMA_NAME.match(name):
+            raise _BadRequest(
+                "Invalid 'response_format.json_schema.name': string does not match pattern. "
+                "Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.",
+                param="response_format.json_schema.name",
+                code="invalid_value",
+            )
+        schema = spec.get("schema")
+        if schema is not None and not isinstance(schema, Mapping):
+            raise _BadRequest(
+                "Invalid type for 'response_format.json_schema.schema': expected an object.",
+                param="response_format.json_schema.schema",
+                code="invalid_type",
+            )
+        if spec.get("strict") and (problem := _strict_schema_problem(schema)):
+            raise _BadRequest(
+                f"Invalid schema for response_format '{name}': {problem}",
+                param="response_format",
+                code="invalid_json_schema",
+            )
+
+    async def _next_reply(self, body: dict[str, Any]) -> _QueuedReply:
+        if self._replies:
+            return self._replies.popleft()
+        content = self.critic(body)
+        if inspect.isawaitable(content):
+            content = await content
+        return _QueuedReply(content)
+
+    def _completion(
+        self, body: Mapping[str, Any], record: RecordedRequest, reply: _QueuedReply
+    ) -> dict[str, Any]:
+        content = reply.content
+        text = json.dumps(content) if isinstance(content, dict) else content
+        finish_reason = reply.finish_reason
+        completion_tokens = max(1, len(text or reply.refusal or "") // 4)
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        if isinstance(limit, int) and text is not None and completion_tokens > limit:
+            text, completion_tokens, finish_reason = text[: limit * 4], limit, "length"
+        prompt_text_tokens = max(1, len(user_text(body)) // 4)
+        image_tokens = 255 * len(record.images)
+        prompt_tokens = prompt_text_tokens + image_tokens
+        return {
+            "id": "chatcmpl-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(29)),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": text,
+                        "refusal": reply.refusal,
+                        "annotations": [],
+                    },
+                    "logprobs": None,
+                    "finish_reason": finish_reason,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                "completion_tokens_details": {
+                    "reasoning_tokens": 0,
+                    "audio_tokens": 0,
+                    "accepted_prediction_tokens": 0,
+                    "rejected_prediction_tokens": 0,
+                },
+            },
+            "service_tier": "default",
+            "system_fingerprint": "fp_fake0openai",
+        }

@@ -1,0 +1,41 @@
+"""Small waits on the Telegram fake that read like what a user sees."""
+
+from __future__ import annotations
+
+from tests.fakes.telegram_server import BotMessage, FakeTelegram
+
+
+async def next_round(telegram: FakeTelegram, chat: dict, after: int = 0) -> BotMessage:
+    """Wait for a round photo (with its Accept/Edit/Stop keyboard) newer than message `after`."""
+
+    def finished_round() -> BotMessage | None:
+        for message in telegram.messages(chat["id"], include_deleted=False):
+            if message.message_id > after and message.photo is not None and message.buttons:
+                return message
+        return None
+
+    return await telegram.wait_for(finished_round, timeout=15)
+
+
+async def next_text(
+    telegram: FakeTelegram, chat: dict, contains: str, after: int = 0
+) -> BotMessage:
+    """Wait for a bot text message containing `contains` (in its visible text), newer than `after`."""
+
+    def match() -> BotMessage | None:
+        for message in telegram.messages(chat["id"], include_deleted=False):
+            if (
+                message.message_id > after
+                and message.text is not None
+                and contains.lower() in message.plain.lower()
+            ):
+                return message
+        return None
+
+    return await telegram.wait_for(match, timeout=15)
+
+
+async def toast(telegram: FakeTelegram, query_id: str) -> str:
+    """Wait for the answer to a button press; return its text ('' when answered silently)."""
+    answer = await telegram.wait_for(lambda: telegram.callback_answers.get(query_id), timeout=15)
+    return answer.get("text") or ""

@@ -1,0 +1,129 @@
+"""End to end: the real Application against the fakes, as a shop owner would use it."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from bot.backends.critique import Critique
+from storage.records import RoundStatus, SessionStatus
+from storage.store import Store
+from tests.fakes.pngs import prompt_of
+from tests.helpers import next_round, next_text, toast
+
+BRIEF = "black-purple Banarasi saree, gold jewellery, plain backdrop"
+SUGGESTION_SUFFIX = ", softer studio lighting"  # what the fake critic appends
+
+
+def generated_prompts(openai_fake, stability_fake, backend: str) -> list[str]:
+    if backend == "openai":
+        return [r.json["prompt"] for r in openai_fake.requests_to("images") if r.status == 200]
+    return [r.form["prompt"] for r in stability_fake.requests if r.status == 200]
+
+
+@pytest.mark.parametrize("backend", ["openai", "stability"])
+async def test_accept_edit_stop_then_history(
+    backend, telegram, openai_fake, stability_fake, bots, make_settings, ana, ana_chat, data_dir
+) -> None:
+    await bots.start(make_settings(image_backend=backend))
+    chat_id = ana_chat["id"]
+
+    # A plain message in a private chat is a brief: progress, then the photo, then the critique.
+    telegram.user_sends_text(ana_chat, ana, BRIEF)
+    round1 = await next_round(telegram, ana_chat)
+    assert "Round 1" in round1.plain and "/10" in round1.plain
+    assert "Suggested next prompt" in round1.plain
+    assert [label for label in round1.buttons[0]] == ["✅ Accept", "✏️ Edit", "⏹ Stop"]
+    assert any(action == "upload_photo" for c, action, _ in telegram.chat_actions if c == chat_id)
+    status = telegram.messages(chat_id)[0]
+    assert status.text and "generating" in status.text and status.deleted
+    assert prompt_of(round1.photo) == BRIEF
+
+    # The critic saw a downscaled JPEG, not the raw image, and the brief.
+    [critic_image] = openai_fake.chat_images
+    assert critic_image.mime == "image/jpeg" and max(critic_image.width, critic_image.height) <= 768
+
+    # Accept: the next round is drawn from the suggested revision.
+    query = telegram.user_presses(ana_chat, ana, round1, "Accept")
+    assert "round 2" in (await toast(telegram, query)).lower()
+    round2 = await next_round(telegram, ana_chat, after=round1.message_id)
+    assert "Round 2" in round2.plain
+    assert generated_prompts(openai_fake, stability_fake, backend)[-1] == BRIEF + SUGGESTION_SUFFIX
+
+    # Edit: the bot offers the suggestion to copy; the next message is the prompt.
+    telegram.user_presses(ana_chat, ana, round2, "Edit")
+    ask = await next_text(telegram, ana_chat, "Send your own prompt", after=round2.message_id)
+    assert "<pre>" in ask.text and BRIEF + SUGGESTION_SUFFIX * 2 in ask.plain
+    own = "black-purple Banarasi saree on white marble, gold jewellery, morning light"
+    telegram.user_sends_text(ana_chat, ana, own)
+    round3 = await next_round(telegram, ana_chat, after=ask.message_id)
+    assert generated_prompts(openai_fake, stability_fake, backend)[-1] == own
+    assert prompt_of(round3.photo) == own
+
+    # Stop: the full-resolution original as a document, keyboard gone, one-line summary.
+    query = telegram.user_presses(ana_chat, ana, round3, "Stop")
+    await toast(telegram, query)
+    final = await telegram.wait_for(
+        lambda: next((m for m in telegram.messages(chat_id) if m.document), None)
+    )
+    assert prompt_of(final.document) == own
+    assert Image.open(io.BytesIO(final.document)).size == Image.open(io.BytesIO(round3.photo)).size
+    assert "3 rounds" in final.plain and own in final.plain
+    await telegram.wait_for(lambda: telegram.message(chat_id, round3.message_id).reply_markup is None)
+
+    # Buttons of a stopped session say so, and start nothing.
+    images_before = len(generated_prompts(openai_fake, stability_fake, backend))
+    query = telegram.user_presses(ana_chat, ana, round1, "Accept")
+    assert "ended" in await toast(telegram, query)
+
+    # /history lists the session and its rounds.
+    telegram.user_sends_text(ana_chat, ana, "/history")
+    history = await next_text(telegram, ana_chat, "Session", after=final.message_id)
+    for expected in ("stopped", "3 rounds", "R1", "R2", "R3", "best"):
+        assert expected in history.plain
+    assert len(generated_prompts(openai_fake, stability_fake, backend)) == images_before
+
+    # Everything is in SQLite: rounds with prompts, critiques, scores, message ids, timings.
+    store = await Store.open(data_dir / "refinebot.db")
+    [summary] = await store.chat_sessions(chat_id, 0)
+    assert summary.session.status is SessionStatus.STOPPED
+    rounds = await store.session_rounds(summary.session.id)
+    assert [r.action for r in rounds] == ["brief", "accept", "edit"]
+    assert [r.parent_round_id for r in rounds] == [None, rounds[0].id, rounds[1].id]
+    assert summary.session.chosen_round_id == rounds[2].id
+    for r in rounds:
+        assert r.status is RoundStatus.DONE and r.image_sha and r.message_id
+        assert Critique.model_validate_json(r.critique).score == r.score
+        assert r.generate_ms is not None and r.critique_ms is not None
+    await store.close()
+
+
+async def test_older_round_buttons_continue_from_that_round(
+    telegram, openai_fake, bot, ana, ana_chat
+) -> None:
+    telegram.user_sends_text(ana_chat, ana, "/new white ceramic mug")
+    round1 = await next_round(telegram, ana_chat)
+    telegram.user_presses(ana_chat, ana, round1, "Accept")
+    round2 = await next_round(telegram, ana_chat, after=round1.message_id)
+    telegram.user_presses(ana_chat, ana, round1, "Accept")  # back to round 1's suggestion
+    round3 = await next_round(telegram, ana_chat, after=round2.message_id)
+    prompts = [r.json["prompt"] for r in openai_fake.requests_to("images")]
+    assert prompts == ["white ceramic mug", *["white ceramic mug" + SUGGESTION_SUFFIX] * 2]
+    assert "Round 3" in round3.plain
+
+
+async def test_critic_gets_earlier_critiques_of_the_session(
+    telegram, openai_fake, bot, ana, ana_chat
+) -> None:
+    telegram.user_sends_text(ana_chat, ana, "leather wallet")
+    round1 = await next_round(telegram, ana_chat)
+    telegram.user_presses(ana_chat, ana, round1, "Accept")
+    await next_round(telegram, ana_chat, after=round1.message_id)
+    first, second = openai_fake.requests_to("chat")
+    assert "<critique " not in str(first.json)
+    assert '<critique round=\\"1\\"' in str(second.json) or '<critique round="1"' in str(
+        second.json
+    )
+    assert "<brief>leather wallet</brief>" in str(second.json)
