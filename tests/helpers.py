@@ -20,7 +20,7 @@ async def next_round(telegram: FakeTelegram, chat: dict, after: int = 0) -> BotM
 async def next_text(
     telegram: FakeTelegram, chat: dict, contains: str, after: int = 0
 ) -> BotMessage:
-    """Wait for a bot text message containing `contains` (in its visible text), newer than `after`."""
+    """Wait for a bot text message whose visible text contains `contains`, newer than `after`."""
 
     def match() -> BotMessage | None:
         for message in telegram.messages(chat["id"], include_deleted=False):

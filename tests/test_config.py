@@ -42,7 +42,9 @@ def test_id_lists_and_star(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_dotenv_is_read_and_environment_wins(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    (tmp_path / ".env").write_text("TELEGRAM_BOT_TOKEN=1:fromfile\nOPENAI_API_KEY=k\nLOG_LEVEL=debug\n")
+    (tmp_path / ".env").write_text(
+        "TELEGRAM_BOT_TOKEN=1:fromfile\nOPENAI_API_KEY=k\nLOG_LEVEL=debug\n"
+    )
     assert Settings().telegram_bot_token.get_secret_value() == "1:fromfile"
     assert Settings().log_level == "DEBUG"
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "2:fromenv")

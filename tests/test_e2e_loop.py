@@ -71,7 +71,9 @@ async def test_accept_edit_stop_then_history(
     assert prompt_of(final.document) == own
     assert Image.open(io.BytesIO(final.document)).size == Image.open(io.BytesIO(round3.photo)).size
     assert "3 rounds" in final.plain and own in final.plain
-    await telegram.wait_for(lambda: telegram.message(chat_id, round3.message_id).reply_markup is None)
+    await telegram.wait_for(
+        lambda: telegram.message(chat_id, round3.message_id).reply_markup is None
+    )
 
     # Buttons of a stopped session say so, and start nothing.
     images_before = len(generated_prompts(openai_fake, stability_fake, backend))

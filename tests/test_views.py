@@ -12,11 +12,26 @@ from storage.records import RoundRecord, RoundStatus
 
 def make_round(**overrides: object) -> RoundRecord:
     values: dict = dict(
-        id=7, session_id=1, parent_round_id=None, number=2, prompt="red saree", action="accept",
-        acted_by=5, acted_by_name="Ana", status=RoundStatus.DONE, error_kind=None, error=None,
-        image_sha="ab", critique=None, score=None, message_id=None,
-        created_at="2026-11-26T10:00:00.000+00:00", image_at=None, finished_at=None,
-        generate_ms=None, critique_ms=None,
+        id=7,
+        session_id=1,
+        parent_round_id=None,
+        number=2,
+        prompt="red saree",
+        action="accept",
+        acted_by=5,
+        acted_by_name="Ana",
+        status=RoundStatus.DONE,
+        error_kind=None,
+        error=None,
+        image_sha="ab",
+        critique=None,
+        score=None,
+        message_id=None,
+        created_at="2026-11-26T10:00:00.000+00:00",
+        image_at=None,
+        finished_at=None,
+        generate_ms=None,
+        critique_ms=None,
     )
     values.update(overrides)
     return RoundRecord(**values)
@@ -31,8 +46,21 @@ def test_codec_round_trips(action: str) -> None:
 
 @pytest.mark.parametrize(
     "data",
-    ["", None, "x:1", "a:", "a:0", "a:-1", "a:1:2", "a:01", "accept:1", "a:" + "9" * 40,
-     "a:1 ", "ä:1", "a:１"],
+    [
+        "",
+        None,
+        "x:1",
+        "a:",
+        "a:0",
+        "a:-1",
+        "a:1:2",
+        "a:01",
+        "accept:1",
+        "a:" + "9" * 40,
+        "a:1 ",
+        "ä:1",
+        "a:１",
+    ],
 )
 def test_codec_rejects_forgeries(data: str | None) -> None:
     assert views.decode_callback(data) is None

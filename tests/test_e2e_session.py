@@ -1,0 +1,162 @@
+"""Restarts, concurrency, cancel, access and bad input, through the real Application."""
+
+from __future__ import annotations
+
+import asyncio
+
+from storage.records import RoundStatus
+from storage.store import Store
+from tests.conftest import BOB_ID
+from tests.helpers import next_round, next_text, toast
+
+
+async def test_restart_keeps_every_round_and_old_buttons_work(
+    telegram, openai_fake, bots, make_settings, ana, ana_chat
+) -> None:
+    first = await bots.start(make_settings())
+    telegram.user_sends_text(ana_chat, ana, "/new walnut side table")
+    round1 = await next_round(telegram, ana_chat)
+    telegram.user_presses(ana_chat, ana, round1, "Accept")
+    round2 = await next_round(telegram, ana_chat, after=round1.message_id)
+    await bots.stop(first)
+
+    await bots.start(make_settings())
+    telegram.user_presses(ana_chat, ana, round1, "Edit")  # a button from before the restart
+    ask = await next_text(telegram, ana_chat, "Send your own prompt", after=round2.message_id)
+    telegram.user_sends_text(ana_chat, ana, "walnut side table, brass legs")
+    round3 = await next_round(telegram, ana_chat, after=ask.message_id)
+    assert "Round 3" in round3.plain
+    telegram.user_sends_text(ana_chat, ana, "/history")
+    history = await next_text(telegram, ana_chat, "Session", after=round3.message_id)
+    assert "3 rounds" in history.plain and "brass legs" in history.plain
+
+
+async def test_double_press_starts_one_round(
+    telegram, openai_fake, bot, ana, ana_chat, data_dir
+) -> None:
+    telegram.user_sends_text(ana_chat, ana, "/new espresso cup")
+    round1 = await next_round(telegram, ana_chat)
+    openai_fake.image_latency = 0.5
+    telegram.user_presses(ana_chat, ana, round1, "Accept")
+    await telegram.wait_for(lambda: len(openai_fake.requests_to("images")) == 2)
+    second = telegram.user_presses(ana_chat, ana, round1, "Accept")
+    assert "already working" in (await toast(telegram, second)).lower()
+    stop = telegram.user_presses(ana_chat, ana, round1, "Stop")
+    assert "already working" in (await toast(telegram, stop)).lower()
+    await next_round(telegram, ana_chat, after=round1.message_id)
+    assert len(openai_fake.requests_to("images")) == 2
+
+
+async def test_a_slow_round_never_delays_another_chat(
+    telegram, openai_fake, bot, ana, ana_chat
+) -> None:
+    bob = telegram.make_user(BOB_ID, "Bob")
+    bob_chat = telegram.private_chat(bob)
+    openai_fake.image_latency = 1.5
+    telegram.user_sends_text(ana_chat, ana, "/new marble chess set")
+    await telegram.wait_for(lambda: openai_fake.requests_to("images"))
+    telegram.user_sends_text(bob_chat, bob, "/help")  # Bob is not allowed: he gets an answer
+    denied = await next_text(
+        telegram,
+        bob_chat,
+        "your telegram user id",
+    )
+    assert str(BOB_ID) in denied.plain
+    assert telegram.messages(ana_chat["id"])[-1].photo is None  # Ana's round still running
+
+
+async def test_cancel_stops_a_running_round(
+    telegram, openai_fake, bot, ana, ana_chat, data_dir
+) -> None:
+    openai_fake.image_latency = 3
+    telegram.user_sends_text(ana_chat, ana, "/new silk scarf")
+    await next_text(telegram, ana_chat, "generating")
+    telegram.user_sends_text(ana_chat, ana, "/cancel")
+    await next_text(telegram, ana_chat, "cancelled")
+    store = await Store.open(data_dir / "refinebot.db")
+    [summary] = await store.chat_sessions(ana_chat["id"], 0)
+    [round] = await store.session_rounds(summary.session.id)
+    assert round.status is RoundStatus.CANCELLED
+    await store.close()
+    openai_fake.image_latency = 0
+    telegram.user_sends_text(ana_chat, ana, "/cancel")
+    await next_text(telegram, ana_chat, "Nothing is running")
+    telegram.user_sends_text(ana_chat, ana, "/new silk scarf, folded")
+    await next_round(telegram, ana_chat)
+
+
+async def test_strangers_get_their_id_and_nothing_is_generated(
+    telegram, openai_fake, bot, ana, ana_chat
+) -> None:
+    telegram.user_sends_text(ana_chat, ana, "/new tote bag")
+    round1 = await next_round(telegram, ana_chat)
+    mallory = telegram.make_user(666, "Mallory")
+    mallory_chat = telegram.private_chat(mallory)
+    telegram.user_sends_text(mallory_chat, mallory, "/new free images please")
+    denied = await next_text(telegram, mallory_chat, "ALLOWED_USER_IDS")
+    assert "666" in denied.plain
+    # Mallory presses Ana's button with forged data for Ana's round: refused, nothing drawn.
+    query = telegram.user_presses_data(mallory_chat, mallory, denied, f"a:{round1.message_id}")
+    assert "not allowed" in await toast(telegram, query)
+    assert len(openai_fake.requests_to("images")) == 1
+
+
+async def test_allowed_users_and_chats(
+    telegram, openai_fake, bots, make_settings, ana, ana_chat
+) -> None:
+    await bots.start(make_settings(admin_user_ids="", allowed_user_ids=str(BOB_ID)))
+    bob = telegram.make_user(BOB_ID, "Bob")
+    telegram.user_sends_text(telegram.private_chat(bob), bob, "/new tote bag")
+    await next_round(telegram, telegram.private_chat(bob))
+    telegram.user_sends_text(ana_chat, ana, "/new tote bag")
+    await next_text(telegram, ana_chat, "ALLOWED_USER_IDS")
+
+
+async def test_bad_input_gets_friendly_answers(telegram, openai_fake, bot, ana, ana_chat) -> None:
+    cases = [
+        ("/new", "Tell me what to draw"),
+        ("/new    ", "Tell me what to draw"),
+        ("x" * 4000, "under 2,000 characters"),
+        ("/new " + "y" * 3000, "under 2,000 characters"),
+    ]
+    for text, expected in cases:
+        last = telegram.last_message(ana_chat["id"])
+        telegram.user_sends_text(ana_chat, ana, text)
+        await next_text(telegram, ana_chat, expected, after=last.message_id if last else 0)
+    assert openai_fake.requests_to("images") == []
+
+    for data in ("a:999999", "garbage", "s:0", "e:" + "9" * 30):
+        last = telegram.last_message(ana_chat["id"])
+        query = telegram.user_presses_data(ana_chat, ana, last, data)
+        assert await toast(telegram, query)
+    telegram.user_sends_photo(ana_chat, ana, telegram_png())
+    await next_text(telegram, ana_chat, "can't start from a photo yet")
+
+    # Briefs with markup characters, emoji and right-to-left text go through untouched.
+    brief = 'Saree <b>"50% off"</b> & gold 💛 — ساري حريري'
+    telegram.user_sends_text(ana_chat, ana, brief)
+    round1 = await next_round(telegram, ana_chat)
+    assert openai_fake.requests_to("images")[-1].json["prompt"] == brief
+    assert "Round 1" in round1.plain
+
+
+async def test_another_chats_round_is_not_available(
+    telegram, openai_fake, bots, make_settings, ana, ana_chat
+) -> None:
+    await bots.start(make_settings(allowed_user_ids=str(BOB_ID)))
+    telegram.user_sends_text(ana_chat, ana, "/new tote bag")
+    await next_round(telegram, ana_chat)
+    bob = telegram.make_user(BOB_ID, "Bob")
+    bob_chat = telegram.private_chat(bob)
+    telegram.user_sends_text(bob_chat, bob, "/help")
+    help_message = await next_text(telegram, bob_chat, "refinebot")
+    query = telegram.user_presses_data(bob_chat, bob, help_message, "a:1")  # Ana's round 1
+    assert "isn't available" in await toast(telegram, query)
+    await asyncio.sleep(0.2)
+    assert len(openai_fake.requests_to("images")) == 1
+
+
+def telegram_png() -> bytes:
+    from tests.fakes.pngs import solid_png
+
+    return solid_png(64, 64)

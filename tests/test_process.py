@@ -1,0 +1,99 @@
+"""`python -m bot` as a real process: configured only by environment keys, pointed at the fakes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from tests.conftest import ANA_ID
+from tests.helpers import next_round, next_text
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bot_environment(telegram, openai_fake, data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TELEGRAM_"))}
+    env.update(
+        TELEGRAM_BOT_TOKEN=telegram.token,
+        TELEGRAM_API_BASE_URL=telegram.base_url,
+        TELEGRAM_FILE_BASE_URL=telegram.base_file_url,
+        OPENAI_API_KEY=openai_fake.api_key,
+        OPENAI_BASE_URL=openai_fake.base_url,
+        DATABASE_PATH=str(data_dir / "refinebot.db"),
+        ADMIN_USER_IDS=str(ANA_ID),
+        LOG_LEVEL="DEBUG",
+    )
+    env.update(extra)
+    return env
+
+
+async def start_bot(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        env={**env, "PYTHONPATH": str(ROOT)},
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def stop_bot(process: asyncio.subprocess.Process) -> str:
+    process.send_signal(signal.SIGTERM)
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    return stderr.decode()
+
+
+async def test_run_stop_restart_keeps_history(
+    telegram, openai_fake, ana, ana_chat, tmp_path, data_dir
+) -> None:
+    env = bot_environment(telegram, openai_fake, data_dir)
+    process = await start_bot(env, tmp_path)
+    try:
+        telegram.user_sends_text(ana_chat, ana, "ceramic vase with dried flowers")
+        round1 = await next_round(telegram, ana_chat)
+    finally:
+        logs = await stop_bot(process)
+    assert process.returncode == 0, logs
+    # The token and the keys never reach the logs, even at DEBUG.
+    assert telegram.token not in logs and openai_fake.api_key not in logs
+    assert "round" in logs.lower() or "Application started" in logs
+
+    process = await start_bot(env, tmp_path)
+    try:
+        telegram.user_presses(ana_chat, ana, round1, "Accept")
+        round2 = await next_round(telegram, ana_chat, after=round1.message_id)
+        assert "Round 2" in round2.plain
+        telegram.user_presses(ana_chat, ana, round2, "Stop")
+        await telegram.wait_for(lambda: any(m.document for m in telegram.messages(ana_chat["id"])))
+        telegram.user_sends_text(ana_chat, ana, "/history")
+        history = await next_text(telegram, ana_chat, "Session", after=round2.message_id)
+        assert "2 rounds" in history.plain and "stopped" in history.plain
+    finally:
+        logs = await stop_bot(process)
+    assert telegram.token not in logs and openai_fake.api_key not in logs
+    assert telegram.commands  # the command list was registered at start-up
+
+
+async def test_missing_token_is_one_clear_line(tmp_path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "OPENAI_"))}
+    process = await start_bot(env, tmp_path)
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    text = stderr.decode().strip()
+    assert process.returncode == 2
+    assert "TELEGRAM_BOT_TOKEN is missing" in text and ".env" in text
+    assert "Traceback" not in text and len(text.splitlines()) == 1
+
+
+async def test_rejected_token_is_one_clear_line(telegram, openai_fake, tmp_path, data_dir) -> None:
+    env = bot_environment(telegram, openai_fake, data_dir, TELEGRAM_BOT_TOKEN="999:wrong")
+    process = await start_bot(env, tmp_path)
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    text = stderr.decode()
+    assert process.returncode == 2
+    assert "Telegram rejected TELEGRAM_BOT_TOKEN" in text
+    assert "999:wrong" not in text
