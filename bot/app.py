@@ -70,14 +70,22 @@ def build_application(settings: Settings, services: Services | None = None) -> A
 
 
 def register_handlers(application: Application) -> None:
-    """Register every handler, in one visible place."""
+    """Register every handler, in one visible place.
+
+    Only new messages count: editing an old message must not start (and bill) a round.
+    """
+    new = filters.UpdateType.MESSAGE
+    private = filters.ChatType.PRIVATE
     application.add_handler(TypeHandler(Update, errors.gatekeeper), group=-1)
-    application.add_handler(CommandHandler("start", commands.start))
-    application.add_handler(CommandHandler("help", commands.help_command))
-    application.add_handler(CommandHandler("new", commands.new))
-    application.add_handler(CommandHandler("history", commands.history))
-    application.add_handler(CommandHandler("cancel", commands.cancel))
+    application.add_handler(CommandHandler("start", commands.start, filters=new))
+    application.add_handler(CommandHandler("help", commands.help_command, filters=new))
+    application.add_handler(CommandHandler("new", commands.new, filters=new))
+    application.add_handler(CommandHandler("history", commands.history, filters=new))
+    application.add_handler(CommandHandler("cancel", commands.cancel, filters=new))
     application.add_handler(CallbackQueryHandler(buttons.button))
-    application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, messages.text))
-    application.add_handler(MessageHandler(filters.PHOTO | filters.Document.IMAGE, messages.photo))
+    application.add_handler(MessageHandler(new & filters.TEXT & ~filters.COMMAND, messages.text))
+    application.add_handler(
+        MessageHandler(new & (filters.PHOTO | filters.Document.IMAGE), messages.photo)
+    )
+    application.add_handler(MessageHandler(new & private, messages.other))
     application.add_error_handler(errors.on_error)

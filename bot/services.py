@@ -46,13 +46,18 @@ def build_generator(settings: Settings) -> ImageGenerator:
             settings.stability_model,
             settings.stability_aspect_ratio,
             settings.stability_output_format,
+            settings.image_timeout,
         )
     assert settings.openai_api_key is not None  # checked by Settings
     client = make_client(
         settings.openai_base_url, settings.openai_api_key.get_secret_value(), settings.image_timeout
     )
     return OpenAIImageGenerator(
-        client, settings.image_model, settings.image_size, settings.image_quality
+        client,
+        settings.image_model,
+        settings.image_size,
+        settings.image_quality,
+        settings.image_timeout,
     )
 
 
@@ -63,7 +68,7 @@ def build_critic(settings: Settings) -> Critic:
     client = make_client(
         settings.effective_critic_base_url, api_key.get_secret_value(), settings.critic_timeout
     )
-    return OpenAICritic(client, settings.critic_model)
+    return OpenAICritic(client, settings.critic_model, settings.critic_timeout)
 
 
 async def build_services(settings: Settings) -> Services:

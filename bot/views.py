@@ -107,6 +107,7 @@ PHOTO_NOT_SUPPORTED = (
     "I can't start from a photo yet. Describe the product in words, for example: "
     "<code>/new white ceramic mug with a blue logo, on a wooden table</code>"
 )
+UNKNOWN_MESSAGE = "Describe the product in words to start, or see /help."
 BUSY = "⏳ Already working on a round of this session. Wait for it, or /cancel it."
 CANCELLED = "⏹ Cancelled."
 NOTHING_TO_CANCEL = "Nothing is running right now."

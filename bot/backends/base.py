@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.backends.critique import Critique
+from bot.backends.errors import Unavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +63,17 @@ class Critic(Protocol):
     async def critique(self, request: CritiqueRequest) -> CritiqueResult: ...
 
     async def aclose(self) -> None: ...
+
+
+@asynccontextmanager
+async def deadline(seconds: float, service: str) -> AsyncIterator[None]:
+    """Bound a whole backend call, retries included; raise Unavailable when time runs out.
+
+    Each attempt has the same timeout too, so a hung server costs at most `seconds`,
+    not one timeout per retry.
+    """
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError as error:
+        raise Unavailable(service, f"no answer within {seconds:g}s") from error

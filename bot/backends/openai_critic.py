@@ -13,7 +13,7 @@ from html import escape
 import openai
 from pydantic import ValidationError
 
-from bot.backends.base import CritiqueRequest, CritiqueResult
+from bot.backends.base import CritiqueRequest, CritiqueResult, deadline
 from bot.backends.critique import Critique, critique_json_schema
 from bot.backends.errors import BadOutput
 from bot.backends.openai_common import translate_openai_error
@@ -63,12 +63,20 @@ def build_user_text(request: CritiqueRequest) -> str:
 class OpenAICritic:
     """Critiques drafts with a vision chat model; validates every answer against `Critique`."""
 
-    def __init__(self, client: openai.AsyncOpenAI, model: str) -> None:
+    def __init__(self, client: openai.AsyncOpenAI, model: str, timeout: float) -> None:
         self._client = client
+        self._timeout = timeout
         self.model = model
 
     async def critique(self, request: CritiqueRequest) -> CritiqueResult:
-        """Return a validated critique; retry once on an invalid answer, then raise BadOutput."""
+        """Return a validated critique; retry once on an invalid answer, then raise BadOutput.
+
+        The whole exchange, the retry for an invalid answer included, has one deadline.
+        """
+        async with deadline(self._timeout, "critic"):
+            return await self._critique(request)
+
+    async def _critique(self, request: CritiqueRequest) -> CritiqueResult:
         data_url = "data:image/jpeg;base64," + base64.b64encode(request.image_jpeg).decode()
         messages = [
             {"role": "system", "content": SYSTEM_PROMPT},

@@ -7,7 +7,7 @@ import binascii
 
 import openai
 
-from bot.backends.base import GeneratedImage
+from bot.backends.base import GeneratedImage, deadline
 from bot.backends.errors import BadOutput
 from bot.backends.openai_common import translate_openai_error
 
@@ -15,8 +15,11 @@ from bot.backends.openai_common import translate_openai_error
 class OpenAIImageGenerator:
     """Draws with `images.generate` on the given client; model, size and quality are fixed."""
 
-    def __init__(self, client: openai.AsyncOpenAI, model: str, size: str, quality: str) -> None:
+    def __init__(
+        self, client: openai.AsyncOpenAI, model: str, size: str, quality: str, timeout: float
+    ) -> None:
         self._client = client
+        self._timeout = timeout
         self.model = model
         self._size = size
         self._quality = quality
@@ -24,9 +27,10 @@ class OpenAIImageGenerator:
     async def generate(self, prompt: str) -> GeneratedImage:
         """Return the drawn image's bytes; raise a BackendError on any failure."""
         try:
-            response = await self._client.images.generate(
-                model=self.model, prompt=prompt, n=1, size=self._size, quality=self._quality
-            )
+            async with deadline(self._timeout, "image"):
+                response = await self._client.images.generate(
+                    model=self.model, prompt=prompt, n=1, size=self._size, quality=self._quality
+                )
         except openai.OpenAIError as error:
             raise translate_openai_error(error, "image") from error
         if not response.data or not response.data[0].b64_json:

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from bot.backends.base import GeneratedImage
+from bot.backends.base import GeneratedImage, deadline
 from bot.backends.errors import (
     BackendError,
     BadCredentials,
@@ -93,8 +93,10 @@ class StabilityImageGenerator:
         model: str,
         aspect_ratio: str = "1:1",
         output_format: str = "png",
+        timeout: float = 180.0,
     ) -> None:
         self._client = client
+        self._timeout = timeout
         self._api_key = api_key
         self.model = model
         self._endpoint, self._model_field = endpoint_for(model)
@@ -102,7 +104,14 @@ class StabilityImageGenerator:
         self._output_format = output_format
 
     async def generate(self, prompt: str) -> GeneratedImage:
-        """Return the drawn image's bytes; raise a BackendError on any failure."""
+        """Return the drawn image's bytes; raise a BackendError on any failure.
+
+        The whole call, retries included, ends within the configured timeout.
+        """
+        async with deadline(self._timeout, "image"):
+            return await self._generate(prompt)
+
+    async def _generate(self, prompt: str) -> GeneratedImage:
         fields: dict[str, str] = {
             "prompt": prompt,
             "aspect_ratio": self._aspect_ratio,

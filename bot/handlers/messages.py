@@ -38,3 +38,8 @@ async def text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Photo briefs are not supported yet: say so, and how to describe the product instead."""
     await reply(update.effective_message, views.PHOTO_NOT_SUPPORTED)
+
+
+async def other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Anything else in a private chat (stickers, voice, unknown commands): point to /help."""
+    await reply(update.effective_message, views.UNKNOWN_MESSAGE)
