@@ -62,6 +62,10 @@ async def test_accept_edit_stop_then_history(
     assert generated_prompts(openai_fake, stability_fake, backend)[-1] == own
     assert prompt_of(round3.photo) == own
 
+    if backend == "stability":  # one seed per session keeps the composition between rounds
+        seeds = {r.form["seed"] for r in stability_fake.requests}
+        assert len(seeds) == 1 and 0 < int(seeds.pop()) < 4294967295
+
     # Stop: the full-resolution original as a document, keyboard gone, one-line summary.
     query = telegram.user_presses(ana_chat, ana, round3, "Stop")
     await toast(telegram, query)

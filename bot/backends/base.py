@@ -22,11 +22,15 @@ class GeneratedImage:
 
 
 class ImageGenerator(Protocol):
-    """Draws one image for a prompt. Raises a `BackendError` subclass on failure."""
+    """Draws one image for a prompt. Raises a `BackendError` subclass on failure.
+
+    `seed` asks for a repeatable composition where the provider supports one (Stability);
+    others ignore it.
+    """
 
     model: str
 
-    async def generate(self, prompt: str) -> GeneratedImage: ...
+    async def generate(self, prompt: str, *, seed: int | None = None) -> GeneratedImage: ...
 
     async def aclose(self) -> None: ...
 

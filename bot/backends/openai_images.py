@@ -24,8 +24,11 @@ class OpenAIImageGenerator:
         self._size = size
         self._quality = quality
 
-    async def generate(self, prompt: str) -> GeneratedImage:
-        """Return the drawn image's bytes; raise a BackendError on any failure."""
+    async def generate(self, prompt: str, *, seed: int | None = None) -> GeneratedImage:
+        """Return the drawn image's bytes; raise a BackendError on any failure.
+
+        The Images API has no seed parameter, so `seed` is ignored.
+        """
         try:
             async with deadline(self._timeout, "image"):
                 response = await self._client.images.generate(

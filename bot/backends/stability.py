@@ -103,20 +103,22 @@ class StabilityImageGenerator:
         self._aspect_ratio = aspect_ratio
         self._output_format = output_format
 
-    async def generate(self, prompt: str) -> GeneratedImage:
+    async def generate(self, prompt: str, *, seed: int | None = None) -> GeneratedImage:
         """Return the drawn image's bytes; raise a BackendError on any failure.
 
         The whole call, retries included, ends within the configured timeout.
         """
         async with deadline(self._timeout, "image"):
-            return await self._generate(prompt)
+            return await self._generate(prompt, seed)
 
-    async def _generate(self, prompt: str) -> GeneratedImage:
+    async def _generate(self, prompt: str, seed: int | None) -> GeneratedImage:
         fields: dict[str, str] = {
             "prompt": prompt,
             "aspect_ratio": self._aspect_ratio,
             "output_format": self._output_format,
         }
+        if seed is not None:
+            fields["seed"] = str(seed)
         if self._model_field:
             fields["model"] = self._model_field
         headers = {"authorization": f"Bearer {self._api_key}", "accept": "image/*"}

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from bot.backends.base import Critic, CritiqueRequest, EarlierCritique, ImageGenerator
 from bot.backends.critique import Critique
@@ -46,6 +48,8 @@ from storage.store import Store
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 EARLIER_CRITIQUES = 5
 """How many of the session's previous critiques the critic sees."""
 
@@ -58,6 +62,12 @@ def clean_brief(text: str | None) -> str:
     if len(text) > MAX_BRIEF_CHARS:
         raise BriefTooLong()
     return text
+
+
+def session_seed(session_id: int) -> int:
+    """Return the session's image seed: one per session, so that where a backend honours
+    seeds, a revised prompt changes what the critique asked for, not the whole composition."""
+    return (session_id * 2_654_435_761) % 4_294_967_294 + 1
 
 
 def critique_of(round: RoundRecord) -> Critique | None:
@@ -256,7 +266,7 @@ class RefineService:
         await _notify(listener.generating(round))
         started = time.monotonic()
         try:
-            image = await self._generator.generate(round.prompt)
+            image = await self._generator.generate(round.prompt, seed=session_seed(session.id))
             info = await asyncio.to_thread(probe, image.data)
         except (BackendError, InvalidImage) as error:
             if isinstance(error, InvalidImage):
@@ -333,7 +343,7 @@ class RefineService:
         return tuple(earlier[-EARLIER_CRITIQUES:])
 
 
-async def _notify(call):  # type: ignore[no-untyped-def]
+async def _notify(call: Awaitable[T]) -> T | None:
     """Await a listener callback; a failing chat must never lose a paid, stored round."""
     try:
         return await call
