@@ -160,3 +160,17 @@ def telegram_png() -> bytes:
     from tests.fakes.pngs import solid_png
 
     return solid_png(64, 64)
+
+
+async def test_new_brief_after_edit_press_drops_the_edit(
+    telegram, openai_fake, bot, ana, ana_chat
+) -> None:
+    telegram.user_sends_text(ana_chat, ana, "/new tote bag")
+    round1 = await next_round(telegram, ana_chat)
+    telegram.user_presses(ana_chat, ana, round1, "Edit")
+    ask = await next_text(telegram, ana_chat, "Send your own prompt")
+    telegram.user_sends_text(ana_chat, ana, "/new leather boots")
+    boots = await next_round(telegram, ana_chat, after=ask.message_id)
+    telegram.user_sends_text(ana_chat, ana, "green umbrella")  # a new brief, not an edit
+    umbrella = await next_round(telegram, ana_chat, after=boots.message_id)
+    assert "Round 1" in boots.plain and "Round 1" in umbrella.plain

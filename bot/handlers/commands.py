@@ -36,9 +36,10 @@ async def new(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def start_brief(update: Update, context: ContextTypes.DEFAULT_TYPE, brief: str) -> None:
-    """Start a new session from the brief in the update's chat."""
+    """Start a new session from the brief in the update's chat (dropping a pending edit)."""
     refine = services(context).refine
     scope, actor = scope_of(update), actor_of(update)
+    await refine.take_edit(scope, actor)
     await run_round(
         update,
         context,

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from bot.backends.base import Critic, CritiqueRequest, EarlierCritique, ImageGenerator
@@ -49,6 +50,9 @@ from storage.store import Store
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+EDIT_PROMPT_TTL = timedelta(hours=1)
+"""How long after pressing Edit the next message still counts as the revision."""
 
 EARLIER_CRITIQUES = 5
 """How many of the session's previous critiques the critic sees."""
@@ -151,10 +155,16 @@ class RefineService:
         """Remove and return the actor's pending edit in this scope, if there is one.
 
         With `reply_to`, only an edit whose prompt is that message is taken (group replies).
+        An edit prompt older than EDIT_PROMPT_TTL is dropped: by then a message is a new brief.
         """
-        return await self._store.take_pending_edit(
+        pending = await self._store.take_pending_edit(
             scope.chat_id, scope.thread_id, actor.user_id, prompt_message_id=reply_to
         )
+        if pending is None or datetime.fromisoformat(pending.created_at) < (
+            datetime.now(UTC) - EDIT_PROMPT_TTL
+        ):
+            return None
+        return pending
 
     async def stop(self, round_id: int, scope: Scope) -> StopResult:
         """End the session keeping this round; return it with its full-resolution image."""
