@@ -1,19 +1,73 @@
-"""`python -m bot`: load settings, build the Application, run it with long polling."""
+"""`python -m bot`: load settings, build the Application, run it (long polling or webhook).
+
+`python -m bot check|health|backup PATH` run the operator commands instead (see `--help`).
+"""
 
 from __future__ import annotations
 
+import argparse
+import errno
+import logging
 import sys
 
 from pydantic import ValidationError
-from telegram import Update
-from telegram.error import InvalidToken, NetworkError
 
-from bot.app import build_application
 from bot.config import describe_errors, load_settings
+from bot.health import DEFAULT_MAX_AGE
 from bot.logs import configure_logging
 
+log = logging.getLogger("bot")
 
-def main() -> int:
+_BIND_ERRORS = {errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES}
+"""Why the webhook server may fail to listen on WEBHOOK_LISTEN:WEBHOOK_PORT."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot", description="refinebot. Without a command, run the bot."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser(
+        "check", help="validate the configuration and reach every configured service"
+    )
+    health = commands.add_parser(
+        "health", help="exit 0 if the running bot is healthy (for Docker's HEALTHCHECK)"
+    )
+    health.add_argument(
+        "--max-age",
+        type=float,
+        default=DEFAULT_MAX_AGE,
+        help="seconds a heartbeat may be old (default %(default)s)",
+    )
+    backup = commands.add_parser(
+        "backup", help="copy the database and the images into PATH, while the bot runs"
+    )
+    backup.add_argument("path", help="backup folder (created if needed)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the bot, or the operator command named in `argv`; return the process exit status.
+
+    Each command imports only what it needs: `health` runs every minute under Docker.
+    """
+    args = _parser().parse_args(argv)
+    if args.command == "check":
+        from bot.cli import check
+
+        return check.main()
+    if args.command == "health":
+        from bot.cli import health
+
+        return health.main(args.max_age)
+    if args.command == "backup":
+        from bot.cli import backup
+
+        return backup.main(args.path)
+    return run_bot()
+
+
+def run_bot() -> int:
     """Run the bot until interrupted; return the process exit status."""
     try:
         settings = load_settings()
@@ -24,20 +78,24 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
-    secrets = [
-        s.get_secret_value()
-        for s in (
-            settings.telegram_bot_token,
-            settings.openai_api_key,
-            settings.critic_api_key,
-            settings.stability_api_key,
-        )
-        if s is not None
-    ]
-    configure_logging(settings.log_level, secrets)
+    # Imported only now: a configuration problem is reported without a second of imports.
+    from telegram.error import InvalidToken, NetworkError
+
+    from bot import webhook
+    from bot.app import build_application
+
+    configure_logging(settings.log_level, settings.secret_values(), settings.log_format)
     application = build_application(settings)
+    if settings.webhook_mode:
+        log.info(
+            "webhook mode: Telegram posts to %s; listening on %s:%s%s",
+            settings.webhook_url,
+            settings.webhook_listen,
+            settings.webhook_port,
+            settings.webhook_url_path,
+        )
     try:
-        application.run_polling(allowed_updates=Update.ALL_TYPES)
+        webhook.run(application, settings)
     except InvalidToken:
         print(
             "refinebot: Telegram rejected TELEGRAM_BOT_TOKEN; check it with @BotFather.",
@@ -46,6 +104,15 @@ def main() -> int:
         return 2
     except NetworkError as error:
         print(f"refinebot: cannot reach the Telegram Bot API: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        if not settings.webhook_mode or error.errno not in _BIND_ERRORS:
+            raise
+        print(
+            f"refinebot: cannot listen on {settings.webhook_listen}:{settings.webhook_port} "
+            f"(WEBHOOK_LISTEN, WEBHOOK_PORT): {error.strerror or error}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -17,8 +17,11 @@ from telegram.ext import (
 )
 
 from bot.config import Settings
-from bot.handlers import buttons, commands, errors, messages
+from bot.handlers import buttons, commands, errors, messages, rounds
+from bot.health import schedule_heartbeat
+from bot.retention import schedule_retention
 from bot.services import Services, build_services
+from bot.update_order import PerChatUpdateProcessor
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +29,7 @@ COMMANDS = [
     BotCommand("new", "Start a new image from a description"),
     BotCommand("history", "This chat's sessions and rounds"),
     BotCommand("cancel", "Stop the running round"),
+    BotCommand("usage", "Today's rounds and estimated cost"),
     BotCommand("help", "How this bot works"),
 ]
 
@@ -33,14 +37,18 @@ COMMANDS = [
 def build_application(settings: Settings, services: Services | None = None) -> Application:
     """Return the configured Application; services are built in post_init unless given.
 
-    Updates are processed concurrently, so a round running in one chat (seconds of model
-    time) never delays another chat; each session's own lock keeps its rounds one at a time.
+    Updates of different chats are processed concurrently and each chat's in order; rounds
+    run as background tasks, so seconds of model time never hold up any chat's updates.
     """
     owns_services = services is None
 
     async def post_init(application: Application) -> None:
         application.bot_data["services"] = services or await build_services(settings)
         await application.bot.set_my_commands(COMMANDS)
+        schedule_heartbeat(application, settings)
+        schedule_retention(application, settings)
+        # Runs once the application has started, so it never delays start-up.
+        application.job_queue.run_once(rounds.resume_interrupted, when=0)
 
     async def post_shutdown(application: Application) -> None:
         built = application.bot_data.pop("services", None)
@@ -52,7 +60,7 @@ def build_application(settings: Settings, services: Services | None = None) -> A
         .token(settings.telegram_bot_token.get_secret_value())
         .base_url(settings.telegram_api_base_url)
         .base_file_url(settings.telegram_file_base_url)
-        .concurrent_updates(True)
+        .concurrent_updates(PerChatUpdateProcessor())
         .rate_limiter(AIORateLimiter(max_retries=3))
         .connection_pool_size(64)
         .connect_timeout(10.0)
@@ -82,6 +90,8 @@ def register_handlers(application: Application) -> None:
     application.add_handler(CommandHandler("new", commands.new, filters=new))
     application.add_handler(CommandHandler("history", commands.history, filters=new))
     application.add_handler(CommandHandler("cancel", commands.cancel, filters=new))
+    application.add_handler(CommandHandler("usage", commands.usage, filters=new))
+    application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, messages.migrated))
     application.add_handler(CallbackQueryHandler(buttons.button))
     application.add_handler(MessageHandler(new & filters.TEXT & ~filters.COMMAND, messages.text))
     application.add_handler(

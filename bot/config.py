@@ -6,14 +6,25 @@ Real environment variables win over `.env`. Every bad key is named in one readab
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IdList = Annotated[frozenset[int] | None, NoDecode]
 """A comma-separated id list; None stands for `*` (everyone)."""
+
+DEFAULT_DATABASE_PATH = Path("data/refinebot.db")
+OFFICIAL_API_HOST = "api.telegram.org"
+WEBHOOK_PORTS = (443, 80, 88, 8443)
+"""The only ports Telegram delivers webhooks to (the public URL's port, not the listen port)."""
+_WEBHOOK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
+MIN_WEBHOOK_SECRET = 16
+"""Telegram accepts 1 character; fewer than 16 can be guessed, so refinebot asks for more."""
+SECRET_HINT = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
 def _parse_ids(value: object) -> frozenset[int] | None:
@@ -64,13 +75,64 @@ class Settings(BaseSettings):
     stability_aspect_ratio: str = "1:1"
     stability_output_format: Literal["png", "jpeg", "webp"] = "png"
 
-    database_path: Path = Path("data/refinebot.db")
+    quota_rounds_per_user_per_day: int = Field(default=50, ge=0)
+    quota_rounds_per_chat_per_day: int = Field(default=200, ge=0)
+
+    database_path: Path = DEFAULT_DATABASE_PATH
+    image_retention_days: int | None = Field(default=None, ge=1)
+
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_listen: str = "0.0.0.0"
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
+    webhook_path: str | None = None
 
     allowed_user_ids: IdList = frozenset()
     allowed_chat_ids: IdList = frozenset()
     admin_user_ids: IdList = frozenset()
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator(
+        "image_retention_days", "webhook_url", "webhook_secret", "webhook_path", mode="before"
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url_shape(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("must be the public https:// URL Telegram posts updates to")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        secret = value.get_secret_value().strip()
+        if not _WEBHOOK_SECRET_RE.fullmatch(secret):
+            raise ValueError(
+                "may only contain A-Z a-z 0-9 _ - and be 1-256 characters long (Telegram's rule)"
+                f"; {SECRET_HINT}"
+            )
+        if len(secret) < MIN_WEBHOOK_SECRET:
+            raise ValueError(
+                f"is too short: use at least {MIN_WEBHOOK_SECRET} characters; {SECRET_HINT}"
+            )
+        return SecretStr(secret)
 
     @field_validator("allowed_user_ids", "allowed_chat_ids", "admin_user_ids", mode="before")
     @classmethod
@@ -105,6 +167,24 @@ class Settings(BaseSettings):
             raise ValueError("; ".join(missing))
         return self
 
+    @model_validator(mode="after")
+    def _webhook_complete(self) -> Settings:
+        if self.webhook_url is None:
+            return self
+        if self.webhook_secret is None:
+            raise ValueError(f"WEBHOOK_URL is set, so WEBHOOK_SECRET is required; {SECRET_HINT}")
+        if urlsplit(self.telegram_api_base_url).hostname == OFFICIAL_API_HOST:
+            url = urlsplit(self.webhook_url)
+            if url.scheme != "https":
+                raise ValueError("WEBHOOK_URL must start with https:// (Telegram's rule)")
+            if (url.port or 443) not in WEBHOOK_PORTS:
+                raise ValueError(
+                    f"WEBHOOK_URL port {url.port} is not one Telegram delivers to "
+                    f"({', '.join(map(str, WEBHOOK_PORTS))}); keep WEBHOOK_PORT for the local "
+                    "listener behind your proxy"
+                )
+        return self
+
     @property
     def data_dir(self) -> Path:
         """The folder that holds the database and the image store."""
@@ -117,6 +197,48 @@ class Settings(BaseSettings):
     @property
     def effective_critic_api_key(self) -> SecretStr | None:
         return self.critic_api_key or self.openai_api_key
+
+    @property
+    def webhook_mode(self) -> bool:
+        """True when updates arrive by webhook (WEBHOOK_URL is set), False for long polling."""
+        return self.webhook_url is not None
+
+    @property
+    def webhook_url_path(self) -> str:
+        """The path the local webhook server answers on: WEBHOOK_PATH, else WEBHOOK_URL's path."""
+        path = self.webhook_path or (urlsplit(self.webhook_url).path if self.webhook_url else "")
+        return "/" + path.strip("/")
+
+    def secret_values(self) -> list[str]:
+        """Return every configured secret (token, API keys, webhook secret), for log redaction."""
+        return [
+            s.get_secret_value()
+            for s in (
+                self.telegram_bot_token,
+                self.openai_api_key,
+                self.critic_api_key,
+                self.stability_api_key,
+                self.webhook_secret,
+            )
+            if s is not None
+        ]
+
+
+class DataSettings(BaseSettings):
+    """Only where the data lives: what `python -m bot health` and `backup` need.
+
+    Read from the same environment and `.env` as `Settings`, but without its required keys, so
+    a health check or a backup never fails because, say, an API key is missing.
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_path: Path = DEFAULT_DATABASE_PATH
+
+    @property
+    def data_dir(self) -> Path:
+        """The folder that holds the database and the image store."""
+        return self.database_path.parent
 
 
 def describe_errors(error: ValidationError) -> str:

@@ -62,3 +62,12 @@ def critic_jpeg(data: bytes, max_side: int = 768, quality: int = 85) -> bytes:
         out = io.BytesIO()
         image.save(out, "JPEG", quality=quality, optimize=False)
         return out.getvalue()
+
+
+PREVIEW_MAX_SIDE = 2560
+"""Telegram shows photos at most this large; anything bigger is sent as a preview."""
+
+
+def telegram_preview(data: bytes, max_side: int = PREVIEW_MAX_SIDE) -> bytes:
+    """Return a JPEG Telegram accepts as a photo (long side <= max_side, well under 10 MB)."""
+    return critic_jpeg(data, max_side=max_side, quality=90)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Literal
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class RedactSecrets(logging.Filter):
@@ -29,14 +34,43 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-def configure_logging(level: str, secrets: Iterable[str]) -> None:
-    """Log to stderr at `level`, with secrets redacted and noisy HTTP request logs quieted.
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON object on one line, for log collectors.
 
-    httpx logs every request URL at INFO, and Telegram URLs contain the bot token.
+    Keys: `time` (UTC, ISO-8601 with milliseconds), `level`, `logger`, `message`, and
+    `exception` (the formatted traceback) when the record carries one. Redaction is the
+    handler's `RedactSecrets` filter's job; it runs before this formatter.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(
+    level: str, secrets: Iterable[str], fmt: Literal["text", "json"] = "text"
+) -> None:
+    """Log to stderr at `level` as text lines or JSON objects (`fmt`), with secrets redacted
+    and noisy HTTP request logs quieted.
+
+    httpx logs every request URL at INFO, and Telegram URLs contain the bot token. In JSON mode
+    Python warnings are logged too, so that every line on stderr is one JSON object.
     """
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     handler.addFilter(RedactSecrets(secrets))
+    logging.captureWarnings(fmt == "json")
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

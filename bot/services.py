@@ -12,6 +12,7 @@ from bot.backends.openai_critic import OpenAICritic
 from bot.backends.openai_images import OpenAIImageGenerator
 from bot.backends.stability import StabilityImageGenerator
 from bot.config import Settings
+from bot.refine.models import QuotaPolicy
 from bot.refine.service import RefineService
 from storage.store import Store
 
@@ -76,5 +77,10 @@ async def build_services(settings: Settings) -> Services:
     store = await Store.open(settings.database_path)
     generator = build_generator(settings)
     critic = build_critic(settings)
-    refine = RefineService(store, generator, critic, settings.critic_image_max_side)
+    quota = QuotaPolicy(
+        rounds_per_user_per_day=settings.quota_rounds_per_user_per_day,
+        rounds_per_chat_per_day=settings.quota_rounds_per_chat_per_day,
+        exempt_user_ids=settings.admin_user_ids,
+    )
+    refine = RefineService(store, generator, critic, settings.critic_image_max_side, quota)
     return Services(settings, store, generator, critic, refine)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from html import escape, unescape
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
@@ -16,7 +17,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.backends.critique import Critique
 from bot.backends.errors import BackendError
 from bot.refine import errors as refine_errors
-from storage.records import RoundRecord, RoundStatus, SessionSummary
+from storage.records import RoundRecord, RoundStatus, SessionSummary, UsageSummary
 
 CAPTION_LIMIT = 1024
 TEXT_LIMIT = 4096
@@ -24,8 +25,8 @@ CALLBACK_DATA_LIMIT = 64
 
 # --- callback data ------------------------------------------------------------------------
 
-ACCEPT, EDIT, STOP = "accept", "edit", "stop"
-_ACTION_CODES = {ACCEPT: "a", EDIT: "e", STOP: "s"}
+ACCEPT, EDIT, STOP, RETRY = "accept", "edit", "stop", "retry"
+_ACTION_CODES = {ACCEPT: "a", EDIT: "e", STOP: "s", RETRY: "r"}
 _CODE_ACTIONS = {code: action for action, code in _ACTION_CODES.items()}
 _CALLBACK_RE = re.compile(r"^([a-z]):([1-9][0-9]{0,17})$")
 
@@ -64,6 +65,13 @@ def round_keyboard(round_id: int) -> InlineKeyboardMarkup:
     )
 
 
+def retry_keyboard(round_id: int) -> InlineKeyboardMarkup:
+    """Return the keyboard of a round that produced no image: one Retry button."""
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton("🔁 Retry", callback_data=encode_callback(RETRY, round_id))]]
+    )
+
+
 # --- length rules ----------------------------------------------------------------------------
 
 
@@ -91,7 +99,8 @@ HELP = (
     "• <b>✅ Accept</b> runs the next round from the suggestion, <b>✏️ Edit</b> lets you write "
     "your own, <b>⏹ Stop</b> keeps that image and sends it at full resolution.\n"
     "• Buttons on older rounds still work: they continue from that round.\n\n"
-    "/history lists this chat's sessions, /cancel stops a running round, /help shows this."
+    "/history lists this chat's sessions, /cancel stops a running round, /usage shows today's "
+    "rounds and their estimated cost, /help shows this."
 )
 
 START = "👋 Hi! " + HELP
@@ -125,6 +134,9 @@ REFUSALS: dict[type[refine_errors.RefineError], str] = {
     refine_errors.SessionBusy: BUSY,
     refine_errors.SessionStopped: "This session has ended. Start a new one with /new.",
     refine_errors.RoundNotReady: "That round has no finished image to continue from.",
+    refine_errors.ImageExpired: (
+        "That image was deleted by the retention policy. Accept or Edit to draw it again."
+    ),
     refine_errors.NoPendingEdit: "I wasn't waiting for a prompt. Start a new one with /new.",
 }
 
@@ -142,7 +154,19 @@ _BACKEND_MESSAGES = {
 
 def refusal_text(error: refine_errors.RefineError) -> str:
     """Return the user-facing sentence for a domain refusal."""
+    if isinstance(error, refine_errors.QuotaExceeded):
+        return quota_text(error)
     return REFUSALS.get(type(error), "That didn't work. Try again.")
+
+
+def quota_text(error: refine_errors.QuotaExceeded, now: datetime | None = None) -> str:
+    """Return the quota message, saying when the quota resets (00:00 UTC) and how soon."""
+    now = now or datetime.now(UTC)
+    minutes = max(int((error.resets_at - now).total_seconds() // 60), 1)
+    hours, minutes = divmod(minutes, 60)
+    left = f"{hours} h {minutes} min" if hours else f"{minutes} min"
+    whose = "You have" if error.scope == "user" else "This chat has"
+    return f"{whose} used today's {error.limit} rounds. The quota resets at 00:00 UTC, in {left}."
 
 
 def backend_error_text(error: BackendError) -> str:
@@ -203,9 +227,19 @@ def round_caption(
     return caption
 
 
-def failed_text(round: RoundRecord, error: BackendError) -> str:
-    """Return the message shown when a round produced no image."""
+def failed_text(round: RoundRecord, error: BackendError | None) -> str:
+    """Return the message shown when a round produced no image (it carries a Retry button)."""
+    if error is None or error.kind == "interrupted":
+        return f"⚠️ Round {round.number} was interrupted by a restart. Press Retry to run it again."
     return f"⚠️ Round {round.number}: {escape(backend_error_text(error))}"
+
+
+def cancelled_caption(round: RoundRecord) -> str:
+    return f"<b>Round {round.number}</b> · ⏹ cancelled"
+
+
+def cancelled_text(round: RoundRecord) -> str:
+    return f"⏹ Round {round.number} cancelled."
 
 
 def stop_caption(round: RoundRecord, round_count: int) -> str:
@@ -261,4 +295,39 @@ def history_text(entries: list[tuple[SessionSummary, list[RoundRecord]]]) -> str
     while visible_length(text) > TEXT_LIMIT and len(blocks) > 1:
         blocks.pop()
         text = "\n\n".join(blocks)
+    return text
+
+
+# --- usage ------------------------------------------------------------------------------------
+
+
+def _cost(summaries: list[UsageSummary]) -> str:
+    total = sum(s.cost_usd or 0.0 for s in summaries)
+    unpriced = sum(s.unpriced for s in summaries)
+    text = f"≈ ${total:.2f}"
+    return text + (" (some calls unpriced)" if unpriced else "")
+
+
+def usage_text(own: list[UsageSummary], everyone: list[UsageSummary] | None) -> str:
+    """Return today's usage: one's own, then (for admins) each chat's, within 4096."""
+    rounds = sum(s.rounds for s in own)
+    images = sum(s.images for s in own)
+    lines = [
+        "<b>Today (UTC)</b>",
+        f"You: {rounds} rounds, {images} images, {_cost(own)}" if own else "You: nothing yet.",
+    ]
+    if everyone is not None:
+        by_chat: dict[int, list[UsageSummary]] = {}
+        for summary in everyone:
+            by_chat.setdefault(summary.chat_id, []).append(summary)
+        lines.append("\n<b>All chats</b>" if by_chat else "\nNo usage in any chat today.")
+        for chat_id, summaries in by_chat.items():
+            lines.append(
+                f"Chat <code>{chat_id}</code>: {sum(s.rounds for s in summaries)} rounds, "
+                f"{sum(s.images for s in summaries)} images, {_cost(summaries)}"
+            )
+    text = "\n".join(lines)
+    while visible_length(text) > TEXT_LIMIT and len(lines) > 2:
+        lines.pop()
+        text = "\n".join(lines)
     return text

@@ -83,6 +83,18 @@ class PendingEdit:
 
 
 @dataclass(frozen=True, slots=True)
+class UsageSummary:
+    """Paid calls of one user in one chat over a period."""
+
+    chat_id: int
+    user_id: int
+    rounds: int
+    images: int
+    cost_usd: float | None
+    unpriced: int
+
+
+@dataclass(frozen=True, slots=True)
 class SessionSummary:
     """A session with the figures `/history` shows."""
 

@@ -92,8 +92,24 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m002_usage_cost(db: sqlite_utils.Database) -> None:
+    if "cost_usd" not in db["usage"].columns_dict:
+        db.execute("ALTER TABLE usage ADD COLUMN cost_usd REAL")
+    db.execute("CREATE INDEX IF NOT EXISTS rounds_by_actor ON rounds(acted_by, created_at)")
+    db.execute("CREATE INDEX IF NOT EXISTS usage_by_chat_day ON usage(chat_id, created_at)")
+
+
+def _m003_image_retention(db: sqlite_utils.Database) -> None:
+    # IMAGE_RETENTION_DAYS deletes old image files but keeps their rows, marked here.
+    if "pruned_at" not in db["images"].columns_dict:
+        db.execute("ALTER TABLE images ADD COLUMN pruned_at TEXT")
+    db.execute("CREATE INDEX IF NOT EXISTS images_by_created ON images(created_at)")
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _m001_initial),
+    (2, "usage cost, indexes for quotas", _m002_usage_cost),
+    (3, "images.pruned_at for image retention", _m003_image_retention),
 ]
 
 

@@ -32,6 +32,7 @@ from storage.records import (
     SessionRecord,
     SessionStatus,
     SessionSummary,
+    UsageSummary,
 )
 from storage.schema import migrate, now_iso
 
@@ -77,7 +78,7 @@ class Store:
     def open_sync(cls, database_path: Path) -> Store:
         """Blocking variant of `open`, for the CLI and tests."""
         database_path = Path(database_path)
-        database_path.parent.mkdir(parents=True, exist_ok=True)
+        database_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not database_path.exists():
             fd = os.open(database_path, os.O_CREAT | os.O_WRONLY, 0o600)
             os.close(fd)
@@ -274,9 +275,9 @@ class Store:
             return existing
         relative = Path("images") / sha[:2] / f"{sha}.{_EXTENSIONS.get(mime, 'bin')}"
         target = self._data_dir / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         temporary = target.with_suffix(target.suffix + ".tmp")
-        with open(temporary, "wb") as handle:
+        with open(os.open(temporary, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600), "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -303,7 +304,10 @@ class Store:
             )
             if record is None:
                 raise LookupError(f"no image {sha}")
-            return record, (self._data_dir / record.path).read_bytes()
+            try:
+                return record, (self._data_dir / record.path).read_bytes()
+            except FileNotFoundError:
+                raise LookupError(f"image {sha} was pruned or deleted") from None
 
         return await self._run(work)
 
@@ -348,12 +352,75 @@ class Store:
     # --- usage ------------------------------------------------------------------------------------
 
     async def record_usage(
-        self, round_id: int, chat_id: int, user_id: int, kind: str, model: str, units: dict
+        self,
+        round_id: int,
+        chat_id: int,
+        user_id: int,
+        kind: str,
+        model: str,
+        units: dict,
+        cost_usd: float | None,
     ) -> None:
-        """Record one paid call (an image or a critique) and what it used."""
+        """Record one paid call (an image or a critique), what it used and its estimated cost."""
         await self._run(
             self._write,
-            "INSERT INTO usage (round_id, chat_id, user_id, kind, model, units, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (round_id, chat_id, user_id, kind, model, json.dumps(units), now_iso()),
+            "INSERT INTO usage (round_id, chat_id, user_id, kind, model, units, cost_usd, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (round_id, chat_id, user_id, kind, model, json.dumps(units), cost_usd, now_iso()),
         )
+
+    async def count_rounds_since(
+        self, since: str, *, user_id: int | None = None, chat_id: int | None = None
+    ) -> int:
+        """Return how many rounds the user (or the chat) started at or after `since` (ISO)."""
+        if user_id is not None:
+            sql, key = "SELECT COUNT(*) FROM rounds WHERE acted_by = ? AND created_at >= ?", user_id
+        else:
+            sql = (
+                "SELECT COUNT(*) FROM rounds r JOIN sessions s ON s.id = r.session_id "
+                "WHERE s.chat_id = ? AND r.created_at >= ?"
+            )
+            key = chat_id
+        row = await self._run(self._one, sql, (key, since))
+        return int(row[0]) if row else 0
+
+    async def usage_since(self, since: str, user_id: int | None = None) -> list[UsageSummary]:
+        """Return rounds, images and estimated cost since `since`, per chat and user.
+
+        With `user_id`, only that user's usage.
+        """
+        where = "WHERE created_at >= ?" + (" AND user_id = ?" if user_id is not None else "")
+        params: tuple[Any, ...] = (since,) if user_id is None else (since, user_id)
+        rows = await self._run(
+            self._all,
+            "SELECT chat_id, user_id, COUNT(DISTINCT round_id) AS rounds, "
+            "SUM(kind = 'image') AS images, SUM(cost_usd) AS cost_usd, "
+            "SUM(cost_usd IS NULL) AS unpriced "
+            f"FROM usage {where} GROUP BY chat_id, user_id ORDER BY cost_usd DESC",
+            params,
+        )
+        return [UsageSummary(**dict(row)) for row in rows]
+
+    async def migrate_chat(self, old_chat_id: int, new_chat_id: int) -> int:
+        """Move every session of a group upgraded to a supergroup; return how many moved."""
+
+        def work() -> int:
+            with self._db.conn:
+                self._db.execute(
+                    "INSERT INTO chats (id, type, created_at) SELECT ?, 'supergroup', ? "
+                    "WHERE NOT EXISTS (SELECT 1 FROM chats WHERE id = ?)",
+                    (new_chat_id, now_iso(), new_chat_id),
+                )
+                moved = self._db.execute(
+                    "UPDATE sessions SET chat_id = ? WHERE chat_id = ?", (new_chat_id, old_chat_id)
+                ).rowcount
+                self._db.execute(
+                    "UPDATE pending_edits SET chat_id = ? WHERE chat_id = ?",
+                    (new_chat_id, old_chat_id),
+                )
+                self._db.execute(
+                    "UPDATE usage SET chat_id = ? WHERE chat_id = ?", (new_chat_id, old_chat_id)
+                )
+            return moved
+
+        return await self._run(work)

@@ -174,3 +174,32 @@ async def test_new_brief_after_edit_press_drops_the_edit(
     telegram.user_sends_text(ana_chat, ana, "green umbrella")  # a new brief, not an edit
     umbrella = await next_round(telegram, ana_chat, after=boots.message_id)
     assert "Round 1" in boots.plain and "Round 1" in umbrella.plain
+
+
+async def test_updates_within_a_chat_stay_in_order(
+    telegram, openai_fake, bot, ana, ana_chat
+) -> None:
+    telegram.user_sends_text(ana_chat, ana, "/new tote bag")
+    round1 = await next_round(telegram, ana_chat)
+    # Both updates arrive in one getUpdates batch: the reply must be seen as the edit.
+    telegram.latency = 0.05
+    telegram.user_presses(ana_chat, ana, round1, "Edit")
+    telegram.user_sends_text(ana_chat, ana, "tote bag, navy stripes")
+    round2 = await next_round(telegram, ana_chat, after=round1.message_id)
+    assert "Round 2" in round2.plain
+    assert openai_fake.requests_to("images")[-1].json["prompt"] == "tote bag, navy stripes"
+
+
+async def test_stop_on_a_pruned_image_keeps_the_session_usable(
+    telegram, openai_fake, bot, ana, ana_chat, data_dir
+) -> None:
+    telegram.user_sends_text(ana_chat, ana, "/new tote bag")
+    round1 = await next_round(telegram, ana_chat)
+    for image in (data_dir / "images").rglob("*.png"):
+        image.unlink()  # as IMAGE_RETENTION_DAYS would
+    query = telegram.user_presses(ana_chat, ana, round1, "Stop")
+    assert "deleted by the retention policy" in await toast(telegram, query)
+    telegram.user_presses(ana_chat, ana, round1, "Accept")
+    round2 = await next_round(telegram, ana_chat, after=round1.message_id)
+    telegram.user_presses(ana_chat, ana, round2, "Stop")
+    await telegram.wait_for(lambda: any(m.document for m in telegram.messages(ana_chat["id"])))

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import ANA_ID
+from tests.fakes.openai_server import OpenAIFault
 from tests.helpers import next_round, next_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +55,10 @@ async def test_run_stop_restart_keeps_history(
     env = bot_environment(telegram, openai_fake, data_dir)
     process = await start_bot(env, tmp_path)
     try:
+        # An error path too, so its logs are searched for secrets as well.
+        openai_fake.fail_next("images", OpenAIFault.invalid_api_key())
+        telegram.user_sends_text(ana_chat, ana, "ceramic vase")
+        await next_text(telegram, ana_chat, "rejected the bot's API key")
         telegram.user_sends_text(ana_chat, ana, "ceramic vase with dried flowers")
         round1 = await next_round(telegram, ana_chat)
     finally:
@@ -61,7 +66,7 @@ async def test_run_stop_restart_keeps_history(
     assert process.returncode == 0, logs
     # The token and the keys never reach the logs, even at DEBUG.
     assert telegram.token not in logs and openai_fake.api_key not in logs
-    assert "round" in logs.lower() or "Application started" in logs
+    assert "image failed: image: auth" in logs
 
     process = await start_bot(env, tmp_path)
     try:
@@ -97,3 +102,54 @@ async def test_rejected_token_is_one_clear_line(telegram, openai_fake, tmp_path,
     assert process.returncode == 2
     assert "Telegram rejected TELEGRAM_BOT_TOKEN" in text
     assert "999:wrong" not in text
+
+
+async def kill_bot(process: asyncio.subprocess.Process) -> None:
+    """End the bot the hard way, as a crash or a power cut would."""
+    process.kill()
+    await asyncio.wait_for(process.communicate(), timeout=30)
+
+
+async def test_crash_before_the_image_offers_retry(
+    telegram, openai_fake, ana, ana_chat, tmp_path, data_dir
+) -> None:
+    env = bot_environment(telegram, openai_fake, data_dir)
+    openai_fake.image_latency = 60
+    process = await start_bot(env, tmp_path)
+    telegram.user_sends_text(ana_chat, ana, "/new rattan lamp")
+    await telegram.wait_for(lambda: openai_fake.requests_to("images"), timeout=30)
+    await kill_bot(process)
+
+    openai_fake.image_latency = 0
+    process = await start_bot(env, tmp_path)
+    try:
+        notice = await next_text(telegram, ana_chat, "interrupted by a restart")
+        assert notice.buttons == [["🔁 Retry"]]
+        telegram.user_presses(ana_chat, ana, notice, "Retry")
+        round2 = await next_round(telegram, ana_chat, after=notice.message_id)
+        assert "Round 2" in round2.plain
+    finally:
+        await stop_bot(process)
+
+
+async def test_crash_after_the_image_delivers_it_without_paying_again(
+    telegram, openai_fake, ana, ana_chat, tmp_path, data_dir
+) -> None:
+    env = bot_environment(telegram, openai_fake, data_dir)
+    openai_fake.chat_latency = 60
+    process = await start_bot(env, tmp_path)
+    telegram.user_sends_text(ana_chat, ana, "/new rattan lamp")
+    await telegram.wait_for(lambda: openai_fake.requests_to("chat"), timeout=30)
+    await kill_bot(process)
+    photo = next(m for m in telegram.messages(ana_chat["id"]) if m.photo)
+    assert not photo.buttons  # the critique never arrived
+
+    openai_fake.chat_latency = 0
+    process = await start_bot(env, tmp_path)
+    try:
+        await telegram.wait_for(lambda: telegram.message(ana_chat["id"], photo.message_id).buttons)
+        resumed = telegram.message(ana_chat["id"], photo.message_id)
+        assert "/10" in resumed.plain and "Round 1" in resumed.plain
+        assert len(openai_fake.requests_to("images")) == 1  # delivered, not drawn again
+    finally:
+        await stop_bot(process)

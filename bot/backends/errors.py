@@ -62,3 +62,9 @@ class BadOutput(BackendError):
     """The provider answered, but not with something usable (no image, invalid critique)."""
 
     kind = "bad_output"
+
+
+class Interrupted(BackendError):
+    """The call never finished: the bot stopped or restarted while it ran."""
+
+    kind = "interrupted"

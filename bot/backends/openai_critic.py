@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import logging
 from html import escape
+from typing import Any
 
 import openai
 from pydantic import ValidationError
@@ -78,7 +79,7 @@ class OpenAICritic:
 
     async def _critique(self, request: CritiqueRequest) -> CritiqueResult:
         data_url = "data:image/jpeg;base64," + base64.b64encode(request.image_jpeg).decode()
-        messages = [
+        messages: list[dict[str, Any]] = [
             {"role": "system", "content": SYSTEM_PROMPT},
             {
                 "role": "user",
@@ -89,33 +90,34 @@ class OpenAICritic:
             },
         ]
         problem = ""
-        for _attempt in range(2):
-            try:
-                response = await self._client.chat.completions.create(
-                    model=self.model,
-                    messages=messages,  # type: ignore[arg-type]
-                    response_format=critique_json_schema(),  # type: ignore[arg-type]
-                )
-            except openai.OpenAIError as error:
-                raise translate_openai_error(error, "critic") from error
-            usage = response.usage.model_dump() if response.usage else {}
-            message = response.choices[0].message if response.choices else None
-            content = message.content if message else None
-            if not content:
-                problem = "refused" if message and message.refusal else "empty answer"
-            else:
-                try:
-                    critique = Critique.model_validate_json(content)
-                except ValidationError as error:
-                    problem = f"invalid critique: {error.error_count()} errors"
-                else:
-                    return CritiqueResult(critique=critique, model=self.model, usage=usage)
-            log.warning(
-                "critic answer unusable (%s); %s",
-                problem,
-                "retrying" if not _attempt else "giving up",
-            )
+        for attempt in (1, 2):
+            result, problem = await self._ask(messages)
+            if result is not None:
+                return result
+            log.warning("critic answer unusable (attempt %d of 2): %s", attempt, problem)
         raise BadOutput("critic", problem)
+
+    async def _ask(self, messages: list[dict[str, Any]]) -> tuple[CritiqueResult | None, str]:
+        """Return the validated critique, or None and what was wrong with the answer."""
+        try:
+            response = await self._client.chat.completions.create(
+                model=self.model,
+                messages=messages,  # type: ignore[arg-type]
+                response_format=critique_json_schema(),  # type: ignore[arg-type]
+            )
+        except openai.OpenAIError as error:
+            raise translate_openai_error(error, "critic") from error
+        except ValueError:  # a 200 whose body is not JSON
+            return None, "response is not valid JSON"
+        message = response.choices[0].message if response.choices else None
+        if message is None or not message.content:
+            return None, "refused" if message and message.refusal else "empty answer"
+        try:
+            critique = Critique.model_validate_json(message.content)
+        except ValidationError as error:
+            return None, f"invalid critique: {error.error_count()} errors"
+        usage = response.usage.model_dump() if response.usage else {}
+        return CritiqueResult(critique=critique, model=self.model, usage=usage), ""
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -36,6 +36,9 @@ class OpenAIImageGenerator:
                 )
         except openai.OpenAIError as error:
             raise translate_openai_error(error, "image") from error
+        except ValueError as error:
+            # A 200 whose body is not JSON. Not retried: the image may have been billed.
+            raise BadOutput("image", "response is not valid JSON") from error
         if not response.data or not response.data[0].b64_json:
             raise BadOutput("image", "response has no b64_json image")
         try:

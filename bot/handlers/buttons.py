@@ -1,17 +1,17 @@
-"""Accept / Edit / Stop presses. The query is answered first, then the slow work runs."""
+"""Accept / Edit / Stop / Retry presses. The query is answered first, then the slow work runs."""
 
 from __future__ import annotations
 
 import logging
 
-from telegram import ForceReply, InputFile, Update
+from telegram import CallbackQuery, ForceReply, InputFile, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from bot import views
 from bot.handlers.common import HTML, actor_of, is_group, is_not_modified, scope_of, services
-from bot.handlers.rounds import run_round
-from bot.refine.errors import RefineError, SessionBusy
+from bot.handlers.rounds import launch_round
+from bot.refine.errors import RefineError
 
 log = logging.getLogger(__name__)
 
@@ -22,29 +22,30 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     press = views.decode_callback(query.data)
     if press is None:
-        await query.answer(INVALID_BUTTON)
+        await answer_quietly(query, INVALID_BUTTON)
         return
+    try:
+        if press.action == views.EDIT:
+            await _ask_for_edit(update, context, press.round_id)
+        elif press.action == views.STOP:
+            await _stop(update, context, press.round_id)
+        else:
+            await _next_round(update, context, press)
+    except RefineError as error:
+        await answer_quietly(query, views.refusal_text(error))
+
+
+async def _next_round(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, press: views.ButtonPress
+) -> None:
     refine = services(context).refine
     scope, actor = scope_of(update), actor_of(update)
-    try:
-        round, session = await refine.round_in_scope(press.round_id, scope)
-        if refine.is_busy(session.id):
-            raise SessionBusy()
-        if press.action == views.ACCEPT:
-            refine.ensure_continuable(round, session)
-            await query.answer(f"Working on round {round.number + 1}…")
-            await run_round(
-                update,
-                context,
-                lambda presenter: refine.accept(round.id, scope, actor, presenter),
-                reply_to=query.message,
-            )
-        elif press.action == views.EDIT:
-            await _ask_for_edit(update, context, round.id)
-        else:
-            await _stop(update, context, round.id)
-    except RefineError as error:
-        await _answer_quietly(query, views.refusal_text(error))
+    if press.action == views.ACCEPT:
+        pending = await refine.begin_accept(press.round_id, scope, actor)
+    else:
+        pending = await refine.begin_retry(press.round_id, scope, actor)
+    await answer_quietly(update.callback_query, f"Working on round {pending.round.number}…")
+    launch_round(update, context, pending, reply_to=update.callback_query.message)
 
 
 async def _ask_for_edit(update: Update, context: ContextTypes.DEFAULT_TYPE, round_id: int) -> None:
@@ -52,7 +53,7 @@ async def _ask_for_edit(update: Update, context: ContextTypes.DEFAULT_TYPE, roun
     refine = services(context).refine
     scope, actor = scope_of(update), actor_of(update)
     round, suggestion = await refine.prepare_edit(round_id, scope)
-    await query.answer()
+    await answer_quietly(query)
     group = is_group(update.effective_chat)
     prompt = await query.message.reply_text(
         views.edit_prompt_text(round.number + 1, suggestion, group),
@@ -66,13 +67,11 @@ async def _ask_for_edit(update: Update, context: ContextTypes.DEFAULT_TYPE, roun
 async def _stop(update: Update, context: ContextTypes.DEFAULT_TYPE, round_id: int) -> None:
     query = update.callback_query
     result = await services(context).refine.stop(round_id, scope_of(update))
-    await query.answer("Sending the full-resolution image…")
+    await answer_quietly(query, "Sending the full-resolution image…")
     extension = result.mime.rpartition("/")[2].replace("jpeg", "jpg")
+    filename = f"refinebot-{result.session.id}-round-{result.round.number}.{extension}"
     await query.message.reply_document(
-        InputFile(
-            result.image,
-            filename=f"refinebot-{result.session.id}-round-{result.round.number}.{extension}",
-        ),
+        InputFile(result.image, filename=filename),
         caption=views.stop_caption(result.round, result.round_count),
         parse_mode=HTML,
         do_quote=True,
@@ -84,8 +83,8 @@ async def _stop(update: Update, context: ContextTypes.DEFAULT_TYPE, round_id: in
             log.warning("could not remove the keyboard: %s", error)
 
 
-async def _answer_quietly(query, text: str) -> None:  # type: ignore[no-untyped-def]
-    """Answer the query with a toast; a query answered already or too old is not an error."""
+async def answer_quietly(query: CallbackQuery, text: str | None = None) -> None:
+    """Answer the query (with a toast if `text`); a query too old to answer is not an error."""
     try:
         await query.answer(text)
     except TelegramError as error:

@@ -1,4 +1,4 @@
-"""/start, /help, /new, /history and /cancel."""
+"""/start, /help, /new, /history, /cancel and /usage."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot import views
+from bot.access import is_admin
 from bot.handlers.common import actor_of, reply, scope_of, services
-from bot.handlers.rounds import run_round
+from bot.handlers.rounds import launch_round
+from bot.refine.errors import RefineError
 
 
 def _argument_text(text: str | None) -> str:
@@ -40,12 +42,12 @@ async def start_brief(update: Update, context: ContextTypes.DEFAULT_TYPE, brief:
     refine = services(context).refine
     scope, actor = scope_of(update), actor_of(update)
     await refine.take_edit(scope, actor)
-    await run_round(
-        update,
-        context,
-        lambda presenter: refine.start(scope, actor, brief, presenter),
-        reply_to=update.effective_message,
-    )
+    try:
+        pending = await refine.begin_start(scope, actor, brief)
+    except RefineError as error:
+        await reply(update.effective_message, views.refusal_text(error))
+        return
+    launch_round(update, context, pending, reply_to=update.effective_message)
 
 
 async def history(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -62,3 +64,12 @@ async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return  # the round's own message says it was cancelled
     text = "✏️ Edit cancelled." if dropped_edit else views.NOTHING_TO_CANCEL
     await reply(update.effective_message, text)
+
+
+async def usage(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Today's rounds, images and estimated cost: one's own, and every chat's for admins."""
+    svc = services(context)
+    actor = actor_of(update)
+    own = await svc.refine.usage_today(actor.user_id)
+    everyone = await svc.refine.usage_today() if is_admin(svc.settings, actor.user_id) else None
+    await reply(update.effective_message, views.usage_text(own, everyone))

@@ -39,13 +39,14 @@ def scope_of(update: Update) -> Scope:
 
 
 def actor_of(update: Update) -> Actor:
-    """Return who acted: the user, or the chat an anonymous admin or channel posted as."""
+    """Return who acted: the chat an anonymous admin or channel posted as, else the user."""
+    message = update.effective_message
+    sender = message.sender_chat if message is not None and not update.callback_query else None
+    if sender is not None:
+        return Actor(sender.id, sender.title or str(sender.id))
     user = update.effective_user
     if user is not None:
         return Actor(user.id, user.first_name or user.username or str(user.id))
-    sender = update.effective_message.sender_chat if update.effective_message else None
-    if sender is not None:
-        return Actor(sender.id, sender.title or str(sender.id))
     raise ValueError("update has no sender")
 
 

@@ -10,6 +10,7 @@ from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot import views
 from bot.access import is_allowed
+from bot.handlers.buttons import answer_quietly
 from bot.handlers.common import HTML, is_group, services
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ async def gatekeeper(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     if is_allowed(settings, user.id if user else None, chat.id if chat else None):
         return
     if update.callback_query is not None:
-        await update.callback_query.answer(views.ACCESS_DENIED_TOAST)
+        await answer_quietly(update.callback_query, views.ACCESS_DENIED_TOAST)
     elif update.effective_message is not None and user is not None:
         text = update.effective_message.text or ""
         if not is_group(chat) or text.startswith("/"):
@@ -43,10 +44,10 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     log.error("error while handling an update", exc_info=context.error)
     if not isinstance(update, Update) or update.effective_chat is None:
         return
+    if update.callback_query is not None:
+        await answer_quietly(update.callback_query, SORRY)
+        return
     try:
-        if update.callback_query is not None:
-            await update.callback_query.answer(SORRY)
-        else:
-            await context.bot.send_message(update.effective_chat.id, SORRY)
-    except TelegramError:
-        pass
+        await context.bot.send_message(update.effective_chat.id, SORRY)
+    except TelegramError as error:
+        log.debug("could not say sorry: %s", error)

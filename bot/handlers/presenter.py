@@ -1,9 +1,12 @@
 """Shows a running round in the chat: progress, the image as soon as it exists, the critique.
 
-One status message moves through generating → critiquing and is replaced by the photo; the
-photo's caption is then edited to the critique with the Accept / Edit / Stop keyboard. A
-chat action stays alive while the round runs. Telegram failures are logged, never raised:
-the round itself is already stored.
+One status message says the image is being drawn and is replaced by the photo; the photo's
+caption says the critic is looking, then becomes the critique with the Accept / Edit / Stop
+keyboard. A chat action stays alive while the round runs.
+
+Telegram failures never lose the round (it is already stored): they are logged, except that
+a chat the bot can no longer write to (blocked, removed) raises AudienceGone so the domain
+stops paying for it, and a group upgraded to a supergroup is followed to its new id.
 """
 
 from __future__ import annotations
@@ -11,17 +14,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import TypeVar
 
-from telegram import Bot, InlineKeyboardMarkup, InputFile, Message
+from telegram import Bot, InlineKeyboardMarkup, InputFile, Message, ReplyParameters
 from telegram.constants import ChatAction
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 
 from bot import views
 from bot.handlers.common import HTML, is_not_modified, thread_kwargs
+from bot.images import telegram_preview
+from bot.refine.errors import AudienceGone
 from bot.refine.models import RoundOutcome, Scope
 from storage.records import RoundRecord
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 CHAT_ACTION_EVERY = 4.5
 """Telegram shows a chat action for about five seconds."""
@@ -30,43 +40,63 @@ CHAT_ACTION_EVERY = 4.5
 class RoundPresenter:
     """A RoundListener that renders one round in one chat."""
 
-    def __init__(self, bot: Bot, scope: Scope, *, group: bool, reply_to: Message | None) -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        scope: Scope,
+        *,
+        group: bool,
+        reply_to: Message | None = None,
+        photo_message_id: int | None = None,
+    ) -> None:
         self._bot = bot
         self._scope = scope
         self._group = group
-        self._reply_to = reply_to
-        self._status: Message | None = None
-        self._photo_message_id: int | None = None
+        self._reply_to = reply_to.message_id if reply_to else None
+        self._status_id: int | None = None
+        self._photo_message_id = photo_message_id
         self._image: bytes | None = None
         self._keep_alive: asyncio.Task[None] | None = None
+        self._gone = False
+
+    async def _call(self, send: Callable[[int], Awaitable[T]]) -> T:
+        """Call `send(chat_id)`, following a chat migration once; a lost chat is AudienceGone."""
+        try:
+            return await send(self._scope.chat_id)
+        except ChatMigrated as moved:
+            log.info("chat %s moved to %s", self._scope.chat_id, moved.new_chat_id)
+            self._scope = replace(self._scope, chat_id=moved.new_chat_id)
+            return await send(self._scope.chat_id)
+        except Forbidden as error:
+            self._gone = True
+            raise AudienceGone() from error
 
     # --- RoundListener -------------------------------------------------------------------
 
     async def generating(self, round: RoundRecord) -> None:
-        self._keep_alive = asyncio.create_task(self._chat_action_loop())
-        text = views.status_text(round, "generating")
+        reply = (
+            ReplyParameters(self._reply_to, allow_sending_without_reply=True)
+            if self._reply_to
+            else None
+        )
         try:
-            if self._reply_to is not None:
-                self._status = await self._reply_to.reply_text(text, do_quote=True)
-            else:
-                self._status = await self._bot.send_message(
-                    self._scope.chat_id, text, **thread_kwargs(self._scope)
+            status = await self._call(
+                lambda chat_id: self._bot.send_message(
+                    chat_id,
+                    views.status_text(round, "generating"),
+                    reply_parameters=reply,
+                    **thread_kwargs(self._scope),
                 )
+            )
+            self._status_id = status.message_id
         except TelegramError as error:
             log.warning("could not send status for round %s: %s", round.id, error)
+        self._keep_alive = asyncio.create_task(self._chat_action_loop())
 
     async def image_ready(self, round: RoundRecord, image: bytes) -> int | None:
         self._image = image
-        try:
-            message = await self._bot.send_photo(
-                self._scope.chat_id,
-                InputFile(image, filename=f"round-{round.number}.png"),
-                caption=views.critiquing_caption(round),
-                parse_mode=HTML,
-                **thread_kwargs(self._scope),
-            )
-        except TelegramError as error:
-            log.warning("could not send photo of round %s: %s", round.id, error)
+        message = await self._send_photo(round, views.critiquing_caption(round), None)
+        if message is None:
             return None
         self._photo_message_id = message.message_id
         await self._delete_status()
@@ -78,20 +108,25 @@ class RoundPresenter:
     # --- the end of the round ----------------------------------------------------------------
 
     async def finish(self, outcome: RoundOutcome) -> None:
-        """Show how the round ended; always stops the chat action."""
+        """Show how the round ended; always stops the chat action; never raises."""
         await self.stop_chat_action()
+        if self._gone:
+            return
         round = outcome.round
-        if outcome.cancelled and self._photo_message_id is not None:
-            await self._edit_caption(round, f"<b>Round {round.number}</b> · ⏹ cancelled", None)
-        elif outcome.cancelled:
-            await self._show_text(f"⏹ Round {round.number} cancelled.")
-        elif round.image_sha is None:
-            error = outcome.error
-            text = views.failed_text(round, error) if error else "⚠️ That round failed."
-            await self._show_text(text)
-        else:
-            caption = views.round_caption(round, outcome.critique, outcome.error, self._group)
-            await self._show_round(round, caption)
+        try:
+            if outcome.cancelled and self._photo_message_id is not None:
+                await self._edit_caption(round, views.cancelled_caption(round), None)
+            elif outcome.cancelled:
+                await self._show_text(views.cancelled_text(round), None)
+            elif round.image_sha is None:
+                await self._show_text(
+                    views.failed_text(round, outcome.error), views.retry_keyboard(round.id)
+                )
+            else:
+                caption = views.round_caption(round, outcome.critique, outcome.error, self._group)
+                await self._show_round(round, caption)
+        except AudienceGone:
+            log.info("chat %s is gone; round %s not shown", self._scope.chat_id, round.id)
 
     async def stop_chat_action(self) -> None:
         if self._keep_alive is not None:
@@ -105,12 +140,14 @@ class RoundPresenter:
     ) -> bool:
         """Edit the round photo's caption; return False if the photo message is not there."""
         try:
-            await self._bot.edit_message_caption(
-                chat_id=self._scope.chat_id,
-                message_id=self._photo_message_id,
-                caption=caption,
-                parse_mode=HTML,
-                reply_markup=keyboard,
+            await self._call(
+                lambda chat_id: self._bot.edit_message_caption(
+                    chat_id=chat_id,
+                    message_id=self._photo_message_id,
+                    caption=caption,
+                    parse_mode=HTML,
+                    reply_markup=keyboard,
+                )
             )
         except BadRequest as error:
             if is_not_modified(error):
@@ -130,45 +167,80 @@ class RoundPresenter:
         if self._image is None:
             return
         # The photo never arrived (or its message vanished): send it once more, complete.
-        try:
-            await self._bot.send_photo(
-                self._scope.chat_id,
-                InputFile(self._image, filename=f"round-{round.number}.png"),
-                caption=caption,
-                parse_mode=HTML,
-                reply_markup=keyboard,
-                **thread_kwargs(self._scope),
-            )
-        except TelegramError as error:
-            log.warning("could not send round %s: %s", round.id, error)
+        await self._send_photo(round, caption, keyboard)
         await self._delete_status()
 
-    async def _show_text(self, text: str) -> None:
+    async def _send_photo(
+        self, round: RoundRecord, caption: str, keyboard: InlineKeyboardMarkup | None
+    ) -> Message | None:
+        """Send the round's image as a photo; if Telegram refuses it (too big, extreme size),
+        send a JPEG preview instead. The original always goes out at Stop, as a document."""
+        image = self._image
+        assert image is not None
+        for attempt in ("original", "preview"):
+            try:
+                return await self._call(
+                    lambda chat_id, image=image: self._bot.send_photo(
+                        chat_id,
+                        InputFile(image, filename=f"round-{round.number}"),
+                        caption=caption,
+                        parse_mode=HTML,
+                        reply_markup=keyboard,
+                        **thread_kwargs(self._scope),
+                    )
+                )
+            except BadRequest as error:
+                log.warning("Telegram refused the %s of round %s: %s", attempt, round.id, error)
+                if attempt == "preview":
+                    return None
+                image = await asyncio.to_thread(telegram_preview, image)
+            except TelegramError as error:
+                log.warning("could not send photo of round %s: %s", round.id, error)
+                return None
+        return None
+
+    async def _show_text(self, text: str, keyboard: InlineKeyboardMarkup | None) -> None:
         try:
-            if self._status is not None:
-                await self._status.edit_text(text, parse_mode=HTML)
+            if self._status_id is not None:
+                await self._call(
+                    lambda chat_id: self._bot.edit_message_text(
+                        text,
+                        chat_id=chat_id,
+                        message_id=self._status_id,
+                        parse_mode=HTML,
+                        reply_markup=keyboard,
+                    )
+                )
             else:
-                await self._bot.send_message(
-                    self._scope.chat_id, text, parse_mode=HTML, **thread_kwargs(self._scope)
+                await self._call(
+                    lambda chat_id: self._bot.send_message(
+                        chat_id,
+                        text,
+                        parse_mode=HTML,
+                        reply_markup=keyboard,
+                        **thread_kwargs(self._scope),
+                    )
                 )
         except TelegramError as error:
             log.warning("could not show round result: %s", error)
 
     async def _delete_status(self) -> None:
-        if self._status is None:
+        if self._status_id is None:
             return
-        status, self._status = self._status, None
+        status_id, self._status_id = self._status_id, None
         try:
-            await status.delete()
-        except TelegramError as error:
+            await self._call(lambda chat_id: self._bot.delete_message(chat_id, status_id))
+        except (TelegramError, AudienceGone) as error:
             log.debug("could not delete status message: %s", error)
 
     async def _chat_action_loop(self) -> None:
-        while True:
+        while not self._gone:
             try:
-                await self._bot.send_chat_action(
-                    self._scope.chat_id, ChatAction.UPLOAD_PHOTO, **thread_kwargs(self._scope)
+                await self._call(
+                    lambda chat_id: self._bot.send_chat_action(
+                        chat_id, ChatAction.UPLOAD_PHOTO, **thread_kwargs(self._scope)
+                    )
                 )
-            except TelegramError as error:
+            except (TelegramError, AudienceGone) as error:
                 log.debug("chat action failed: %s", error)
             await asyncio.sleep(CHAT_ACTION_EVERY)

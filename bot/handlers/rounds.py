@@ -1,39 +1,66 @@
-"""Runs a domain round from a handler, with a presenter showing it in the chat."""
+"""Runs a pending round in the background while a presenter shows it in the chat.
+
+Handlers only begin a round (quick: checks, reservation, a pending row) and return, so
+the chat's next update is never stuck behind seconds of model time.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import logging
 
 from telegram import Message, Update
-from telegram.ext import ContextTypes
+from telegram.ext import Application, ContextTypes
 
-from bot import views
-from bot.handlers.common import HTML, is_group, scope_of, thread_kwargs
+from bot.handlers.common import services
 from bot.handlers.presenter import RoundPresenter
-from bot.refine.errors import RefineError
-from bot.refine.models import RoundOutcome
+from bot.refine.models import PendingRound
 
-RoundStarter = Callable[[RoundPresenter], Awaitable[RoundOutcome]]
+log = logging.getLogger(__name__)
 
 
-async def run_round(
+def launch_round(
     update: Update,
     context: ContextTypes.DEFAULT_TYPE,
-    start: RoundStarter,
+    pending: PendingRound,
     reply_to: Message | None = None,
 ) -> None:
-    """Run `start(presenter)` and show its outcome; a domain refusal becomes a chat message."""
-    scope = scope_of(update)
+    """Run the pending round as a background task of the application, shown in the chat."""
     presenter = RoundPresenter(
-        context.bot, scope, group=is_group(update.effective_chat), reply_to=reply_to
+        context.bot, pending.scope, group=pending.scope.is_group, reply_to=reply_to
     )
+    context.application.create_task(
+        _run_and_show(context.application, pending, presenter),
+        update=update,
+        name=f"round-{pending.round.id}",
+    )
+
+
+async def _run_and_show(
+    application: Application, pending: PendingRound, presenter: RoundPresenter
+) -> None:
+    refine = application.bot_data["services"].refine
     try:
-        outcome = await start(presenter)
-    except RefineError as error:
-        await context.bot.send_message(
-            scope.chat_id, views.refusal_text(error), parse_mode=HTML, **thread_kwargs(scope)
-        )
-        return
+        outcome = await refine.run(pending, presenter)
     finally:
         await presenter.stop_chat_action()
     await presenter.finish(outcome)
+
+
+async def resume_interrupted(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Finish the rounds a crash or restart left running: deliver paid images, offer Retry."""
+    refine = services(context).refine
+    for pending in await refine.interrupted_rounds():
+        log.info("resuming round %s in chat %s", pending.round.id, pending.scope.chat_id)
+        presenter = RoundPresenter(
+            context.bot,
+            pending.scope,
+            group=pending.scope.is_group,
+            photo_message_id=pending.round.message_id,
+        )
+        try:
+            outcome = await refine.resume(pending, presenter)
+            await presenter.finish(outcome)
+        except Exception:  # one broken round must not strand the others
+            log.exception("could not resume round %s", pending.round.id)
+        finally:
+            await presenter.stop_chat_action()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class RefineError(Exception):
     """A request the domain will not carry out, for a reason the user should be told."""
@@ -31,5 +33,23 @@ class RoundNotReady(RefineError):
     """The round has no finished image to continue from or to keep."""
 
 
+class ImageExpired(RefineError):
+    """The round's image file is gone (pruned by IMAGE_RETENTION_DAYS, or deleted)."""
+
+
 class NoPendingEdit(RefineError):
     """A reply arrived that is not answering an edit prompt."""
+
+
+class QuotaExceeded(RefineError):
+    """The user or chat has used its rounds for today."""
+
+    def __init__(self, scope: str, limit: int, resets_at: datetime) -> None:
+        super().__init__(f"{scope} quota of {limit} rounds a day reached")
+        self.scope = scope  # "user" or "chat"
+        self.limit = limit
+        self.resets_at = resets_at
+
+
+class AudienceGone(RefineError):
+    """The chat can no longer be written to (bot blocked or removed): stop paying for it."""

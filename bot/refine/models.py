@@ -21,6 +21,11 @@ class Scope:
     thread_id: int = 0
     chat_type: str = "private"
 
+    @property
+    def is_group(self) -> bool:
+        """Whether several people share this scope (group and supergroup ids are negative)."""
+        return self.chat_type in ("group", "supergroup") or self.chat_id < 0
+
 
 @dataclass(frozen=True, slots=True)
 class Actor:
@@ -28,6 +33,25 @@ class Actor:
 
     user_id: int
     name: str
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaPolicy:
+    """Rounds a day per user and per chat (0 = unlimited); exempt users (admins) have none."""
+
+    rounds_per_user_per_day: int = 0
+    rounds_per_chat_per_day: int = 0
+    exempt_user_ids: frozenset[int] | None = frozenset()  # None: everyone is exempt
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRound:
+    """A round stored as pending, its session reserved for it, ready to run."""
+
+    session: SessionRecord
+    round: RoundRecord
+    actor: Actor
+    scope: Scope
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +83,16 @@ class RoundListener(Protocol):
     """Told about a round's progress so the chat can show it while the round runs."""
 
     async def generating(self, round: RoundRecord) -> None:
-        """The round is stored as pending and the image is being drawn."""
+        """The round is stored as pending and the image is about to be drawn.
+
+        Raising AudienceGone here cancels the round before anything is paid for.
+        """
 
     async def image_ready(self, round: RoundRecord, image: bytes) -> int | None:
-        """The image is stored; show it. Return the id of the message that shows it, if any."""
+        """The image is stored; show it. Return the id of the message that shows it, if any.
+
+        Raising AudienceGone here skips the critique (nobody would read it).
+        """
 
     async def critiquing(self, round: RoundRecord) -> None:
         """The critic is looking at the image."""

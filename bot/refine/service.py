@@ -18,11 +18,14 @@ from typing import TypeVar
 
 from bot.backends.base import Critic, CritiqueRequest, EarlierCritique, ImageGenerator
 from bot.backends.critique import Critique
-from bot.backends.errors import BackendError, BadOutput
+from bot.backends.errors import BackendError, BadOutput, Interrupted
 from bot.images import InvalidImage, critic_jpeg, probe
 from bot.refine.errors import (
+    AudienceGone,
     BriefTooLong,
     EmptyBrief,
+    ImageExpired,
+    QuotaExceeded,
     RoundNotFound,
     RoundNotReady,
     SessionBusy,
@@ -31,11 +34,14 @@ from bot.refine.errors import (
 from bot.refine.models import (
     MAX_BRIEF_CHARS,
     Actor,
+    PendingRound,
+    QuotaPolicy,
     RoundListener,
     RoundOutcome,
     Scope,
     StopResult,
 )
+from bot.refine.pricing import estimate_cost
 from storage.records import (
     PendingEdit,
     RoundRecord,
@@ -43,6 +49,7 @@ from storage.records import (
     SessionRecord,
     SessionStatus,
     SessionSummary,
+    UsageSummary,
 )
 from storage.schema import now_iso
 from storage.store import Store
@@ -89,10 +96,20 @@ def suggestion_of(round: RoundRecord) -> str:
 class _Running:
     scope: Scope
     task: asyncio.Task[RoundOutcome] | None = None
+    cancel_requested: bool = False
+
+
+def _start_of_day(now: datetime) -> datetime:
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 class RefineService:
-    """Starts, continues, stops and cancels refinement sessions. Knows nothing of Telegram."""
+    """Starts, continues, stops and cancels refinement sessions. Knows nothing of Telegram.
+
+    Starting a round has two steps, so callers can answer quickly and run the slow part in
+    the background: `begin_*` checks the request, reserves the session and stores the round
+    as pending; `run` draws and critiques it and always releases the session.
+    """
 
     def __init__(
         self,
@@ -100,41 +117,284 @@ class RefineService:
         generator: ImageGenerator,
         critic: Critic,
         critic_max_side: int = 768,
+        quota: QuotaPolicy | None = None,
     ) -> None:
         self._store = store
         self._generator = generator
         self._critic = critic
         self._critic_max_side = critic_max_side
+        self._quota = quota or QuotaPolicy()
         self._running: dict[int, _Running] = {}
 
-    # --- commands ------------------------------------------------------------------------
+    # --- beginning a round -------------------------------------------------------------------
 
-    async def start(
-        self, scope: Scope, actor: Actor, brief: str, listener: RoundListener
-    ) -> RoundOutcome:
-        """Open a session for the brief and run its first round."""
+    async def begin_start(self, scope: Scope, actor: Actor, brief: str) -> PendingRound:
+        """Open a session for the brief with its first round pending."""
         brief = clean_brief(brief)
+        await self._check_quota(scope, actor)
         session = await self._store.create_session(
             scope.chat_id, scope.chat_type, scope.thread_id, actor.user_id, brief
         )
-        return await self._run(session, None, brief, "brief", actor, listener, scope)
+        return await self._begin(session, None, brief, "brief", actor, scope)
 
-    async def accept(
-        self, round_id: int, scope: Scope, actor: Actor, listener: RoundListener
-    ) -> RoundOutcome:
-        """Run the next round from the round's suggested revision."""
+    async def begin_accept(self, round_id: int, scope: Scope, actor: Actor) -> PendingRound:
+        """Pend the next round from the round's suggested revision."""
         round, session = await self._continuable(round_id, scope)
-        return await self._run(
-            session, round, suggestion_of(round), "accept", actor, listener, scope
-        )
+        await self._check_quota(scope, actor)
+        return await self._begin(session, round, suggestion_of(round), "accept", actor, scope)
 
-    async def edit(
-        self, round_id: int, scope: Scope, actor: Actor, prompt: str, listener: RoundListener
-    ) -> RoundOutcome:
-        """Run the next round from the user's own revision of the round."""
+    async def begin_edit(
+        self, round_id: int, scope: Scope, actor: Actor, prompt: str
+    ) -> PendingRound:
+        """Pend the next round from the user's own revision of the round."""
         prompt = clean_brief(prompt)
         round, session = await self._continuable(round_id, scope)
-        return await self._run(session, round, prompt, "edit", actor, listener, scope)
+        await self._check_quota(scope, actor)
+        return await self._begin(session, round, prompt, "edit", actor, scope)
+
+    async def begin_retry(self, round_id: int, scope: Scope, actor: Actor) -> PendingRound:
+        """Pend a new try of a round that produced no image (failed or interrupted)."""
+        round, session = await self.round_in_scope(round_id, scope)
+        if session.status is SessionStatus.STOPPED:
+            raise SessionStopped()
+        if round.status is not RoundStatus.FAILED:
+            raise RoundNotReady()
+        await self._check_quota(scope, actor)
+        parent_id = round.parent_round_id
+        parent = await self._store.get_round(parent_id) if parent_id else None
+        return await self._begin(session, parent, round.prompt, "retry", actor, scope)
+
+    async def _begin(
+        self,
+        session: SessionRecord,
+        parent: RoundRecord | None,
+        prompt: str,
+        action: str,
+        actor: Actor,
+        scope: Scope,
+    ) -> PendingRound:
+        self._reserve(session.id, scope)
+        try:
+            round = await self._store.create_round(
+                session.id, parent.id if parent else None, prompt, action, actor.user_id, actor.name
+            )
+        except BaseException:
+            self._running.pop(session.id, None)
+            raise
+        return PendingRound(session, round, actor, scope)
+
+    def _reserve(self, session_id: int, scope: Scope) -> None:
+        # No await between the check and the reservation: two presses cannot both pass.
+        if self.is_busy(session_id):
+            raise SessionBusy()
+        self._running[session_id] = _Running(scope)
+
+    async def _check_quota(self, scope: Scope, actor: Actor) -> None:
+        quota = self._quota
+        exempt = quota.exempt_user_ids is None or actor.user_id in quota.exempt_user_ids
+        if exempt:
+            return
+        now = datetime.now(UTC)
+        since = _start_of_day(now).isoformat(timespec="milliseconds")
+        resets_at = _start_of_day(now) + timedelta(days=1)
+        checks = [
+            ("user", quota.rounds_per_user_per_day, {"user_id": actor.user_id}),
+            ("chat", quota.rounds_per_chat_per_day, {"chat_id": scope.chat_id}),
+        ]
+        for name, limit, key in checks:
+            if limit and await self._store.count_rounds_since(since, **key) >= limit:
+                raise QuotaExceeded(name, limit, resets_at)
+
+    # --- running it -----------------------------------------------------------------------------
+
+    async def run(self, pending: PendingRound, listener: RoundListener) -> RoundOutcome:
+        """Draw and critique the pending round, telling the listener; release the session.
+
+        A /cancel while it runs ends it with `cancelled=True` (the round is stored as
+        cancelled); cancelling the caller itself propagates as usual.
+        """
+        session_id = pending.session.id
+        running = self._running[session_id]
+        try:
+            if running.cancel_requested:
+                return await self._cancelled(pending.round)
+            running.task = asyncio.create_task(self._execute(pending, listener))
+            try:
+                return await running.task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if running.task.cancelled() and not (current and current.cancelling()):
+                    cancelled = await self._store.get_round(pending.round.id)
+                    return RoundOutcome(cancelled or pending.round, cancelled=True)
+                raise
+        finally:
+            self._running.pop(session_id, None)
+
+    async def _cancelled(self, round: RoundRecord) -> RoundOutcome:
+        round = await self._store.update_round(
+            round.id, status=RoundStatus.CANCELLED, finished_at=now_iso()
+        )
+        return RoundOutcome(round, cancelled=True)
+
+    async def _execute(self, pending: PendingRound, listener: RoundListener) -> RoundOutcome:
+        try:
+            return await self._draw_and_critique(pending, listener)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._cancelled(pending.round))
+            raise
+        except AudienceGone:
+            log.info("round %s: chat %s is gone; stopping", pending.round.id, pending.scope.chat_id)
+            return await self._cancelled(pending.round)
+
+    async def _draw_and_critique(
+        self, pending: PendingRound, listener: RoundListener
+    ) -> RoundOutcome:
+        session, actor = pending.session, pending.actor
+        round = await self._store.update_round(pending.round.id, status=RoundStatus.GENERATING)
+        await _notify(listener.generating(round))
+        started = time.monotonic()
+        try:
+            image = await self._generator.generate(round.prompt, seed=session_seed(session.id))
+            info = await asyncio.to_thread(probe, image.data)
+        except (BackendError, InvalidImage) as error:
+            if isinstance(error, InvalidImage):
+                error = BadOutput("image", str(error))
+            log.warning("round %s: image failed: %s", round.id, error)
+            failed = await self._store.update_round(
+                round.id,
+                status=RoundStatus.FAILED,
+                error_kind=error.kind,
+                error=str(error),
+                finished_at=now_iso(),
+            )
+            return RoundOutcome(failed, error=error)
+        stored = await self._store.save_image(image.data, info.mime, info.width, info.height)
+        await self._store.record_usage(
+            round.id,
+            session.chat_id,
+            actor.user_id,
+            "image",
+            image.model,
+            image.usage,
+            estimate_cost(image.model, image.usage),
+        )
+        round = await self._store.update_round(
+            round.id,
+            image_sha=stored.sha256,
+            image_at=now_iso(),
+            generate_ms=int((time.monotonic() - started) * 1000),
+            status=RoundStatus.CRITIQUING,
+        )
+        message_id = await _notify(listener.image_ready(round, image.data))
+        if message_id is not None:
+            round = await self._store.update_round(round.id, message_id=message_id)
+        return await self._critique(session, round, actor, image.data, listener)
+
+    async def _critique(
+        self,
+        session: SessionRecord,
+        round: RoundRecord,
+        actor: Actor,
+        image: bytes,
+        listener: RoundListener,
+    ) -> RoundOutcome:
+        await _notify(listener.critiquing(round))
+        started = time.monotonic()
+        try:
+            jpeg = await asyncio.to_thread(critic_jpeg, image, self._critic_max_side)
+            result = await self._critic.critique(
+                CritiqueRequest(
+                    brief=session.brief,
+                    prompt=round.prompt,
+                    image_jpeg=jpeg,
+                    earlier=await self._earlier_critiques(session.id, round.id),
+                )
+            )
+        except BackendError as error:
+            log.warning("round %s: critique failed: %s", round.id, error)
+            round = await self._store.update_round(
+                round.id,
+                status=RoundStatus.DONE,
+                error_kind=error.kind,
+                error=str(error),
+                finished_at=now_iso(),
+            )
+            return RoundOutcome(round, error=error)
+        await self._store.record_usage(
+            round.id,
+            session.chat_id,
+            actor.user_id,
+            "critic",
+            result.model,
+            result.usage,
+            estimate_cost(result.model, result.usage),
+        )
+        round = await self._store.update_round(
+            round.id,
+            critique=result.critique.model_dump_json(),
+            score=result.critique.score,
+            critique_ms=int((time.monotonic() - started) * 1000),
+            status=RoundStatus.DONE,
+            error_kind=None,
+            error=None,
+            finished_at=now_iso(),
+        )
+        return RoundOutcome(round, critique=result.critique)
+
+    # --- after a restart ----------------------------------------------------------------------
+
+    async def interrupted_rounds(self) -> list[PendingRound]:
+        """Reserve and return every round a crash or restart left running.
+
+        Pass each to `resume`: rounds with a stored image are critiqued and delivered (never
+        drawn again); rounds without one are marked failed, ready for a Retry.
+        """
+        interrupted = []
+        for round in await self._store.running_rounds():
+            session = await self._store.get_session(round.session_id)
+            if session is None or self.is_busy(session.id):
+                continue
+            scope = Scope(session.chat_id, session.thread_id)
+            self._reserve(session.id, scope)
+            interrupted.append(
+                PendingRound(session, round, Actor(round.acted_by, round.acted_by_name), scope)
+            )
+        return interrupted
+
+    async def resume(self, pending: PendingRound, listener: RoundListener) -> RoundOutcome:
+        """Finish an interrupted round as far as it can be without paying twice."""
+        round = pending.round
+        try:
+            image = await self._stored_image(round)
+            if image is None:
+                failed = await self._store.update_round(
+                    round.id,
+                    status=RoundStatus.FAILED,
+                    error_kind="interrupted",
+                    error="interrupted by a restart",
+                    finished_at=now_iso(),
+                )
+                return RoundOutcome(failed, error=Interrupted("image"))
+            if round.message_id is None:
+                message_id = await _notify(listener.image_ready(round, image))
+                if message_id is not None:
+                    round = await self._store.update_round(round.id, message_id=message_id)
+            return await self._critique(pending.session, round, pending.actor, image, listener)
+        except AudienceGone:
+            return await self._cancelled(round)
+        finally:
+            self._running.pop(pending.session.id, None)
+
+    async def _stored_image(self, round: RoundRecord) -> bytes | None:
+        """Return the round's stored image bytes, or None if it has none (or it is gone)."""
+        if round.image_sha is None:
+            return None
+        try:
+            return (await self._store.read_image(round.image_sha))[1]
+        except LookupError:
+            return None
+
+    # --- other commands --------------------------------------------------------------------------
 
     async def prepare_edit(self, round_id: int, scope: Scope) -> tuple[RoundRecord, str]:
         """Check the round can be edited; return it and the suggestion to prefill."""
@@ -171,8 +431,11 @@ class RefineService:
         round, session = await self._continuable(round_id, scope)
         if self.is_busy(session.id):
             raise SessionBusy()
+        try:  # read first: a session is only stopped when its image can be delivered
+            record, image = await self._store.read_image(round.image_sha)  # type: ignore[arg-type]
+        except LookupError:
+            raise ImageExpired() from None
         session = await self._store.stop_session(session.id, round.id)
-        record, image = await self._store.read_image(round.image_sha)  # type: ignore[arg-type]
         rounds = await self._store.session_rounds(session.id)
         return StopResult(session, round, image, record.mime, len(rounds))
 
@@ -180,12 +443,20 @@ class RefineService:
         """Cancel every round running in this scope; return how many were cancelled."""
         cancelled = 0
         for running in list(self._running.values()):
-            if running.scope == scope and running.task is not None and not running.task.done():
+            if running.scope != scope:
+                continue
+            if running.task is None:
+                running.cancel_requested = True
+            elif not running.task.done():
                 running.task.cancel()
-                cancelled += 1
+            cancelled += 1
         return cancelled
 
-    # --- queries ---------------------------------------------------------------------------
+    async def migrate_chat(self, old_chat_id: int, new_chat_id: int) -> int:
+        """Follow a group upgraded to a supergroup; return how many sessions moved."""
+        return await self._store.migrate_chat(old_chat_id, new_chat_id)
+
+    # --- queries -----------------------------------------------------------------------------
 
     async def round_in_scope(
         self, round_id: int, scope: Scope
@@ -208,10 +479,13 @@ class RefineService:
         summaries = await self._store.chat_sessions(scope.chat_id, scope.thread_id, limit, offset)
         return [(s, await self._store.session_rounds(s.session.id)) for s in summaries]
 
-    # --- the round itself ----------------------------------------------------------------
+    async def usage_today(self, user_id: int | None = None) -> list[UsageSummary]:
+        """Return today's (UTC) usage per chat and user; with `user_id`, only that user's."""
+        since = _start_of_day(datetime.now(UTC)).isoformat(timespec="milliseconds")
+        return await self._store.usage_since(since, user_id)
 
     def is_busy(self, session_id: int) -> bool:
-        """Return whether a round of the session is running now."""
+        """Return whether a round of the session is pending or running now."""
         return session_id in self._running
 
     @staticmethod
@@ -227,120 +501,6 @@ class RefineService:
         self.ensure_continuable(round, session)
         return round, session
 
-    async def _run(
-        self,
-        session: SessionRecord,
-        parent: RoundRecord | None,
-        prompt: str,
-        action: str,
-        actor: Actor,
-        listener: RoundListener,
-        scope: Scope,
-    ) -> RoundOutcome:
-        if self.is_busy(session.id):
-            raise SessionBusy()
-        running = self._running[session.id] = _Running(scope)
-        try:
-            round = await self._store.create_round(
-                session.id, parent.id if parent else None, prompt, action, actor.user_id, actor.name
-            )
-            running.task = asyncio.create_task(self._execute(session, round, actor, listener))
-            try:
-                return await running.task
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if running.task.cancelled() and not (current and current.cancelling()):
-                    cancelled = await self._store.get_round(round.id)
-                    return RoundOutcome(cancelled or round, cancelled=True)
-                raise
-        finally:
-            del self._running[session.id]
-
-    async def _execute(
-        self, session: SessionRecord, round: RoundRecord, actor: Actor, listener: RoundListener
-    ) -> RoundOutcome:
-        try:
-            return await self._draw_and_critique(session, round, actor, listener)
-        except asyncio.CancelledError:
-            await asyncio.shield(
-                self._store.update_round(
-                    round.id, status=RoundStatus.CANCELLED, finished_at=now_iso()
-                )
-            )
-            raise
-
-    async def _draw_and_critique(
-        self, session: SessionRecord, round: RoundRecord, actor: Actor, listener: RoundListener
-    ) -> RoundOutcome:
-        round = await self._store.update_round(round.id, status=RoundStatus.GENERATING)
-        await _notify(listener.generating(round))
-        started = time.monotonic()
-        try:
-            image = await self._generator.generate(round.prompt, seed=session_seed(session.id))
-            info = await asyncio.to_thread(probe, image.data)
-        except (BackendError, InvalidImage) as error:
-            if isinstance(error, InvalidImage):
-                error = BadOutput("image", str(error))
-            log.warning("round %s: image failed: %s", round.id, error)
-            failed = await self._store.update_round(
-                round.id,
-                status=RoundStatus.FAILED,
-                error_kind=error.kind,
-                error=str(error),
-                finished_at=now_iso(),
-            )
-            return RoundOutcome(failed, error=error)
-        generate_ms = int((time.monotonic() - started) * 1000)
-        stored = await self._store.save_image(image.data, info.mime, info.width, info.height)
-        await self._store.record_usage(
-            round.id, session.chat_id, actor.user_id, "image", image.model, image.usage
-        )
-        round = await self._store.update_round(
-            round.id,
-            image_sha=stored.sha256,
-            image_at=now_iso(),
-            generate_ms=generate_ms,
-            status=RoundStatus.CRITIQUING,
-        )
-        message_id = await _notify(listener.image_ready(round, image.data))
-        if message_id is not None:
-            round = await self._store.update_round(round.id, message_id=message_id)
-        await _notify(listener.critiquing(round))
-
-        started = time.monotonic()
-        try:
-            jpeg = await asyncio.to_thread(critic_jpeg, image.data, self._critic_max_side)
-            result = await self._critic.critique(
-                CritiqueRequest(
-                    brief=session.brief,
-                    prompt=round.prompt,
-                    image_jpeg=jpeg,
-                    earlier=await self._earlier_critiques(session.id, round.id),
-                )
-            )
-        except BackendError as error:
-            log.warning("round %s: critique failed: %s", round.id, error)
-            round = await self._store.update_round(
-                round.id,
-                status=RoundStatus.DONE,
-                error_kind=error.kind,
-                error=str(error),
-                finished_at=now_iso(),
-            )
-            return RoundOutcome(round, error=error)
-        await self._store.record_usage(
-            round.id, session.chat_id, actor.user_id, "critic", result.model, result.usage
-        )
-        round = await self._store.update_round(
-            round.id,
-            critique=result.critique.model_dump_json(),
-            score=result.critique.score,
-            critique_ms=int((time.monotonic() - started) * 1000),
-            status=RoundStatus.DONE,
-            finished_at=now_iso(),
-        )
-        return RoundOutcome(round, critique=result.critique)
-
     async def _earlier_critiques(
         self, session_id: int, round_id: int
     ) -> tuple[EarlierCritique, ...]:
@@ -354,10 +514,13 @@ class RefineService:
 
 
 async def _notify(call: Awaitable[T]) -> T | None:
-    """Await a listener callback; a failing chat must never lose a paid, stored round."""
+    """Await a listener callback; a failing chat must never lose a paid, stored round.
+
+    AudienceGone passes through: the chat is gone, so the round should stop paying.
+    """
     try:
         return await call
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, AudienceGone):
         raise
     except Exception:
         log.exception("round listener failed")

@@ -248,6 +248,8 @@ class FakeServer:
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
         self.faults = FaultQueue()
+        #: Called for a request with no queued fault; may return one (random fault injection).
+        self.chaos: Callable[[str], Fault | None] | None = None
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._stopping = asyncio.Event()
@@ -335,6 +337,8 @@ class FakeServer:
         returns (the handler is cancelled).
         """
         fault = self.faults.pop(fault_key)
+        if fault is None and self.chaos is not None:
+            fault = self.chaos(fault_key)
         if fault is None:
             return None
         record = request[RECORD]

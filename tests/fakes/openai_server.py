@@ -10,6 +10,8 @@
 * ``POST /v1/chat/completions`` (endpoint ``"chat"``): a vision request with data-URL images
   (each decoded and recorded as a `DecodedImage`) and optional ``response_format``; the
   answer comes from queued replies (`queue_critique`, `queue_refusal`) or ``fake.critic``.
+* ``GET /v1/models`` (endpoint ``"models"``) and ``GET /v1/models/{id}`` (endpoint ``"model"``):
+  the ids in ``fake.models`` as real Model objects; an unknown id is 404 ``model_not_found``.
 
 Errors use the real ``{"error": {"message", "type", "param", "code"}}`` envelope, so the SDK
 raises its real exception classes; `OpenAIFault` builds the common ones for `fail_next`.
@@ -51,6 +53,8 @@ __all__ = [
 ]
 
 DEFAULT_API_KEY = "sk-test-fake-key-123"
+DEFAULT_MODELS = ("gpt-image-1", "gpt-image-1-mini", "gpt-image-2.5-flare", "gpt-5.4-mini")
+"""Model ids the fake lists and retrieves by default (the bot's default models among them)."""
 API_KEYS_URL = "https://platform.openai.com/account/api-keys"
 
 STANDARD_SIZES = ("1024x1024", "1536x1024", "1024x1536")
@@ -409,7 +413,7 @@ class FakeOpenAI(FakeServer):
         requests: Every `RecordedRequest`, oldest first.
     """
 
-    endpoints: ClassVar[tuple[str, ...]] = ("images", "edits", "chat")
+    endpoints: ClassVar[tuple[str, ...]] = ("images", "edits", "chat", "models", "model")
 
     def __init__(
         self,
@@ -419,6 +423,7 @@ class FakeOpenAI(FakeServer):
         chat_latency: float = 0.0,
         critic: Critic | None = None,
         require_vision: bool = True,
+        render: Callable[[int, int, str], bytes] | None = None,
     ) -> None:
         super().__init__()
         self.api_key = api_key
@@ -426,7 +431,11 @@ class FakeOpenAI(FakeServer):
         self.chat_latency = chat_latency
         self.critic: Critic = critic or default_critic
         self.require_vision = require_vision
+        # Draws the picture for (width, height, format) before the prompt is embedded; the
+        # default is the cached test picture. Benchmarks pass a heavier, photo-like one.
+        self.render: Callable[[int, int, str], bytes] = render or render_image
         self._replies: deque[_QueuedReply] = deque()
+        self.models: list[str] = list(DEFAULT_MODELS)
 
     @property
     def base_url(self) -> str:
@@ -464,6 +473,8 @@ class FakeOpenAI(FakeServer):
         app.router.add_post("/v1/images/generations", self._images, name="images")
         app.router.add_post("/v1/images/edits", self._edits, name="edits")
         app.router.add_post("/v1/chat/completions", self._chat, name="chat")
+        app.router.add_get("/v1/models", self._list_models, name="models")
+        app.router.add_get("/v1/models/{model:.+}", self._retrieve_model, name="model")
         app.router.add_route("*", "/{tail:.*}", self._not_found, name="unknown")
 
     def _headers(self, started: float | None = None) -> dict[str, str]:
@@ -544,7 +555,7 @@ class FakeOpenAI(FakeServer):
         quality = {"auto": "medium", "standard": "medium", "hd": "high"}.get(quality, quality)
         width, height = size
         # The first render of a size takes ~0.1 s: keep it off the shared event loop.
-        picture = await asyncio.to_thread(render_image, width, height, fmt)
+        picture = await asyncio.to_thread(self.render, width, height, fmt)
         if fmt in ("png", "jpeg"):
             picture = with_prompt(picture, prompt)
         b64 = base64.b64encode(picture).decode("ascii")
@@ -688,6 +699,34 @@ class FakeOpenAI(FakeServer):
                         code="invalid_image_file",
                     ) from None
         return decoded
+
+    # --- models -------------------------------------------------------------------------
+
+    @staticmethod
+    def _model_object(model: str) -> dict[str, Any]:
+        owner = "openai" if model.startswith(("gpt-image", "dall-e")) else "system"
+        return {"id": model, "object": "model", "created": 1_700_000_000, "owned_by": owner}
+
+    async def _list_models(self, request: web.Request) -> web.StreamResponse:
+        record, early = await self._prelude(request, multipart=False)
+        if early is not None:
+            return early
+        data = [self._model_object(model) for model in self.models]
+        return self._json({"object": "list", "data": data}, record)
+
+    async def _retrieve_model(self, request: web.Request) -> web.StreamResponse:
+        record, early = await self._prelude(request, multipart=False)
+        if early is not None:
+            return early
+        model = request.match_info["model"]
+        if model not in self.models:
+            body = openai_error(
+                f"The model `{model}` does not exist or you do not have access to it.",
+                param=None,
+                code="model_not_found",
+            )
+            return self._json(body, record, 404)
+        return self._json(self._model_object(model), record)
 
     # --- chat ---------------------------------------------------------------------------
 

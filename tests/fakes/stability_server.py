@@ -10,6 +10,9 @@ like the real API and answers:
 The picture is the cached test image at the size of the aspect ratio (`ASPECT_SIZES`,
 about one megapixel), with the prompt embedded for PNG and JPEG. Errors use Stability's
 ``{"id": "<32 hex>", "name": "...", "errors": ["..."]}`` body; `StabilityFault` builds them.
+
+``GET /v1/user/balance`` (route ``balance``) answers ``{"credits": fake.credits}`` to the right
+bearer key, else 401 with the v1 error body ``{"id", "name", "message"}``.
 """
 
 from __future__ import annotations
@@ -222,6 +225,7 @@ class FakeStability(FakeServer):
         self.api_key = api_key
         self.latency = latency
         self.sizes: dict[str, tuple[int, int]] = dict(ASPECT_SIZES)
+        self.credits = 25.0
         self._filter_next = 0
 
     @property
@@ -242,7 +246,19 @@ class FakeStability(FakeServer):
             app.router.add_post(
                 f"/v2beta/stable-image/generate/{endpoint}", self._generate, name=endpoint
             )
+        app.router.add_get("/v1/user/balance", self._balance, name="balance")
         app.router.add_route("*", "/{tail:.*}", self._not_found, name="unknown")
+
+    async def _balance(self, request: web.Request) -> web.Response:
+        scheme, _, key = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or key.strip() != self.api_key:
+            body = {
+                "id": uuid.uuid4().hex,
+                "name": "unauthorized",
+                "message": "Incorrect API key provided",
+            }
+            return web.json_response(body, status=401)
+        return web.json_response({"credits": self.credits})
 
     @staticmethod
     def _error(status: int, name: str, *errors: str) -> web.Response:

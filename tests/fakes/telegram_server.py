@@ -752,6 +752,7 @@ class FakeTelegram:
         callback_query_ttl: float = 15.0,
         privacy_mode: bool = True,
         strict_html_ampersand: bool = True,
+        render_photo_sizes: bool = True,
     ) -> None:
         self.token = token
         self.bot_id = int(token.split(":", 1)[0])
@@ -759,6 +760,10 @@ class FakeTelegram:
         self.callback_query_ttl = callback_query_ttl
         self.privacy_mode = privacy_mode
         self.strict_html_ampersand = strict_html_ampersand
+        # False: uploaded photos are not decoded nor re-encoded; every PhotoSize (dimensions
+        # as Telegram would report them) serves the original bytes. For benchmarks, so the
+        # fake's own Pillow work is not what gets measured.
+        self.render_photo_sizes = render_photo_sizes
         self.latency = 0.0
         self.bot_user: JSONDict = {
             "id": self.bot_id,
@@ -788,6 +793,12 @@ class FakeTelegram:
         self._next_message_id: dict[int, int] = {}
         self._updates: list[JSONDict] = []
         self._allowed_updates: list[str] = []
+        # setWebhook's parameters (url, secret_token, ...) while a webhook is set, else None;
+        # with a webhook set, getUpdates answers 409 like Telegram, and updates wait for the
+        # test to deliver them (`take_updates`). `webhook_last_error`: (unix time, message)
+        # reported by getWebhookInfo.
+        self.webhook: JSONDict | None = None
+        self.webhook_last_error: tuple[int, str] | None = None
         self._queries: dict[str, _Query] = {}
         self._faults: dict[str, list[_Fault]] = {}
         self._stubs: dict[str, Callable[[JSONDict], Any]] = {}
@@ -805,6 +816,7 @@ class FakeTelegram:
                 "logOut": self._true,
                 "close": self._true,
                 "deleteWebhook": self._delete_webhook,
+                "setWebhook": self._set_webhook,
                 "getWebhookInfo": self._get_webhook_info,
                 "getUpdates": self._get_updates,
                 "sendMessage": self._send_message,
@@ -832,7 +844,9 @@ class FakeTelegram:
         """Start serving on 127.0.0.1 with a free port, in the running event loop."""
         if self._runner is not None:
             raise RuntimeError("FakeTelegram is already running")
-        app = web.Application()
+        # aiohttp's default body limit is 1 MiB; Telegram takes 10 MB photos and 50 MB
+        # documents (checked per upload below with Telegram's own errors).
+        app = web.Application(client_max_size=MAX_DOCUMENT_UPLOAD + 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle_method)
         app.router.add_get("/file/bot{token}/{file_path:.+}", self._handle_file)
         app.router.add_route("*", "/{tail:.*}", self._handle_unknown)
@@ -1049,6 +1063,11 @@ class FakeTelegram:
     def pending_updates(self) -> list[JSONDict]:
         """Updates not yet confirmed by a getUpdates ``offset``."""
         return list(self._updates)
+
+    def take_updates(self) -> list[JSONDict]:
+        """Remove and return the queued updates (what Telegram would post to a webhook)."""
+        updates, self._updates = self._updates, []
+        return updates
 
     # --- driver: observing ---------------------------------------------------------------
 
@@ -1506,19 +1525,25 @@ class FakeTelegram:
             raise _bad("file is too big")
         try:
             with Image.open(io.BytesIO(data)) as image:
-                image.load()
+                if self.render_photo_sizes:
+                    image.load()
                 width, height = image.size
                 if width + height > 10_000 or max(width, height) > 20 * min(width, height):
                     raise _bad("PHOTO_INVALID_DIMENSIONS")
-                rendered = self._photo_renditions(image, data)
+                if self.render_photo_sizes:
+                    rendered = self._photo_renditions(image, data)
+                else:
+                    rendered = self._photo_size_stubs(width, height, data)
         except TelegramApiError:
             raise
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
             raise _bad("IMAGE_PROCESS_FAILED") from None
         sizes: list[JSONDict] = []
         stored_sizes: list[StoredFile] = []
+        digests: dict[int, str] = {}
         for w, h, blob in rendered:
-            digest = hashlib.sha1(blob).hexdigest()[:16]
+            digest = digests.get(id(blob)) or hashlib.sha1(blob).hexdigest()[:16]
+            digests[id(blob)] = digest
             number = next(self._counter)
             stored = StoredFile(
                 file_id=f"AgACAgIAAxkBAAI{self.bot_id:x}{number:06d}",
@@ -1538,6 +1563,19 @@ class FakeTelegram:
             self.files[stored.file_id] = stored
             self._files_by_path[stored.file_path] = stored
         return sizes, data
+
+    @staticmethod
+    def _photo_size_stubs(width: int, height: int, original: bytes) -> list[tuple[int, int, bytes]]:
+        """The sizes `_photo_renditions` would make, each serving the original bytes."""
+        long_side = max(width, height)
+        sizes: list[tuple[int, int, bytes]] = []
+        for cap in PHOTO_SIZE_CAPS:
+            if long_side <= cap:
+                sizes.append((width, height, original))
+                break
+            scale = cap / long_side
+            sizes.append((max(1, round(width * scale)), max(1, round(height * scale)), original))
+        return sizes
 
     @staticmethod
     def _photo_renditions(image: Image.Image, original: bytes) -> list[tuple[int, int, bytes]]:
@@ -1974,17 +2012,48 @@ class FakeTelegram:
     async def _delete_webhook(self, params: JSONDict, uploads: dict[str, _Upload]) -> bool:
         if params.get("drop_pending_updates"):
             self._updates.clear()
+        self.webhook = None
+        return True
+
+    async def _set_webhook(self, params: JSONDict, uploads: dict[str, _Upload]) -> bool:
+        url = str(params.get("url") or "")
+        if not url:
+            return await self._delete_webhook(params, uploads)
+        if not url.startswith("https://"):
+            raise _bad("bad webhook: An HTTPS URL must be provided for webhook")
+        port = re.match(r"https://[^/:]+(?::(\d+))?", url)
+        if port is None or int(port.group(1) or 443) not in (80, 88, 443, 8443):
+            raise _bad("bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443")
+        secret = params.get("secret_token")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
+            raise _bad("secret token contains unallowed characters")
+        if params.get("drop_pending_updates"):
+            self._updates.clear()
+        self.webhook = {key: value for key, value in params.items() if key != "certificate"}
         return True
 
     async def _get_webhook_info(self, params: JSONDict, uploads: dict[str, _Upload]) -> JSONDict:
-        return {
-            "url": "",
+        info: JSONDict = {
+            "url": self.webhook["url"] if self.webhook else "",
             "has_custom_certificate": False,
             "pending_update_count": len(self._updates),
         }
+        if self.webhook:
+            info["max_connections"] = self.webhook.get("max_connections", 40)
+            if self.webhook.get("allowed_updates"):
+                info["allowed_updates"] = self.webhook["allowed_updates"]
+        if self.webhook_last_error:
+            info["last_error_date"], info["last_error_message"] = self.webhook_last_error
+        return info
 
     async def _get_updates(self, params: JSONDict, uploads: dict[str, _Upload]) -> list[JSONDict]:
         """Long polling: confirm by ``offset``, then wait up to ``timeout`` for updates."""
+        if self.webhook is not None:
+            raise TelegramApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; use "
+                "deleteWebhook to delete the webhook first",
+            )
         offset = params.get("offset")
         if isinstance(offset, int) and offset > 0:
             self._updates = [u for u in self._updates if u["update_id"] >= offset]

@@ -1,0 +1,1 @@
+"""Operator commands behind `python -m bot <command>`: check, health, backup."""

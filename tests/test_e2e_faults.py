@@ -1,0 +1,151 @@
+"""Faults of Telegram and of the backends: nothing lost, nothing stuck, no retry storms."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from storage.records import RoundStatus
+from storage.store import Store
+from tests.fakes.faults import Fault
+from tests.helpers import next_round, next_text, toast
+
+ERROR_HANDLER = "error while handling an update"
+
+
+async def rounds_of(data_dir, chat_id: int) -> list:
+    store = await Store.open(data_dir / "refinebot.db")
+    try:
+        [summary, *_] = await store.chat_sessions(chat_id, 0)
+        return await store.session_rounds(summary.session.id)
+    finally:
+        await store.close()
+
+
+async def test_flood_control_is_waited_out(telegram, openai_fake, bot, ana, ana_chat) -> None:
+    telegram.fail_next("sendPhoto", retry_after=1)
+    telegram.user_sends_text(ana_chat, ana, "/new canvas tote")
+    round1 = await next_round(telegram, ana_chat)
+    assert [c.ok for c in telegram.calls_to("sendPhoto")] == [False, True]
+    assert "Round 1" in round1.plain
+
+
+async def test_blocked_chat_stops_before_paying_and_without_a_storm(
+    telegram, openai_fake, bot, ana, ana_chat, data_dir
+) -> None:
+    telegram.user_blocks_bot(ana_chat)
+    telegram.user_sends_text(ana_chat, ana, "/new canvas tote")
+    await telegram.wait_for(lambda: telegram.calls_to("sendMessage"))
+    await asyncio.sleep(0.5)
+    assert openai_fake.requests_to("images") == []  # nothing paid for a chat nobody reads
+    [round] = await rounds_of(data_dir, ana_chat["id"])
+    assert round.status is RoundStatus.CANCELLED
+    to_chat = [c for c in telegram.calls if c.params.get("chat_id") == ana_chat["id"]]
+    assert len(to_chat) <= 2  # the status message, at most one chat action: no retries
+
+
+async def test_blocked_after_the_image_skips_the_critique(
+    telegram, openai_fake, bot, ana, ana_chat
+) -> None:
+    telegram.fail_next("sendPhoto", error_code=403)
+    telegram.user_sends_text(ana_chat, ana, "/new canvas tote")
+    await telegram.wait_for(lambda: telegram.calls_to("sendPhoto"))
+    await asyncio.sleep(0.5)
+    assert len(openai_fake.requests_to("images")) == 1
+    assert openai_fake.requests_to("chat") == []
+
+
+async def test_quiet_telegram_errors_never_reach_the_error_handler(
+    telegram, openai_fake, bot, ana, ana_chat, caplog
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    telegram.user_sends_text(ana_chat, ana, "/new canvas tote")
+    round1 = await next_round(telegram, ana_chat)
+    telegram.fail_next(
+        "answerCallbackQuery",
+        description="Bad Request: query is too old and response timeout expired or query ID "
+        "is invalid",
+    )
+    telegram.fail_next("deleteMessage", description="Bad Request: message to delete not found")
+    telegram.user_presses(ana_chat, ana, round1, "Accept")
+    round2 = await next_round(telegram, ana_chat, after=round1.message_id)
+    assert "Round 2" in round2.plain
+    assert ERROR_HANDLER not in caplog.text
+
+
+async def test_group_upgraded_mid_round_is_followed(
+    telegram, openai_fake, bots, make_settings, ana
+) -> None:
+    old_id, new_id = -4001, -1004001
+    await bots.start(make_settings(allowed_chat_ids=f"{old_id},{new_id}"))
+    old = telegram.group_chat(old_id, "Team", supergroup=False)
+    new = telegram.group_chat(new_id, "Team", supergroup=True)
+    telegram.fail_next("sendPhoto", migrate_to_chat_id=new_id)
+    telegram.user_sends_text(old, ana, "/new canvas tote")
+    round1 = await next_round(telegram, new)
+    # Telegram's service message moves the history; buttons in the new chat keep working.
+    telegram.enqueue_update(
+        {
+            "message": {
+                "message_id": 999,
+                "date": 0,
+                "chat": new,
+                "from": ana,
+                "migrate_from_chat_id": old_id,
+            }
+        }
+    )
+    telegram.user_sends_text(new, ana, "/history")
+    history = await next_text(telegram, new, "Session", after=round1.message_id)
+    assert "1 rounds" in history.plain
+    telegram.user_presses(new, ana, round1, "Accept")
+    await next_round(telegram, new, after=history.message_id)
+
+
+async def test_bot_api_outage_while_polling_is_survived(
+    telegram, openai_fake, bot, ana, ana_chat
+) -> None:
+    telegram.fail_next("getUpdates", error_code=502, description="Bad Gateway", count=3)
+    await telegram.wait_for(lambda: len(telegram.calls_to("getUpdates")) >= 4, timeout=30)
+    telegram.user_sends_text(ana_chat, ana, "/new canvas tote")
+    await next_round(telegram, ana_chat)
+
+
+async def test_malformed_image_response_offers_retry(
+    telegram, openai_fake, bot, ana, ana_chat
+) -> None:
+    openai_fake.fail_next("images", Fault.raw(200, "<html>oops", content_type="application/json"))
+    telegram.user_sends_text(ana_chat, ana, "/new canvas tote")
+    failed = await next_text(telegram, ana_chat, "sent back something unusable")
+    assert failed.buttons == [["🔁 Retry"]]
+    query = telegram.user_presses(ana_chat, ana, failed, "Retry")
+    assert "round 2" in (await toast(telegram, query)).lower()
+    round2 = await next_round(telegram, ana_chat, after=failed.message_id)
+    assert "Round 2" in round2.plain
+    prompts = [r.json["prompt"] for r in openai_fake.requests_to("images") if r.status == 200]
+    assert prompts == ["canvas tote", "canvas tote"]
+
+
+async def test_malformed_critic_response_is_retried(
+    telegram, openai_fake, bot, ana, ana_chat
+) -> None:
+    openai_fake.fail_next("chat", Fault.raw(200, "{not json", content_type="application/json"))
+    telegram.user_sends_text(ana_chat, ana, "/new canvas tote")
+    round1 = await next_round(telegram, ana_chat)
+    assert "/10" in round1.plain
+
+
+async def test_bot_api_unreachable_at_start_up_is_waited_for(
+    telegram, openai_fake, ana, ana_chat, tmp_path, data_dir
+) -> None:
+    from tests.test_process import bot_environment, start_bot, stop_bot
+
+    telegram.fail_next("getMe", error_code=502, description="Bad Gateway", count=3)
+    process = await start_bot(bot_environment(telegram, openai_fake, data_dir), tmp_path)
+    try:
+        telegram.user_sends_text(ana_chat, ana, "/new canvas tote")
+        await next_round(telegram, ana_chat)
+        assert len(telegram.calls_to("getMe")) >= 4
+    finally:
+        await stop_bot(process)
+    assert process.returncode == 0
