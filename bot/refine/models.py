@@ -66,6 +66,7 @@ class RoundOutcome:
     critique: Critique | None = None
     error: BackendError | None = None
     cancelled: bool = False
+    cost_usd: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -217,18 +217,26 @@ class RefineService:
         running = self._running[session_id]
         try:
             if running.cancel_requested:
-                return await self._cancelled(pending.round)
-            running.task = asyncio.create_task(self._execute(pending, listener))
-            try:
-                return await running.task
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if running.task.cancelled() and not (current and current.cancelling()):
-                    cancelled = await self._store.get_round(pending.round.id)
-                    return RoundOutcome(cancelled or pending.round, cancelled=True)
-                raise
+                outcome = await self._cancelled(pending.round)
+            else:
+                outcome = await self._run_task(pending, listener, running)
         finally:
             self._running.pop(session_id, None)
+        _log_round_end(pending.session, outcome)
+        return outcome
+
+    async def _run_task(
+        self, pending: PendingRound, listener: RoundListener, running: _Running
+    ) -> RoundOutcome:
+        running.task = asyncio.create_task(self._execute(pending, listener))
+        try:
+            return await running.task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if running.task.cancelled() and not (current and current.cancelling()):
+                cancelled = await self._store.get_round(pending.round.id)
+                return RoundOutcome(cancelled or pending.round, cancelled=True)
+            raise
 
     async def _cancelled(self, round: RoundRecord) -> RoundOutcome:
         round = await self._store.update_round(
@@ -269,14 +277,9 @@ class RefineService:
             )
             return RoundOutcome(failed, error=error)
         stored = await self._store.save_image(image.data, info.mime, info.width, info.height)
+        image_cost = estimate_cost(image.model, image.usage)
         await self._store.record_usage(
-            round.id,
-            session.chat_id,
-            actor.user_id,
-            "image",
-            image.model,
-            image.usage,
-            estimate_cost(image.model, image.usage),
+            round.id, session.chat_id, actor.user_id, "image", image.model, image.usage, image_cost
         )
         round = await self._store.update_round(
             round.id,
@@ -288,7 +291,7 @@ class RefineService:
         message_id = await _notify(listener.image_ready(round, image.data))
         if message_id is not None:
             round = await self._store.update_round(round.id, message_id=message_id)
-        return await self._critique(session, round, actor, image.data, listener)
+        return await self._critique(session, round, actor, image.data, listener, image_cost)
 
     async def _critique(
         self,
@@ -297,7 +300,9 @@ class RefineService:
         actor: Actor,
         image: bytes,
         listener: RoundListener,
+        spent: float | None = None,
     ) -> RoundOutcome:
+        """Critique the stored image and finish the round; `spent` is its image's cost."""
         await _notify(listener.critiquing(round))
         started = time.monotonic()
         try:
@@ -319,7 +324,8 @@ class RefineService:
                 error=str(error),
                 finished_at=now_iso(),
             )
-            return RoundOutcome(round, error=error)
+            return RoundOutcome(round, error=error, cost_usd=spent)
+        critic_cost = estimate_cost(result.model, result.usage)
         await self._store.record_usage(
             round.id,
             session.chat_id,
@@ -327,7 +333,7 @@ class RefineService:
             "critic",
             result.model,
             result.usage,
-            estimate_cost(result.model, result.usage),
+            critic_cost,
         )
         round = await self._store.update_round(
             round.id,
@@ -339,7 +345,8 @@ class RefineService:
             error=None,
             finished_at=now_iso(),
         )
-        return RoundOutcome(round, critique=result.critique)
+        costs = [cost for cost in (spent, critic_cost) if cost is not None]
+        return RoundOutcome(round, critique=result.critique, cost_usd=sum(costs) if costs else None)
 
     # --- after a restart ----------------------------------------------------------------------
 
@@ -363,18 +370,26 @@ class RefineService:
 
     async def resume(self, pending: PendingRound, listener: RoundListener) -> RoundOutcome:
         """Finish an interrupted round as far as it can be without paying twice."""
-        round = pending.round
         try:
-            image = await self._stored_image(round)
-            if image is None:
-                failed = await self._store.update_round(
-                    round.id,
-                    status=RoundStatus.FAILED,
-                    error_kind="interrupted",
-                    error="interrupted by a restart",
-                    finished_at=now_iso(),
-                )
-                return RoundOutcome(failed, error=Interrupted("image"))
+            outcome = await self._resume(pending, listener)
+        finally:
+            self._running.pop(pending.session.id, None)
+        _log_round_end(pending.session, outcome)
+        return outcome
+
+    async def _resume(self, pending: PendingRound, listener: RoundListener) -> RoundOutcome:
+        round = pending.round
+        image = await self._stored_image(round)
+        if image is None:
+            failed = await self._store.update_round(
+                round.id,
+                status=RoundStatus.FAILED,
+                error_kind="interrupted",
+                error="interrupted by a restart",
+                finished_at=now_iso(),
+            )
+            return RoundOutcome(failed, error=Interrupted("image"))
+        try:
             if round.message_id is None:
                 message_id = await _notify(listener.image_ready(round, image))
                 if message_id is not None:
@@ -382,8 +397,6 @@ class RefineService:
             return await self._critique(pending.session, round, pending.actor, image, listener)
         except AudienceGone:
             return await self._cancelled(round)
-        finally:
-            self._running.pop(pending.session.id, None)
 
     async def _stored_image(self, round: RoundRecord) -> bytes | None:
         """Return the round's stored image bytes, or None if it has none (or it is gone)."""
@@ -511,6 +524,26 @@ class RefineService:
             if r.id != round_id and (critique := critique_of(r)) is not None
         ]
         return tuple(earlier[-EARLIER_CRITIQUES:])
+
+
+def _log_round_end(session: SessionRecord, outcome: RoundOutcome) -> None:
+    """Log the one line that ends a round: ids, how it ended, timings and estimated cost."""
+    round = outcome.round
+    cost = f"{outcome.cost_usd:.4f}" if outcome.cost_usd is not None else "unknown"
+    log.info(
+        "round end chat=%s session=%s round=%s number=%s status=%s error=%s score=%s "
+        "generate_ms=%s critique_ms=%s cost_usd=%s",
+        session.chat_id,
+        session.id,
+        round.id,
+        round.number,
+        round.status,
+        round.error_kind or "-",
+        round.score if round.score is not None else "-",
+        round.generate_ms if round.generate_ms is not None else "-",
+        round.critique_ms if round.critique_ms is not None else "-",
+        cost,
+    )
 
 
 async def _notify(call: Awaitable[T]) -> T | None:
