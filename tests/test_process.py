@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -69,7 +69,7 @@ async def test_run_stop_restart_keeps_history(
     assert telegram.token not in logs and openai_fake.api_key not in logs
     assert "image failed: image: auth" in logs
     # One line ends each round, with its ids, timings and estimated cost.
-    assert "round end chat=%d session=2 round=2 number=1 status=done" % ANA_ID in logs
+    assert f"round end chat={ANA_ID} session=2 round=2 number=1 status=done" in logs
     assert re.search(r"round end .* generate_ms=\d+ critique_ms=\d+ cost_usd=0\.\d{4}", logs)
 
     process = await start_bot(env, tmp_path)
