@@ -1,4 +1,5 @@
-"""Pillow work: check what a backend drew, and make the small JPEG the critic sees.
+"""Pillow work: check what a backend drew, check and normalise the product photos users send,
+and make the small JPEG the critic sees.
 
 Everything here is blocking CPU work: call it through `asyncio.to_thread`.
 """
@@ -6,9 +7,18 @@ Everything here is blocking CPU work: call it through `asyncio.to_thread`.
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+try:  # HEIC/HEIF photos from iPhones; without pillow-heif they are refused as unsupported.
+    from pillow_heif import register_heif_opener
+except ImportError:  # pragma: no cover - pillow-heif is a dependency
+    HEIF_SUPPORTED = False
+else:
+    register_heif_opener()
+    HEIF_SUPPORTED = True
 
 MAX_PIXELS = 40_000_000
 """Larger images are refused rather than decoded (decompression-bomb guard)."""
@@ -17,7 +27,16 @@ _MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 
 
 class InvalidImage(ValueError):
-    """The bytes are not an image this bot can use."""
+    """The bytes are not an image this bot can use.
+
+    `reason` says why, for the user's message: "corrupt", "unsupported", "file_too_big",
+    "too_many_pixels" (a decompression bomb, or simply too large), "animated", "too_small"
+    or "bad_shape".
+    """
+
+    def __init__(self, message: str = "not an image", reason: str = "corrupt") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +51,10 @@ def probe(data: bytes) -> ImageInfo:
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.format not in _MIME:
-                raise InvalidImage(f"unsupported image format {image.format}")
+                raise InvalidImage(f"unsupported image format {image.format}", "unsupported")
             width, height = image.size
             if width * height > MAX_PIXELS:
-                raise InvalidImage(f"image too large ({width}x{height})")
+                raise InvalidImage(f"image too large ({width}x{height})", "too_many_pixels")
             image.verify()
     except InvalidImage:
         raise
@@ -71,3 +90,83 @@ PREVIEW_MAX_SIDE = 2560
 def telegram_preview(data: bytes, max_side: int = PREVIEW_MAX_SIDE) -> bytes:
     """Return a JPEG Telegram accepts as a photo (long side <= max_side, well under 10 MB)."""
     return critic_jpeg(data, max_side=max_side, quality=90)
+
+
+# --- product photos users send -------------------------------------------------------------
+
+REFERENCE_MAX_PIXELS = 50_000_000
+"""Larger photos are refused before decoding (48-megapixel phone photos still pass)."""
+REFERENCE_MAX_SIDE = 2048
+"""Reference photos are stored and sent to the backends at most this large: image models work
+below it, and it keeps uploads far under every provider's limit (Stability's is 10 MiB)."""
+REFERENCE_MIN_SIDE = 64
+REFERENCE_MAX_ASPECT = 2.5
+"""Stability refuses input images narrower than 1:2.5; so does this bot, for every backend."""
+_REFERENCE_FORMATS = {"JPEG", "PNG", "WEBP", "HEIF"}
+
+
+@dataclass(frozen=True, slots=True)
+class ReferencePhoto:
+    """A user's product photo, checked and normalised: an upright RGB JPEG."""
+
+    data: bytes
+    width: int
+    height: int
+    source_format: str
+
+
+def prepare_reference(data: bytes, max_bytes: int) -> ReferencePhoto:
+    """Check a photo a user sent and return it as an upright JPEG at most REFERENCE_MAX_SIDE.
+
+    Accepts JPEG, PNG, WebP and HEIC/HEIF. Raises InvalidImage (with a `reason`) for files
+    larger than `max_bytes`, anything that does not decode, animations, decompression bombs
+    and photos too small or too narrow to work from. The pixel count is checked from the
+    header before anything is decoded. EXIF orientation is applied; transparency is
+    flattened onto white.
+    """
+    if len(data) > max_bytes:
+        raise InvalidImage(f"file of {len(data)} bytes is over {max_bytes}", "file_too_big")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                return _normalise_reference(image)
+    except InvalidImage:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise InvalidImage(str(error), "too_many_pixels") from error
+    except UnidentifiedImageError as error:
+        raise InvalidImage(str(error) or "not an image", "unsupported") from error
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise InvalidImage(str(error) or "corrupt image", "corrupt") from error
+
+
+def _normalise_reference(image: Image.Image) -> ReferencePhoto:
+    source_format = image.format or ""
+    # HEIF files may hold several images (bursts, live photos): the primary one is used.
+    if source_format != "HEIF" and getattr(image, "is_animated", False):
+        raise InvalidImage("animated image", "animated")
+    if source_format not in _REFERENCE_FORMATS:
+        raise InvalidImage(f"unsupported image format {source_format}", "unsupported")
+    width, height = image.size
+    if width * height > REFERENCE_MAX_PIXELS:
+        raise InvalidImage(f"photo too large ({width}x{height})", "too_many_pixels")
+    if min(width, height) < REFERENCE_MIN_SIDE:
+        raise InvalidImage(f"photo too small ({width}x{height})", "too_small")
+    if max(width, height) > REFERENCE_MAX_ASPECT * min(width, height):
+        raise InvalidImage(f"photo too narrow ({width}x{height})", "bad_shape")
+    image.draft("RGB", (REFERENCE_MAX_SIDE, REFERENCE_MAX_SIDE))  # JPEGs decode at reduced scale
+    image.load()
+    upright = ImageOps.exif_transpose(image)
+    if upright.mode in ("RGBA", "LA", "PA") or (
+        upright.mode == "P" and "transparency" in upright.info
+    ):
+        rgba = upright.convert("RGBA")
+        rgb = Image.new("RGB", rgba.size, (255, 255, 255))
+        rgb.paste(rgba, mask=rgba.getchannel("A"))
+    else:
+        rgb = upright.convert("RGB")
+    rgb.thumbnail((REFERENCE_MAX_SIDE, REFERENCE_MAX_SIDE), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    rgb.save(out, "JPEG", quality=92)
+    return ReferencePhoto(out.getvalue(), rgb.width, rgb.height, source_format)
