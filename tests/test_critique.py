@@ -48,7 +48,32 @@ def test_schema_is_strict() -> None:
     schema = response_format["json_schema"]["schema"]
     assert response_format["json_schema"]["strict"] is True
     assert schema["additionalProperties"] is False
-    assert set(schema["required"]) == set(schema["properties"]) == set(GOOD)
+    assert set(schema["required"]) == set(schema["properties"]) == {*GOOD, "fidelity"}
+    nullable = {part.get("type") for part in schema["properties"]["fidelity"]["anyOf"]}
+    assert nullable == {"integer", "null"}
+    assert not any("default" in spec for spec in schema["properties"].values())
+
+
+def test_fidelity_is_optional_for_stored_critiques_and_caps_quality() -> None:
+    old = Critique.model_validate_json(json.dumps(GOOD))  # stored before fidelity existed
+    assert old.fidelity is None and old.quality == 7 and not old.low_fidelity
+    photo = Critique.model_validate({**GOOD, "score": 9, "fidelity": 4})
+    assert photo.quality == 4 and photo.low_fidelity
+    assert Critique.model_validate({**GOOD, "fidelity": None}).fidelity is None
+    with pytest.raises(ValidationError):
+        Critique.model_validate({**GOOD, "fidelity": 11})
+
+
+def test_user_text_with_a_reference_photo_says_which_image_is_which() -> None:
+    earlier = EarlierCritique(1, "p1", Critique(**{**GOOD, "fidelity": 5}))
+    request = CritiqueRequest(
+        brief="mug on marble", prompt="mug", image_jpeg=b"", earlier=(earlier,), reference_jpeg=b""
+    )
+    text = build_user_text(request)
+    assert "first attached image is the client's reference photo" in text
+    assert '<critique round="1" score="7" fidelity="5">' in text
+    plain = build_user_text(CritiqueRequest(brief="mug", prompt="mug", image_jpeg=b""))
+    assert "reference" not in plain
 
 
 def test_user_text_carries_brief_prompt_and_earlier_critiques_escaped() -> None:

@@ -25,12 +25,16 @@ class ImageGenerator(Protocol):
     """Draws one image for a prompt. Raises a `BackendError` subclass on failure.
 
     `seed` asks for a repeatable composition where the provider supports one (Stability);
-    others ignore it.
+    others ignore it. `reference` is a photo of the real product (JPEG, PNG or WebP bytes):
+    the image keeps that product and changes the scene around it (an image edit, or an
+    image-to-image generation, depending on the provider).
     """
 
     model: str
 
-    async def generate(self, prompt: str, *, seed: int | None = None) -> GeneratedImage: ...
+    async def generate(
+        self, prompt: str, *, seed: int | None = None, reference: bytes | None = None
+    ) -> GeneratedImage: ...
 
     async def aclose(self) -> None: ...
 
@@ -46,10 +50,17 @@ class EarlierCritique:
 
 @dataclass(frozen=True, slots=True)
 class CritiqueRequest:
+    """What the critic judges: the draft (a small JPEG) against the brief and current prompt.
+
+    `reference_jpeg`, when set, is the user's photo of the real product (a small JPEG): the
+    critic then also scores how faithfully the draft keeps that product (`Critique.fidelity`).
+    """
+
     brief: str
     prompt: str
     image_jpeg: bytes
     earlier: tuple[EarlierCritique, ...] = ()
+    reference_jpeg: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +78,15 @@ class Critic(Protocol):
     async def critique(self, request: CritiqueRequest) -> CritiqueResult: ...
 
     async def aclose(self) -> None: ...
+
+
+def image_mime(data: bytes) -> str:
+    """Return the MIME type of JPEG, PNG or WebP bytes from their signature (else JPEG)."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "image/jpeg"
 
 
 @asynccontextmanager

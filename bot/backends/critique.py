@@ -8,13 +8,29 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_PROMPT_CHARS = 4000
 
+FIDELITY_OK = 7
+"""A product fidelity below this is a problem worth naming first."""
+
 
 class Critique(BaseModel):
     """A structured critique of one draft against the brief."""
 
+    # The docstring above and the field descriptions are sent to the critic in the schema.
+    # `fidelity` is only given when the user sent a photo of the real product; `score` then
+    # judges the rest of the brief (scene, light, composition). Critiques stored before
+    # fidelity existed, and critics that leave it out, parse with `fidelity=None`.
     model_config = ConfigDict(extra="forbid")
 
     score: int = Field(ge=0, le=10, description="How well the draft fits the brief, 0 to 10.")
+    fidelity: int | None = Field(
+        default=None,
+        ge=0,
+        le=10,
+        description=(
+            "Only with a reference photo: how faithfully the draft keeps the real product "
+            "(same shape, colour, label text, logo), 0 to 10; otherwise null."
+        ),
+    )
     strengths: list[str] = Field(description="What already matches the brief, briefly.")
     problems: list[str] = Field(description="Problems with the draft, most important first.")
     revised_prompt: str = Field(
@@ -33,6 +49,29 @@ class Critique(BaseModel):
             raise ValueError(f"revised_prompt is longer than {MAX_PROMPT_CHARS} characters")
         return value
 
+    @property
+    def quality(self) -> int:
+        """The figure rounds and drafts are ranked by: the score, capped by the fidelity.
+
+        A beautiful scene around the wrong product is not a good image of that product.
+        """
+        return self.score if self.fidelity is None else min(self.score, self.fidelity)
+
+    @property
+    def low_fidelity(self) -> bool:
+        """Whether the draft visibly departs from the user's product photo."""
+        return self.fidelity is not None and self.fidelity < FIDELITY_OK
+
+
+def _strict(schema: dict[str, Any]) -> dict[str, Any]:
+    """Return the schema as strict structured outputs want it: every property required
+    (a nullable one says so with its type, not by being optional) and no defaults."""
+    properties = schema.get("properties", {})
+    for spec in properties.values():
+        spec.pop("default", None)
+    schema["required"] = list(properties)
+    return schema
+
 
 def critique_json_schema() -> dict[str, Any]:
     """Return the `response_format` for Chat Completions: a strict json_schema of `Critique`."""
@@ -40,7 +79,7 @@ def critique_json_schema() -> dict[str, Any]:
         "type": "json_schema",
         "json_schema": {
             "name": "critique",
-            "schema": Critique.model_json_schema(),
+            "schema": _strict(Critique.model_json_schema()),
             "strict": True,
         },
     }

@@ -1,19 +1,39 @@
-"""Image generation through any OpenAI-compatible Images API (`images.generate`, base64 output)."""
+"""Image generation through any OpenAI-compatible Images API (base64 output).
+
+Without a reference photo: `images.generate`. With one: `images.edit` with the photo as the
+input image, so the real product is kept and the scene around it changes; `input_fidelity`
+is "high" where the model supports it (it preserves the product's shape, colours, label
+text and logo more closely), and is dropped for models or servers that refuse it.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import logging
+from typing import Any
 
 import openai
 
-from bot.backends.base import GeneratedImage, deadline
+from bot.backends.base import GeneratedImage, deadline, image_mime
 from bot.backends.errors import BadOutput
 from bot.backends.openai_common import translate_openai_error
 
+log = logging.getLogger(__name__)
+
+NO_INPUT_FIDELITY_PREFIXES = ("dall-e", "gpt-image-1-mini")
+"""Models known to refuse `input_fidelity`; others get "high" (dropped if refused)."""
+
+_EXTENSIONS = {"image/png": "png", "image/webp": "webp", "image/jpeg": "jpg"}
+
+
+def supports_input_fidelity(model: str) -> bool:
+    """Return whether to ask the model for high input fidelity on edits."""
+    return not model.startswith(NO_INPUT_FIDELITY_PREFIXES)
+
 
 class OpenAIImageGenerator:
-    """Draws with `images.generate` on the given client; model, size and quality are fixed."""
+    """Draws with `images.generate` (or `images.edit` from a reference photo) on the client."""
 
     def __init__(
         self, client: openai.AsyncOpenAI, model: str, size: str, quality: str, timeout: float
@@ -23,17 +43,24 @@ class OpenAIImageGenerator:
         self.model = model
         self._size = size
         self._quality = quality
+        self._input_fidelity = supports_input_fidelity(model)
 
-    async def generate(self, prompt: str, *, seed: int | None = None) -> GeneratedImage:
+    async def generate(
+        self, prompt: str, *, seed: int | None = None, reference: bytes | None = None
+    ) -> GeneratedImage:
         """Return the drawn image's bytes; raise a BackendError on any failure.
 
-        The Images API has no seed parameter, so `seed` is ignored.
+        The Images API has no seed parameter, so `seed` is ignored. With `reference`, the
+        photo is edited into the scene the prompt describes.
         """
         try:
             async with deadline(self._timeout, "image"):
-                response = await self._client.images.generate(
-                    model=self.model, prompt=prompt, n=1, size=self._size, quality=self._quality
-                )
+                if reference is None:
+                    response = await self._client.images.generate(
+                        model=self.model, prompt=prompt, n=1, size=self._size, quality=self._quality
+                    )
+                else:
+                    response = await self._edit(prompt, reference)
         except openai.OpenAIError as error:
             raise translate_openai_error(error, "image") from error
         except ValueError as error:
@@ -48,5 +75,39 @@ class OpenAIImageGenerator:
         usage = response.usage.model_dump() if response.usage else {}
         return GeneratedImage(data=data, model=self.model, usage=usage)
 
+    async def _edit(self, prompt: str, reference: bytes) -> Any:
+        mime = image_mime(reference)
+        upload = (f"product.{_EXTENSIONS[mime]}", reference, mime)
+        options: dict[str, Any] = {"input_fidelity": "high"} if self._input_fidelity else {}
+        try:
+            return await self._client.images.edit(
+                model=self.model,
+                image=upload,
+                prompt=prompt,
+                n=1,
+                size=self._size,
+                quality=self._quality,  # type: ignore[arg-type]
+                **options,
+            )
+        except openai.BadRequestError as error:
+            if not options or not _about_input_fidelity(error):
+                raise
+        # A 400 is not billed: remember the model has no input_fidelity and ask again.
+        log.info("%s refused input_fidelity; editing without it", self.model)
+        self._input_fidelity = False
+        return await self._client.images.edit(
+            model=self.model,
+            image=upload,
+            prompt=prompt,
+            n=1,
+            size=self._size,
+            quality=self._quality,  # type: ignore[arg-type]
+        )
+
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def _about_input_fidelity(error: openai.BadRequestError) -> bool:
+    body = error.body if isinstance(error.body, dict) else {}
+    return body.get("param") == "input_fidelity" or "input_fidelity" in str(error.message)

@@ -1,5 +1,10 @@
 """Image generation through Stability AI's REST API (v2beta stable-image/generate).
 
+With a reference photo the same generate endpoint runs image-to-image: `sd3` with
+`mode=image-to-image`, `ultra` with its `image` field, both with `strength` (how far the
+result may move away from the photo). `core` has no image input, so photo briefs with
+STABILITY_MODEL=core are drawn by sd3.5-large. The output takes the photo's aspect ratio.
+
 The retry policy matches the openai SDK's: up to two retries of 429, 5xx, timeouts and
 connection errors, with exponential backoff from 0.5 s (capped at 8 s, with jitter), or the
 server's Retry-After when it gives one of at most a minute. Moderation is never retried.
@@ -14,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from bot.backends.base import GeneratedImage, deadline
+from bot.backends.base import GeneratedImage, deadline, image_mime
 from bot.backends.errors import (
     BackendError,
     BadCredentials,
@@ -32,6 +37,10 @@ MAX_RETRIES = 2
 INITIAL_DELAY = 0.5
 MAX_DELAY = 8.0
 MAX_RETRY_AFTER = 60.0
+
+
+REFERENCE_FALLBACK_MODEL = "sd3.5-large"
+"""The model that draws photo briefs when the configured one has no image input (core)."""
 
 
 def endpoint_for(model: str) -> tuple[str, str | None]:
@@ -94,6 +103,7 @@ class StabilityImageGenerator:
         aspect_ratio: str = "1:1",
         output_format: str = "png",
         timeout: float = 180.0,
+        strength: float = 0.6,
     ) -> None:
         self._client = client
         self._timeout = timeout
@@ -102,34 +112,56 @@ class StabilityImageGenerator:
         self._endpoint, self._model_field = endpoint_for(model)
         self._aspect_ratio = aspect_ratio
         self._output_format = output_format
+        self._strength = strength
 
-    async def generate(self, prompt: str, *, seed: int | None = None) -> GeneratedImage:
+    async def generate(
+        self, prompt: str, *, seed: int | None = None, reference: bytes | None = None
+    ) -> GeneratedImage:
         """Return the drawn image's bytes; raise a BackendError on any failure.
 
-        The whole call, retries included, ends within the configured timeout.
+        With `reference`, image-to-image from that photo. The whole call, retries included,
+        ends within the configured timeout.
         """
         async with deadline(self._timeout, "image"):
-            return await self._generate(prompt, seed)
+            return await self._generate(prompt, seed, reference)
 
-    async def _generate(self, prompt: str, seed: int | None) -> GeneratedImage:
-        fields: dict[str, str] = {
-            "prompt": prompt,
-            "aspect_ratio": self._aspect_ratio,
-            "output_format": self._output_format,
-        }
+    def _request(
+        self, prompt: str, seed: int | None, reference: bytes | None
+    ) -> tuple[str, str, dict[str, str], dict[str, Any]]:
+        """Return (endpoint, model, form fields, files) for one call."""
+        fields: dict[str, str] = {"prompt": prompt, "output_format": self._output_format}
         if seed is not None:
             fields["seed"] = str(seed)
-        if self._model_field:
-            fields["model"] = self._model_field
+        endpoint, model_field, model = self._endpoint, self._model_field, self.model
+        if reference is None:
+            fields["aspect_ratio"] = self._aspect_ratio
+            files: dict[str, Any] = {"none": (None, "")}
+        else:
+            if endpoint == "core":
+                model = REFERENCE_FALLBACK_MODEL
+                endpoint, model_field = endpoint_for(model)
+                if self._output_format == "webp":  # sd3 writes only png and jpeg
+                    fields["output_format"] = "png"
+            if endpoint == "sd3":
+                fields["mode"] = "image-to-image"
+            fields["strength"] = f"{self._strength:g}"
+            mime = image_mime(reference)
+            files = {"image": (f"product.{mime.rpartition('/')[2]}", reference, mime)}
+        if model_field:
+            fields["model"] = model_field
+        return endpoint, model, fields, files
+
+    async def _generate(
+        self, prompt: str, seed: int | None, reference: bytes | None
+    ) -> GeneratedImage:
+        endpoint, model, fields, files = self._request(prompt, seed, reference)
         headers = {"authorization": f"Bearer {self._api_key}", "accept": "image/*"}
-        url = f"/v2beta/stable-image/generate/{self._endpoint}"
+        url = f"/v2beta/stable-image/generate/{endpoint}"
         for attempt in range(MAX_RETRIES + 1):
             last_attempt = attempt == MAX_RETRIES
             try:
                 # multipart/form-data is required even without files: `files` forces it.
-                response = await self._client.post(
-                    url, data=fields, files={"none": (None, "")}, headers=headers
-                )
+                response = await self._client.post(url, data=fields, files=files, headers=headers)
             except httpx.TimeoutException as error:
                 if last_attempt:
                     raise Unavailable("image", "timed out") from error
@@ -141,7 +173,7 @@ class StabilityImageGenerator:
                 await asyncio.sleep(retry_delay(attempt, None))
                 continue
             if response.status_code == 200:
-                return self._image_from(response)
+                return self._image_from(response, endpoint, model)
             if _retryable(response.status_code) and not last_attempt:
                 delay = retry_delay(attempt, response.headers.get("retry-after"))
                 log.info("stability HTTP %s, retrying in %.1fs", response.status_code, delay)
@@ -150,7 +182,7 @@ class StabilityImageGenerator:
             raise _error_for(response)
         raise Unavailable("image", "no attempts made")  # unreachable; keeps type checkers calm
 
-    def _image_from(self, response: httpx.Response) -> GeneratedImage:
+    def _image_from(self, response: httpx.Response, endpoint: str, model: str) -> GeneratedImage:
         finish_reason = response.headers.get("finish-reason", "SUCCESS")
         if finish_reason == "CONTENT_FILTERED":
             raise ContentBlocked("image", "finish-reason CONTENT_FILTERED")
@@ -158,8 +190,8 @@ class StabilityImageGenerator:
             raise BadOutput("image", f"finish-reason {finish_reason}")
         if not response.headers.get("content-type", "").startswith("image/"):
             raise BadOutput("image", "response is not an image")
-        usage = {"seed": response.headers.get("seed"), "endpoint": self._endpoint}
-        return GeneratedImage(data=response.content, model=self.model, usage=usage)
+        usage = {"seed": response.headers.get("seed"), "endpoint": endpoint}
+        return GeneratedImage(data=response.content, model=model, usage=usage)
 
     async def aclose(self) -> None:
         await self._client.aclose()
