@@ -4,7 +4,8 @@ Images are content-addressed files under `<data dir>/images/`; their rows in `im
 history, rounds and usage keep working. A pruned row gets `pruned_at` set, and its file is gone.
 Images of rounds chosen at Stop (`sessions.chosen_round_id -> rounds.image_sha`) are never
 pruned: they are the results people kept. Nor are images of rounds still in flight (a round
-a long outage interrupted is critiqued from its stored image when the bot comes back).
+a long outage interrupted is critiqued from its stored image when the bot comes back), nor
+the product photos of sessions still active (every later round is drawn from them).
 
 Pruning uses its own short-lived SQLite connection: WAL lets it run next to the bot's.
 """
@@ -35,6 +36,10 @@ _CHOSEN = (
     "SELECT r.image_sha FROM sessions s JOIN rounds r ON r.id = s.chosen_round_id "
     "WHERE r.image_sha IS NOT NULL"
 )
+_REFERENCES = (
+    "SELECT reference_sha FROM sessions WHERE reference_sha IS NOT NULL AND status = 'active'"
+)
+"""Product photos of sessions still going: every later round is drawn from them."""
 _IN_FLIGHT = (
     "SELECT image_sha FROM rounds WHERE image_sha IS NOT NULL "
     "AND status IN ('pending', 'generating', 'critiquing')"
@@ -79,7 +84,8 @@ def prune_images(
         try:
             candidates = conn.execute(
                 "SELECT sha256, path FROM images WHERE pruned_at IS NULL AND created_at < ? "
-                f"AND sha256 NOT IN ({_CHOSEN}) AND sha256 NOT IN ({_IN_FLIGHT})",
+                f"AND sha256 NOT IN ({_CHOSEN}) AND sha256 NOT IN ({_IN_FLIGHT}) "
+                f"AND sha256 NOT IN ({_REFERENCES})",
                 (cutoff,),
             ).fetchall()
             kept = conn.execute(

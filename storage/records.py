@@ -35,6 +35,7 @@ class SessionRecord:
     chosen_round_id: int | None
     created_at: str
     updated_at: str
+    reference_sha: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,56 @@ class RoundRecord:
     finished_at: str | None
     generate_ms: int | None
     critique_ms: int | None
+    fidelity: int | None = None
+    autopilot_id: int | None = None
+    draft_count: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DraftRecord:
+    """One of the images an autopilot round drew in parallel; the round keeps the best."""
+
+    id: int
+    round_id: int
+    number: int
+    seed: int | None
+    status: RoundStatus
+    image_sha: str | None
+    critique: str | None
+    score: int | None
+    fidelity: int | None
+    error_kind: str | None
+    error: str | None
+    generate_ms: int | None
+    critique_ms: int | None
+    created_at: str
+    finished_at: str | None
+
+
+class AutopilotStatus(StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True, slots=True)
+class AutopilotRunRecord:
+    """One autopilot run: its plan, how it ended and the best round it found."""
+
+    id: int
+    session_id: int
+    start_round_id: int | None
+    rounds: int
+    drafts: int
+    threshold: int
+    status: AutopilotStatus
+    stop_reason: str | None
+    best_round_id: int | None
+    started_by: int
+    created_at: str
+    finished_at: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,10 +106,65 @@ def _m003_image_retention(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS images_by_created ON images(created_at)")
 
 
+def _m005_photos_and_autopilot(db: sqlite_utils.Database) -> None:
+    # Photo briefs: the session's reference photo (an image row), kept for every round.
+    if "reference_sha" not in db["sessions"].columns_dict:
+        db.execute("ALTER TABLE sessions ADD COLUMN reference_sha TEXT REFERENCES images(sha256)")
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS autopilot_runs (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER NOT NULL REFERENCES sessions(id),
+            start_round_id INTEGER REFERENCES rounds(id),
+            rounds INTEGER NOT NULL,
+            drafts INTEGER NOT NULL,
+            threshold INTEGER NOT NULL,
+            status TEXT NOT NULL DEFAULT 'running',
+            stop_reason TEXT,
+            best_round_id INTEGER REFERENCES rounds(id),
+            started_by INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            finished_at TEXT
+        );
+        CREATE INDEX IF NOT EXISTS autopilot_runs_by_session ON autopilot_runs(session_id, id);
+        CREATE TABLE IF NOT EXISTS drafts (
+            id INTEGER PRIMARY KEY,
+            round_id INTEGER NOT NULL REFERENCES rounds(id),
+            number INTEGER NOT NULL,
+            seed INTEGER,
+            status TEXT NOT NULL DEFAULT 'generating',
+            image_sha TEXT REFERENCES images(sha256),
+            critique TEXT,
+            score INTEGER,
+            fidelity INTEGER,
+            error_kind TEXT,
+            error TEXT,
+            generate_ms INTEGER,
+            critique_ms INTEGER,
+            created_at TEXT NOT NULL,
+            finished_at TEXT,
+            UNIQUE (round_id, number)
+        );
+        """
+    )
+    # A round of an autopilot run keeps the best of its drafts: image, critique and scores.
+    columns = db["rounds"].columns_dict
+    if "fidelity" not in columns:
+        db.execute("ALTER TABLE rounds ADD COLUMN fidelity INTEGER")
+    if "autopilot_id" not in columns:
+        db.execute(
+            "ALTER TABLE rounds ADD COLUMN autopilot_id INTEGER REFERENCES autopilot_runs(id)"
+        )
+    if "draft_count" not in columns:
+        db.execute("ALTER TABLE rounds ADD COLUMN draft_count INTEGER")
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _m001_initial),
     (2, "usage cost, indexes for quotas", _m002_usage_cost),
     (3, "images.pruned_at for image retention", _m003_image_retention),
+    # 4 is issue 3's (per-chat settings).
+    (5, "reference photos, autopilot runs and their drafts", _m005_photos_and_autopilot),
 ]
 
 

@@ -25,6 +25,9 @@ from typing import Any, TypeVar
 import sqlite_utils
 
 from storage.records import (
+    AutopilotRunRecord,
+    AutopilotStatus,
+    DraftRecord,
     ImageRecord,
     PendingEdit,
     RoundRecord,
@@ -56,6 +59,27 @@ def _round(row: Any) -> RoundRecord | None:
 def _session(row: Any) -> SessionRecord | None:
     record = _record(SessionRecord, row)
     return replace(record, status=SessionStatus(record.status)) if record else None
+
+
+def _draft(row: Any) -> DraftRecord | None:
+    record = _record(DraftRecord, row)
+    return replace(record, status=RoundStatus(record.status)) if record else None
+
+
+def _autopilot_run(row: Any) -> AutopilotRunRecord | None:
+    record = _record(AutopilotRunRecord, row)
+    return replace(record, status=AutopilotStatus(record.status)) if record else None
+
+
+def _assignments(values: dict[str, Any], allowed: set[str]) -> tuple[str, list[Any]]:
+    """Return the SET clause and parameters for an UPDATE of the given columns."""
+    unknown = set(values) - allowed
+    if unknown:
+        raise ValueError(f"not updatable columns: {sorted(unknown)}")
+    params = [
+        str(v) if isinstance(v, RoundStatus | AutopilotStatus) else v for v in values.values()
+    ]
+    return ", ".join(f"{name} = ?" for name in values), params
 
 
 class Store:
@@ -108,9 +132,18 @@ class Store:
     # --- chats and sessions ------------------------------------------------------------
 
     async def create_session(
-        self, chat_id: int, chat_type: str, thread_id: int, user_id: int, brief: str
+        self,
+        chat_id: int,
+        chat_type: str,
+        thread_id: int,
+        user_id: int,
+        brief: str,
+        reference_sha: str | None = None,
     ) -> SessionRecord:
-        """Record the chat (if new) and a new active session; return the session."""
+        """Record the chat (if new) and a new active session; return the session.
+
+        `reference_sha` is the stored product photo every round of the session starts from.
+        """
 
         def work() -> SessionRecord:
             now = now_iso()
@@ -122,8 +155,8 @@ class Store:
                 )
                 cursor = self._db.execute(
                     "INSERT INTO sessions (chat_id, thread_id, started_by, brief, status, "
-                    "created_at, updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?)",
-                    (chat_id, thread_id, user_id, brief, now, now),
+                    "created_at, updated_at, reference_sha) VALUES (?, ?, ?, ?, 'active', ?, ?, ?)",
+                    (chat_id, thread_id, user_id, brief, now, now, reference_sha),
                 )
             return self._get_session(cursor.lastrowid)  # type: ignore[arg-type,return-value]
 
@@ -261,6 +294,107 @@ class Store:
             "ORDER BY id",
         )
         return [_round(row) for row in rows]  # type: ignore[misc]
+
+    # --- autopilot runs and their drafts ----------------------------------------------------
+
+    async def create_autopilot_run(
+        self,
+        session_id: int,
+        start_round_id: int | None,
+        rounds: int,
+        drafts: int,
+        threshold: int,
+        started_by: int,
+    ) -> AutopilotRunRecord:
+        """Record a running autopilot run of the session; return it."""
+
+        def work() -> AutopilotRunRecord:
+            with self._db.conn:
+                cursor = self._db.execute(
+                    "INSERT INTO autopilot_runs (session_id, start_round_id, rounds, drafts, "
+                    "threshold, status, started_by, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, 'running', ?, ?)",
+                    (session_id, start_round_id, rounds, drafts, threshold, started_by, now_iso()),
+                )
+            return self._get_autopilot_run(cursor.lastrowid)  # type: ignore[arg-type,return-value]
+
+        return await self._run(work)
+
+    def _get_autopilot_run(self, run_id: int) -> AutopilotRunRecord | None:
+        return _autopilot_run(self._one("SELECT * FROM autopilot_runs WHERE id = ?", (run_id,)))
+
+    async def get_autopilot_run(self, run_id: int) -> AutopilotRunRecord | None:
+        """Return the autopilot run, or None if there is none with that id."""
+        return await self._run(self._get_autopilot_run, run_id)
+
+    async def update_autopilot_run(self, run_id: int, **values: Any) -> AutopilotRunRecord:
+        """Set the given columns of the run; return the updated run."""
+        allowed = {f.name for f in fields(AutopilotRunRecord)} - {"id", "session_id", "created_at"}
+        assignments, params = _assignments(values, allowed)
+
+        def work() -> AutopilotRunRecord:
+            with self._db.conn:
+                self._db.execute(
+                    f"UPDATE autopilot_runs SET {assignments} WHERE id = ?", (*params, run_id)
+                )
+            return self._get_autopilot_run(run_id)  # type: ignore[return-value]
+
+        return await self._run(work)
+
+    async def interrupt_autopilot_runs(self) -> int:
+        """Mark every run (and draft) a crash or restart left running; return how many runs."""
+
+        def work() -> int:
+            now = now_iso()
+            with self._db.conn:
+                self._db.execute(
+                    "UPDATE drafts SET status = 'failed', error_kind = 'interrupted', "
+                    "error = 'interrupted by a restart', finished_at = ? "
+                    "WHERE status IN ('pending', 'generating', 'critiquing')",
+                    (now,),
+                )
+                return self._db.execute(
+                    "UPDATE autopilot_runs SET status = 'interrupted', finished_at = ? "
+                    "WHERE status = 'running'",
+                    (now,),
+                ).rowcount
+
+        return await self._run(work)
+
+    async def create_draft(self, round_id: int, number: int, seed: int | None) -> DraftRecord:
+        """Record draft `number` of the round as generating; return it."""
+
+        def work() -> DraftRecord:
+            with self._db.conn:
+                cursor = self._db.execute(
+                    "INSERT INTO drafts (round_id, number, seed, status, created_at) "
+                    "VALUES (?, ?, ?, 'generating', ?)",
+                    (round_id, number, seed, now_iso()),
+                )
+            return _draft(self._one("SELECT * FROM drafts WHERE id = ?", (cursor.lastrowid,)))  # type: ignore[return-value]
+
+        return await self._run(work)
+
+    async def update_draft(self, draft_id: int, **values: Any) -> DraftRecord:
+        """Set the given columns of the draft; return the updated draft."""
+        allowed = {f.name for f in fields(DraftRecord)} - {"id", "round_id", "created_at"}
+        assignments, params = _assignments(values, allowed)
+
+        def work() -> DraftRecord:
+            with self._db.conn:
+                self._db.execute(
+                    f"UPDATE drafts SET {assignments} WHERE id = ?", (*params, draft_id)
+                )
+            return _draft(self._one("SELECT * FROM drafts WHERE id = ?", (draft_id,)))  # type: ignore[return-value]
+
+        return await self._run(work)
+
+    async def round_drafts(self, round_id: int) -> list[DraftRecord]:
+        """Return the round's drafts in order (none for a round drawn once)."""
+        rows = await self._run(
+            self._all, "SELECT * FROM drafts WHERE round_id = ? ORDER BY number", (round_id,)
+        )
+        return [_draft(row) for row in rows]  # type: ignore[misc]
 
     # --- images ---------------------------------------------------------------------------
 
