@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     stability_model: str = "sd3.5-large"
     stability_aspect_ratio: str = "1:1"
     stability_output_format: Literal["png", "jpeg", "webp"] = "png"
+    stability_image_strength: float = Field(default=0.6, ge=0.0, le=1.0)
+
+    max_upload_mb: float = Field(default=20.0, gt=0, le=2000)
+
+    autopilot_rounds: int = Field(default=3, ge=1, le=10)
+    autopilot_drafts: int = Field(default=2, ge=1, le=6)
+    autopilot_threshold: int = Field(default=8, ge=1, le=10)
 
     quota_rounds_per_user_per_day: int = Field(default=50, ge=0)
     quota_rounds_per_chat_per_day: int = Field(default=200, ge=0)

@@ -13,7 +13,7 @@ from bot.backends.openai_images import OpenAIImageGenerator
 from bot.backends.stability import StabilityImageGenerator
 from bot.config import Settings
 from bot.refine.models import QuotaPolicy
-from bot.refine.service import RefineService
+from bot.refine.service import AutopilotDefaults, RefineService
 from storage.store import Store
 
 
@@ -48,6 +48,7 @@ def build_generator(settings: Settings) -> ImageGenerator:
             settings.stability_aspect_ratio,
             settings.stability_output_format,
             settings.image_timeout,
+            settings.stability_image_strength,
         )
     assert settings.openai_api_key is not None  # checked by Settings
     client = make_client(
@@ -82,5 +83,12 @@ async def build_services(settings: Settings) -> Services:
         rounds_per_chat_per_day=settings.quota_rounds_per_chat_per_day,
         exempt_user_ids=settings.admin_user_ids,
     )
-    refine = RefineService(store, generator, critic, settings.critic_image_max_side, quota)
+    autopilot = AutopilotDefaults(
+        rounds=settings.autopilot_rounds,
+        drafts=settings.autopilot_drafts,
+        threshold=settings.autopilot_threshold,
+    )
+    refine = RefineService(
+        store, generator, critic, settings.critic_image_max_side, quota, autopilot=autopilot
+    )
     return Services(settings, store, generator, critic, refine)

@@ -53,3 +53,21 @@ class QuotaExceeded(RefineError):
 
 class AudienceGone(RefineError):
     """The chat can no longer be written to (bot blocked or removed): stop paying for it."""
+
+
+class ReferenceExpired(RefineError):
+    """The session's product photo is gone (deleted), so no round can keep the product."""
+
+
+class AutopilotPlanInvalid(RefineError):
+    """The autopilot was asked for more (or fewer) rounds or drafts than it allows."""
+
+    def __init__(self, what: str, low: int, high: int) -> None:
+        super().__init__(f"{what} must be {low} to {high}")
+        self.what = what  # "rounds" or "drafts"
+        self.low = low
+        self.high = high
+
+
+class NothingToContinue(RefineError):
+    """The scope has no finished round an autopilot could continue from."""

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from bot.backends.critique import Critique
 from bot.backends.errors import BackendError
-from storage.records import RoundRecord, SessionRecord
+from storage.records import AutopilotRunRecord, DraftRecord, RoundRecord, SessionRecord
 
 MAX_BRIEF_CHARS = 2000
 """Longer briefs are refused: prompts grow each round, and providers cap prompt length."""
@@ -97,3 +97,113 @@ class RoundListener(Protocol):
 
     async def critiquing(self, round: RoundRecord) -> None:
         """The critic is looking at the image."""
+
+
+# --- autopilot ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AutopilotPlan:
+    """How far an autopilot run may go: rounds, drafts per round, the score that ends it."""
+
+    rounds: int
+    drafts: int
+    threshold: int
+
+    @property
+    def max_images(self) -> int:
+        """The most images the run can pay for."""
+        return self.rounds * self.drafts
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAutopilot:
+    """An autopilot run stored as running, its session reserved for it, ready to run.
+
+    `start` is the round it continues from (None when it starts from a brief).
+    """
+
+    session: SessionRecord
+    run: AutopilotRunRecord
+    start: RoundRecord | None
+    plan: AutopilotPlan
+    actor: Actor
+    scope: Scope
+
+
+@dataclass(frozen=True, slots=True)
+class AutopilotProgress:
+    """Where a run is, for its listener.
+
+    `stage`: "start" (nothing paid yet), "round" (round `round_index` begins drawing its
+    drafts), "draft" (one draft is drawn and judged, or failed), "done" (the round kept its
+    best draft). `best` is the best round so far (the start round counts), with `best_quality`.
+    """
+
+    plan: AutopilotPlan
+    stage: str
+    round_index: int = 0
+    round: RoundRecord | None = None
+    drafts_finished: int = 0
+    images: int = 0
+    best: RoundRecord | None = None
+    best_quality: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DraftOutcome:
+    """How one draft ended: its critique, or the error that stopped it."""
+
+    draft: DraftRecord
+    critique: Critique | None = None
+    error: BackendError | None = None
+    cost_usd: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AutopilotRound:
+    """One round of a run: the round (holding its best draft) and all its drafts."""
+
+    round: RoundRecord
+    critique: Critique | None
+    drafts: tuple[DraftOutcome, ...]
+    error: BackendError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AutopilotOutcome:
+    """How a run ended.
+
+    `best` is the best round across the run, the start round included (never simply the
+    last); `stop_reason` is one of the STOP_* names in bot/refine/autopilot.py.
+    """
+
+    run: AutopilotRunRecord
+    session: SessionRecord
+    plan: AutopilotPlan
+    start: RoundRecord | None
+    rounds: tuple[AutopilotRound, ...]
+    best: RoundRecord | None
+    best_critique: Critique | None
+    stop_reason: str
+    error: BackendError | None = None
+    images: int = 0
+    cost_usd: float | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self.stop_reason in ("cancelled", "gone")
+
+    @property
+    def failed_round(self) -> RoundRecord | None:
+        """The run's last round when it produced no image (it can be retried), else None."""
+        if self.rounds and self.rounds[-1].round.image_sha is None:
+            return self.rounds[-1].round
+        return None
+
+
+class AutopilotListener(Protocol):
+    """Told about an autopilot run's progress so the chat (or a terminal) can show it."""
+
+    async def progress(self, progress: AutopilotProgress) -> None:
+        """The run moved on. Raising AudienceGone stops it before the next paid call."""

@@ -19,13 +19,16 @@ from typing import TypeVar
 from bot.backends.base import Critic, CritiqueRequest, EarlierCritique, ImageGenerator
 from bot.backends.critique import Critique
 from bot.backends.errors import BackendError, BadOutput, Interrupted
-from bot.images import InvalidImage, critic_jpeg, probe
+from bot.images import InvalidImage, ReferencePhoto, critic_jpeg, probe
 from bot.refine.errors import (
     AudienceGone,
+    AutopilotPlanInvalid,
     BriefTooLong,
     EmptyBrief,
     ImageExpired,
+    NothingToContinue,
     QuotaExceeded,
+    ReferenceExpired,
     RoundNotFound,
     RoundNotReady,
     SessionBusy,
@@ -34,6 +37,10 @@ from bot.refine.errors import (
 from bot.refine.models import (
     MAX_BRIEF_CHARS,
     Actor,
+    AutopilotListener,
+    AutopilotOutcome,
+    AutopilotPlan,
+    PendingAutopilot,
     PendingRound,
     QuotaPolicy,
     RoundListener,
@@ -81,6 +88,20 @@ def session_seed(session_id: int) -> int:
     return (session_id * 2_654_435_761) % 4_294_967_294 + 1
 
 
+def draft_seed(session_id: int, number: int) -> int:
+    """Return the seed of draft `number` (1-based) of an autopilot round: draft 1 keeps the
+    session's seed, the others differ from it (and from each other) but stay fixed too."""
+    return (session_seed(session_id) - 1 + (number - 1) * 7_919) % 4_294_967_294 + 1
+
+
+def fidelity_first(critique: Critique) -> Critique:
+    """Return the critique with a low product fidelity named as its top problem."""
+    if not critique.low_fidelity:
+        return critique
+    top = f"The product differs from your photo (fidelity {critique.fidelity}/10)"
+    return critique.model_copy(update={"problems": [top, *critique.problems]})
+
+
 def critique_of(round: RoundRecord) -> Critique | None:
     """Return the round's stored critique, or None if it has none."""
     return Critique.model_validate_json(round.critique) if round.critique else None
@@ -90,6 +111,36 @@ def suggestion_of(round: RoundRecord) -> str:
     """Return the prompt Accept would use: the critic's revision, else the round's own prompt."""
     critique = critique_of(round)
     return critique.revised_prompt if critique else round.prompt
+
+
+@dataclass(frozen=True, slots=True)
+class Drawn:
+    """An image drawn and stored for a round (or one of its drafts), and what it cost."""
+
+    data: bytes
+    sha256: str
+    cost_usd: float | None
+    generate_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """A critique of an image, stored usage included, and what it cost."""
+
+    critique: Critique
+    cost_usd: float | None
+    critique_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class AutopilotDefaults:
+    """The autopilot's defaults (AUTOPILOT_* settings) and how far `/auto N` may go."""
+
+    rounds: int = 3
+    drafts: int = 2
+    threshold: int = 8
+    max_rounds: int = 10
+    max_drafts: int = 6
 
 
 @dataclass(slots=True)
@@ -118,24 +169,43 @@ class RefineService:
         critic: Critic,
         critic_max_side: int = 768,
         quota: QuotaPolicy | None = None,
+        autopilot: AutopilotDefaults | None = None,
     ) -> None:
         self._store = store
         self._generator = generator
         self._critic = critic
         self._critic_max_side = critic_max_side
         self._quota = quota or QuotaPolicy()
+        self.autopilot_defaults = autopilot or AutopilotDefaults()
         self._running: dict[int, _Running] = {}
 
     # --- beginning a round -------------------------------------------------------------------
 
-    async def begin_start(self, scope: Scope, actor: Actor, brief: str) -> PendingRound:
-        """Open a session for the brief with its first round pending."""
+    async def begin_start(
+        self, scope: Scope, actor: Actor, brief: str, reference: ReferencePhoto | None = None
+    ) -> PendingRound:
+        """Open a session for the brief with its first round pending.
+
+        With `reference` (a user's product photo, checked by `bot.images.prepare_reference`),
+        every round of the session keeps that product and changes the scene around it.
+        """
         brief = clean_brief(brief)
         await self._check_quota(scope, actor)
-        session = await self._store.create_session(
-            scope.chat_id, scope.chat_type, scope.thread_id, actor.user_id, brief
-        )
+        session = await self._new_session(scope, actor, brief, reference)
         return await self._begin(session, None, brief, "brief", actor, scope)
+
+    async def _new_session(
+        self, scope: Scope, actor: Actor, brief: str, reference: ReferencePhoto | None
+    ) -> SessionRecord:
+        reference_sha = None
+        if reference is not None:
+            stored = await self._store.save_image(
+                reference.data, "image/jpeg", reference.width, reference.height
+            )
+            reference_sha = stored.sha256
+        return await self._store.create_session(
+            scope.chat_id, scope.chat_type, scope.thread_id, actor.user_id, brief, reference_sha
+        )
 
     async def begin_accept(self, round_id: int, scope: Scope, actor: Actor) -> PendingRound:
         """Pend the next round from the round's suggested revision."""
@@ -173,6 +243,7 @@ class RefineService:
         actor: Actor,
         scope: Scope,
     ) -> PendingRound:
+        await self.reference_of(session)  # refuse now if the product photo is gone
         self._reserve(session.id, scope)
         try:
             round = await self._store.create_round(
@@ -260,13 +331,12 @@ class RefineService:
         session, actor = pending.session, pending.actor
         round = await self._store.update_round(pending.round.id, status=RoundStatus.GENERATING)
         await _notify(listener.generating(round))
-        started = time.monotonic()
+        reference = await self.reference_of(session)
         try:
-            image = await self._generator.generate(round.prompt, seed=session_seed(session.id))
-            info = await asyncio.to_thread(probe, image.data)
-        except (BackendError, InvalidImage) as error:
-            if isinstance(error, InvalidImage):
-                error = BadOutput("image", str(error))
+            drawn = await self.draw(
+                session, round.id, actor, round.prompt, session_seed(session.id), reference
+            )
+        except BackendError as error:
             log.warning("round %s: image failed: %s", round.id, error)
             failed = await self._store.update_round(
                 round.id,
@@ -276,22 +346,17 @@ class RefineService:
                 finished_at=now_iso(),
             )
             return RoundOutcome(failed, error=error)
-        stored = await self._store.save_image(image.data, info.mime, info.width, info.height)
-        image_cost = estimate_cost(image.model, image.usage)
-        await self._store.record_usage(
-            round.id, session.chat_id, actor.user_id, "image", image.model, image.usage, image_cost
-        )
         round = await self._store.update_round(
             round.id,
-            image_sha=stored.sha256,
+            image_sha=drawn.sha256,
             image_at=now_iso(),
-            generate_ms=int((time.monotonic() - started) * 1000),
+            generate_ms=drawn.generate_ms,
             status=RoundStatus.CRITIQUING,
         )
-        message_id = await _notify(listener.image_ready(round, image.data))
+        message_id = await _notify(listener.image_ready(round, drawn.data))
         if message_id is not None:
             round = await self._store.update_round(round.id, message_id=message_id)
-        return await self._critique(session, round, actor, image.data, listener, image_cost)
+        return await self._critique(session, round, actor, drawn.data, listener, drawn.cost_usd)
 
     async def _critique(
         self,
@@ -304,18 +369,15 @@ class RefineService:
     ) -> RoundOutcome:
         """Critique the stored image and finish the round; `spent` is its image's cost."""
         await _notify(listener.critiquing(round))
-        started = time.monotonic()
         try:
-            jpeg = await asyncio.to_thread(critic_jpeg, image, self._critic_max_side)
-            result = await self._critic.critique(
-                CritiqueRequest(
-                    brief=session.brief,
-                    prompt=round.prompt,
-                    image_jpeg=jpeg,
-                    earlier=await self._earlier_critiques(session.id, round.id),
-                )
+            reference = await self.reference_jpeg(await self.reference_of(session))
+            judged = await self.judge(session, round.id, actor, round.prompt, image, reference)
+        except (BackendError, ReferenceExpired) as failure:
+            error = (
+                failure
+                if isinstance(failure, BackendError)
+                else BadOutput("critic", "the product photo is gone")
             )
-        except BackendError as error:
             log.warning("round %s: critique failed: %s", round.id, error)
             round = await self._store.update_round(
                 round.id,
@@ -325,28 +387,208 @@ class RefineService:
                 finished_at=now_iso(),
             )
             return RoundOutcome(round, error=error, cost_usd=spent)
-        critic_cost = estimate_cost(result.model, result.usage)
-        await self._store.record_usage(
-            round.id,
-            session.chat_id,
-            actor.user_id,
-            "critic",
-            result.model,
-            result.usage,
-            critic_cost,
-        )
         round = await self._store.update_round(
             round.id,
-            critique=result.critique.model_dump_json(),
-            score=result.critique.score,
-            critique_ms=int((time.monotonic() - started) * 1000),
+            critique=judged.critique.model_dump_json(),
+            score=judged.critique.score,
+            fidelity=judged.critique.fidelity,
+            critique_ms=judged.critique_ms,
             status=RoundStatus.DONE,
             error_kind=None,
             error=None,
             finished_at=now_iso(),
         )
-        costs = [cost for cost in (spent, critic_cost) if cost is not None]
-        return RoundOutcome(round, critique=result.critique, cost_usd=sum(costs) if costs else None)
+        costs = [cost for cost in (spent, judged.cost_usd) if cost is not None]
+        return RoundOutcome(round, critique=judged.critique, cost_usd=sum(costs) if costs else None)
+
+    # --- the two paid steps, shared with the autopilot ---------------------------------------
+
+    async def draw(
+        self,
+        session: SessionRecord,
+        round_id: int,
+        actor: Actor,
+        prompt: str,
+        seed: int | None,
+        reference: bytes | None = None,
+    ) -> Drawn:
+        """Draw one image for the round, store it and its usage; return it.
+
+        Raises BackendError (an unusable image is BadOutput).
+        """
+        started = time.monotonic()
+        try:
+            image = await self._generator.generate(prompt, seed=seed, reference=reference)
+            info = await asyncio.to_thread(probe, image.data)
+        except InvalidImage as error:
+            raise BadOutput("image", str(error)) from error
+        stored = await self._store.save_image(image.data, info.mime, info.width, info.height)
+        cost = estimate_cost(image.model, image.usage)
+        await self._store.record_usage(
+            round_id, session.chat_id, actor.user_id, "image", image.model, image.usage, cost
+        )
+        elapsed = int((time.monotonic() - started) * 1000)
+        return Drawn(image.data, stored.sha256, cost, elapsed)
+
+    async def judge(
+        self,
+        session: SessionRecord,
+        round_id: int,
+        actor: Actor,
+        prompt: str,
+        image: bytes,
+        reference_jpeg: bytes | None = None,
+    ) -> Judged:
+        """Critique one image of the round (against the product photo's small JPEG, if any),
+        store the usage; return the critique with a low fidelity named first.
+
+        Raises BackendError.
+        """
+        started = time.monotonic()
+        jpeg = await asyncio.to_thread(critic_jpeg, image, self._critic_max_side)
+        result = await self._critic.critique(
+            CritiqueRequest(
+                brief=session.brief,
+                prompt=prompt,
+                image_jpeg=jpeg,
+                earlier=await self._earlier_critiques(session.id, round_id),
+                reference_jpeg=reference_jpeg,
+            )
+        )
+        cost = estimate_cost(result.model, result.usage)
+        await self._store.record_usage(
+            round_id, session.chat_id, actor.user_id, "critic", result.model, result.usage, cost
+        )
+        elapsed = int((time.monotonic() - started) * 1000)
+        return Judged(fidelity_first(result.critique), cost, elapsed)
+
+    async def reference_of(self, session: SessionRecord) -> bytes | None:
+        """Return the session's product photo (JPEG bytes), or None for a text brief.
+
+        Raises ReferenceExpired when the photo's file is gone.
+        """
+        if session.reference_sha is None:
+            return None
+        try:
+            return (await self._store.read_image(session.reference_sha))[1]
+        except LookupError:
+            raise ReferenceExpired() from None
+
+    async def reference_jpeg(self, reference: bytes | None) -> bytes | None:
+        """Return the small JPEG of the product photo the critic sees, or None."""
+        if reference is None:
+            return None
+        return await asyncio.to_thread(critic_jpeg, reference, self._critic_max_side)
+
+    # --- autopilot ---------------------------------------------------------------------------
+
+    def autopilot_plan(self, rounds: int | None = None, drafts: int | None = None) -> AutopilotPlan:
+        """Return the plan for a run of `rounds` x `drafts` (defaults from the settings).
+
+        Raises AutopilotPlanInvalid outside 1..max_rounds or 1..max_drafts.
+        """
+        defaults = self.autopilot_defaults
+        rounds = defaults.rounds if rounds is None else rounds
+        drafts = defaults.drafts if drafts is None else drafts
+        if not 1 <= rounds <= defaults.max_rounds:
+            raise AutopilotPlanInvalid("rounds", 1, defaults.max_rounds)
+        if not 1 <= drafts <= defaults.max_drafts:
+            raise AutopilotPlanInvalid("drafts", 1, defaults.max_drafts)
+        return AutopilotPlan(rounds, drafts, defaults.threshold)
+
+    async def begin_autopilot(
+        self,
+        scope: Scope,
+        actor: Actor,
+        *,
+        round_id: int | None = None,
+        brief: str | None = None,
+        reference: ReferencePhoto | None = None,
+        rounds: int | None = None,
+        drafts: int | None = None,
+    ) -> PendingAutopilot:
+        """Check an autopilot request, reserve the session and store the run as running.
+
+        It continues from the round `round_id`, or opens a session for `brief` (with its
+        product photo `reference`, if any). Pass the result to `run_autopilot`.
+        """
+        plan = self.autopilot_plan(rounds, drafts)
+        start: RoundRecord | None = None
+        session: SessionRecord | None = None
+        if round_id is not None:
+            start, session = await self._continuable(round_id, scope)
+        else:
+            brief = clean_brief(brief)
+        await self._check_quota(scope, actor)
+        if session is None:
+            session = await self._new_session(scope, actor, brief or "", reference)
+        await self.reference_of(session)  # refuse now if the product photo is gone
+        self._reserve(session.id, scope)
+        try:
+            run = await self._store.create_autopilot_run(
+                session.id,
+                start.id if start else None,
+                plan.rounds,
+                plan.drafts,
+                plan.threshold,
+                actor.user_id,
+            )
+        except BaseException:
+            self._running.pop(session.id, None)
+            raise
+        return PendingAutopilot(session, run, start, plan, actor, scope)
+
+    async def run_autopilot(
+        self, pending: PendingAutopilot, listener: AutopilotListener
+    ) -> AutopilotOutcome:
+        """Run the autopilot (see bot/refine/autopilot.py), telling the listener; release the
+        session. A /cancel ends it with stop reason "cancelled" and the best round so far."""
+        from bot.refine.autopilot import AutopilotRunner  # it builds on this module
+
+        session_id = pending.session.id
+        running = self._running[session_id]
+        runner = AutopilotRunner(self, self._store, pending, listener)
+        try:
+            if running.cancel_requested:
+                return await runner.finish("cancelled")
+            running.task = asyncio.create_task(runner.loop())
+            try:
+                reason = await running.task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if running.task.cancelled() and not (current and current.cancelling()):
+                    return await runner.finish("cancelled")
+                raise
+            except Exception:
+                await asyncio.shield(runner.finish("error"))
+                raise
+            return await runner.finish(reason)
+        finally:
+            self._running.pop(session_id, None)
+
+    async def latest_round(self, scope: Scope) -> RoundRecord:
+        """Return the newest finished round of the scope's newest session (for `/auto`).
+
+        Raises NothingToContinue if there is none, SessionStopped if that session ended.
+        """
+        summaries = await self._store.chat_sessions(scope.chat_id, scope.thread_id, 1, 0)
+        if not summaries:
+            raise NothingToContinue()
+        session = summaries[0].session
+        if session.status is SessionStatus.STOPPED:
+            raise SessionStopped()
+        for round in reversed(await self._store.session_rounds(session.id)):
+            if round.status is RoundStatus.DONE and round.image_sha is not None:
+                return round
+        raise NothingToContinue()
+
+    async def image_of(self, round: RoundRecord) -> bytes | None:
+        """Return the round's image bytes, or None if it has none (or it is gone)."""
+        return await self._stored_image(round)
+
+    async def shown(self, round_id: int, message_id: int) -> None:
+        """Remember the message that shows the round (the best image of an autopilot run)."""
+        await self._store.update_round(round_id, message_id=message_id)
 
     # --- after a restart ----------------------------------------------------------------------
 
@@ -357,6 +599,9 @@ class RefineService:
         drawn again); rounds without one are marked failed, ready for a Retry.
         """
         interrupted = []
+        runs = await self._store.interrupt_autopilot_runs()
+        if runs:
+            log.info("%d autopilot runs were interrupted by a restart", runs)
         for round in await self._store.running_rounds():
             session = await self._store.get_session(round.session_id)
             if session is None or self.is_busy(session.id):
