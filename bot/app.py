@@ -17,7 +17,7 @@ from telegram.ext import (
 )
 
 from bot.config import Settings
-from bot.handlers import buttons, commands, errors, messages, rounds
+from bot.handlers import auto, buttons, commands, errors, messages, photos, rounds
 from bot.health import schedule_heartbeat
 from bot.retention import schedule_retention
 from bot.services import Services, build_services
@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 
 COMMANDS = [
     BotCommand("new", "Start a new image from a description"),
+    BotCommand("auto", "Refine on autopilot: /auto [rounds] [description]"),
     BotCommand("history", "This chat's sessions and rounds"),
-    BotCommand("cancel", "Stop the running round"),
+    BotCommand("cancel", "Stop the running round or autopilot"),
     BotCommand("usage", "Today's rounds and estimated cost"),
     BotCommand("help", "How this bot works"),
 ]
@@ -88,14 +89,19 @@ def register_handlers(application: Application) -> None:
     application.add_handler(CommandHandler("start", commands.start, filters=new))
     application.add_handler(CommandHandler("help", commands.help_command, filters=new))
     application.add_handler(CommandHandler("new", commands.new, filters=new))
+    application.add_handler(CommandHandler("auto", auto.auto_command, filters=new))
     application.add_handler(CommandHandler("history", commands.history, filters=new))
     application.add_handler(CommandHandler("cancel", commands.cancel, filters=new))
     application.add_handler(CommandHandler("usage", commands.usage, filters=new))
     application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, messages.migrated))
     application.add_handler(CallbackQueryHandler(buttons.button))
     application.add_handler(MessageHandler(new & filters.TEXT & ~filters.COMMAND, messages.text))
-    application.add_handler(
-        MessageHandler(new & (filters.PHOTO | filters.Document.IMAGE), messages.photo)
+    photo_files = (
+        filters.PHOTO
+        | filters.Document.IMAGE
+        | filters.Document.FileExtension("heic")
+        | filters.Document.FileExtension("heif")
     )
+    application.add_handler(MessageHandler(new & photo_files, photos.photo))
     application.add_handler(MessageHandler(new & private, messages.other))
     application.add_error_handler(errors.on_error)

@@ -17,6 +17,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.backends.critique import Critique
 from bot.backends.errors import BackendError
 from bot.refine import errors as refine_errors
+from bot.refine.models import AutopilotOutcome, AutopilotPlan, AutopilotProgress
 from storage.records import RoundRecord, RoundStatus, SessionSummary, UsageSummary
 
 CAPTION_LIMIT = 1024
@@ -25,8 +26,9 @@ CALLBACK_DATA_LIMIT = 64
 
 # --- callback data ------------------------------------------------------------------------
 
-ACCEPT, EDIT, STOP, RETRY = "accept", "edit", "stop", "retry"
-_ACTION_CODES = {ACCEPT: "a", EDIT: "e", STOP: "s", RETRY: "r"}
+ACCEPT, EDIT, STOP, RETRY, AUTO = "accept", "edit", "stop", "retry", "auto"
+# Reserved by other features: h g v c p.
+_ACTION_CODES = {ACCEPT: "a", EDIT: "e", STOP: "s", RETRY: "r", AUTO: "u"}
 _CODE_ACTIONS = {code: action for action, code in _ACTION_CODES.items()}
 _CALLBACK_RE = re.compile(r"^([a-z]):([1-9][0-9]{0,17})$")
 
@@ -53,14 +55,15 @@ def decode_callback(data: str | None) -> ButtonPress | None:
 
 
 def round_keyboard(round_id: int) -> InlineKeyboardMarkup:
-    """Return the Accept / Edit / Stop keyboard of a round."""
+    """Return a round's keyboard: Accept / Edit / Stop, then 🔁 Auto on a row of its own."""
     return InlineKeyboardMarkup(
         [
             [
                 InlineKeyboardButton("✅ Accept", callback_data=encode_callback(ACCEPT, round_id)),
                 InlineKeyboardButton("✏️ Edit", callback_data=encode_callback(EDIT, round_id)),
                 InlineKeyboardButton("⏹ Stop", callback_data=encode_callback(STOP, round_id)),
-            ]
+            ],
+            [InlineKeyboardButton("🔁 Auto", callback_data=encode_callback(AUTO, round_id))],
         ]
     )
 
@@ -98,9 +101,14 @@ HELP = (
     "• I draw it, critique it against your brief and suggest a better prompt.\n"
     "• <b>✅ Accept</b> runs the next round from the suggestion, <b>✏️ Edit</b> lets you write "
     "your own, <b>⏹ Stop</b> keeps that image and sends it at full resolution.\n"
+    "• Send a <b>photo of your product</b> with a caption saying the scene (<i>on a marble "
+    "table, soft morning light</i>): I keep your product and change what is around it.\n"
+    "• <b>🔁 Auto</b> (or <code>/auto 3</code>) runs up to 3 rounds without asking, drawing "
+    "several drafts each round and keeping the best; I say first how many images that can "
+    "cost at most.\n"
     "• Buttons on older rounds still work: they continue from that round.\n\n"
-    "/history lists this chat's sessions, /cancel stops a running round, /usage shows today's "
-    "rounds and their estimated cost, /help shows this."
+    "/history lists this chat's sessions, /cancel stops a running round or autopilot, /usage "
+    "shows today's rounds and their estimated cost, /help shows this."
 )
 
 START = "👋 Hi! " + HELP
@@ -112,10 +120,23 @@ ACCESS_DENIED = (
 ACCESS_DENIED_TOAST = "Sorry, you are not allowed to use this bot."
 
 NEW_USAGE = "Tell me what to draw: <code>/new red silk saree on a plain backdrop</code>"
-PHOTO_NOT_SUPPORTED = (
-    "I can't start from a photo yet. Describe the product in words, for example: "
-    "<code>/new white ceramic mug with a blue logo, on a wooden table</code>"
+PHOTO_NEEDS_CAPTION = (
+    "📷 Nice photo! Send it again with a caption saying the scene you want, for example: "
+    "<i>on a marble table, soft morning light</i>. I keep your product and change the rest."
 )
+_PHOTO_REFUSALS = {
+    "file_too_big": "That file is too big: send a photo of at most {max_mb:g} MB.",
+    "too_many_pixels": (
+        "That image has too many pixels for me to open safely. Send a photo of at most "
+        "50 megapixels."
+    ),
+    "animated": "That is an animation. Send a single still photo of the product.",
+    "too_small": "That photo is too small to work from: send one at least 64 pixels a side.",
+    "bad_shape": "That photo is too narrow or too wide: crop it to at most 2.5:1.",
+    "unsupported": "I can't read that file. Send the product photo as JPEG, PNG, WebP or HEIC.",
+    "corrupt": "That image file is damaged and can't be opened. Please send it again.",
+}
+PHOTO_DOWNLOAD_FAILED = "I couldn't download that photo from Telegram. Please send it again."
 UNKNOWN_MESSAGE = "Describe the product in words to start, or see /help."
 BUSY = "⏳ Already working on a round of this session. Wait for it, or /cancel it."
 CANCELLED = "⏹ Cancelled."
@@ -138,7 +159,21 @@ REFUSALS: dict[type[refine_errors.RefineError], str] = {
         "That image was deleted by the retention policy. Accept or Edit to draw it again."
     ),
     refine_errors.NoPendingEdit: "I wasn't waiting for a prompt. Start a new one with /new.",
+    refine_errors.ReferenceExpired: (
+        "The product photo of this session was deleted. Send the photo again to start anew."
+    ),
+    refine_errors.NothingToContinue: (
+        "There is no finished round to continue here. Start with <code>/auto 3 red silk "
+        "saree on a plain backdrop</code>, or send a product photo with a caption."
+    ),
 }
+
+
+def photo_refusal_text(reason: str, max_upload_mb: float) -> str:
+    """Return the sentence for a product photo that can't be used (`InvalidImage.reason`)."""
+    template = _PHOTO_REFUSALS.get(reason, _PHOTO_REFUSALS["corrupt"])
+    return template.format(max_mb=max_upload_mb)
+
 
 _SERVICE_NAMES = {"image": "The image service", "critic": "The critic"}
 _BACKEND_MESSAGES = {
@@ -156,6 +191,11 @@ def refusal_text(error: refine_errors.RefineError) -> str:
     """Return the user-facing sentence for a domain refusal."""
     if isinstance(error, refine_errors.QuotaExceeded):
         return quota_text(error)
+    if isinstance(error, refine_errors.AutopilotPlanInvalid):
+        return (
+            f"Autopilot runs {error.low} to {error.high} {error.what} at a time, "
+            f"for example <code>/auto {min(3, error.high)}</code>."
+        )
     return REFUSALS.get(type(error), "That didn't work. Try again.")
 
 
@@ -181,7 +221,12 @@ def backend_error_text(error: BackendError) -> str:
 def _credit(round: RoundRecord, group: bool) -> str:
     if not group or not round.acted_by_name:
         return ""
-    verb = {"accept": "accepted", "edit": "edited", "brief": "started"}.get(round.action, "")
+    verb = {
+        "accept": "accepted",
+        "edit": "edited",
+        "brief": "started",
+        "auto": "autopilot started",
+    }.get(round.action, "")
     return f" · {verb} by {escape(round.acted_by_name)}" if verb else ""
 
 
@@ -209,6 +254,8 @@ def round_caption(
     header = f"<b>Round {round.number}</b>"
     if critique is not None:
         header += f" · {critique.score}/10"
+        if critique.fidelity is not None:
+            header += f" · product {critique.fidelity}/10"
     header += _credit(round, group)
     if critique is None:
         note = backend_error_text(error) if error else "No critique for this round."
@@ -331,3 +378,86 @@ def usage_text(own: list[UsageSummary], everyone: list[UsageSummary] | None) -> 
         lines.pop()
         text = "\n".join(lines)
     return text
+
+
+# --- autopilot ----------------------------------------------------------------------------------
+
+_STOP_REASONS = {
+    "threshold": "reached the target score",
+    "no_improvement": "two rounds in a row did not improve on the best",
+    "rounds": "all planned rounds done",
+    "quota": "today's round quota is used up",
+    "cancelled": "cancelled",
+    "gone": "the chat is gone",
+    "error": "a round failed",
+}
+
+
+def _images(count: int) -> str:
+    return "1 image" if count == 1 else f"{count} images"
+
+
+def autopilot_plan_text(plan: AutopilotPlan) -> str:
+    """Return the line said before an autopilot run starts: the most it can pay for."""
+    rounds = "1 round" if plan.rounds == 1 else f"{plan.rounds} rounds"
+    drafts = "1 draft" if plan.drafts == 1 else f"{plan.drafts} drafts"
+    return (
+        f"🔁 <b>Autopilot</b>: up to {rounds} × {drafts}, so at most "
+        f"<b>{_images(plan.max_images)}</b> to pay for. I stop early at "
+        f"{plan.threshold}/10, or when two rounds in a row don't improve. /cancel stops it."
+    )
+
+
+def _best(progress_best: RoundRecord | None, quality: int | None) -> str:
+    if progress_best is None or quality is None:
+        return ""
+    return f" · best {quality}/10"
+
+
+def autopilot_progress_text(progress: AutopilotProgress) -> str:
+    """Return the run's one progress message, e.g. 'Round 2/3 · best 7/10'."""
+    plan = progress.plan
+    head = autopilot_plan_text(plan)
+    if progress.stage == "start" or progress.round_index == 0:
+        return f"{head}\n⏳ Starting…"
+    line = f"Round {progress.round_index}/{plan.rounds}"
+    line += _best(progress.best, progress.best_quality)
+    if progress.stage == "done":
+        line += " · ✓"
+    else:
+        drafts = "1 draft" if plan.drafts == 1 else f"{plan.drafts} drafts"
+        line += f" · 🎨 drawing and judging {drafts}…"
+    return f"{head}\n{line}"
+
+
+def autopilot_final_text(outcome: AutopilotOutcome) -> str:
+    """Return the progress message's last state: how the run ended and which round won."""
+    plan, best = outcome.plan, outcome.best
+    rounds = len(outcome.rounds)
+    done = "1 round" if rounds == 1 else f"{rounds} rounds"
+    icon = "⏹" if outcome.cancelled else "⚠️" if outcome.stop_reason == "error" else "🏁"
+    lines = [
+        f"{icon} <b>Autopilot</b>: {done}, {_images(outcome.images)} "
+        f"(at most {_images(plan.max_images)} planned) · "
+        f"{_STOP_REASONS.get(outcome.stop_reason, outcome.stop_reason)}."
+    ]
+    if outcome.stop_reason == "error" and outcome.error is not None:
+        lines.append(escape(backend_error_text(outcome.error)))
+    if best is not None and outcome.best_critique is not None:
+        lines.append(
+            f"Best: round {best.number} ({outcome.best_critique.quality}/10), shown below."
+        )
+    elif best is not None:
+        lines.append(f"Best: round {best.number}, shown below.")
+    elif outcome.failed_round is None:
+        lines.append("No image was finished.")
+    return "\n".join(lines)
+
+
+def autopilot_best_caption(
+    round: RoundRecord, critique: Critique | None, error: BackendError | None, group: bool
+) -> str:
+    """Return the caption of the run's best image: the round's caption, marked as the best."""
+    caption = round_caption(round, critique, error, group)
+    marked = "🏆 " + caption
+    return marked if visible_length(marked) <= CAPTION_LIMIT else caption

@@ -206,38 +206,63 @@ async def critique_in_emoji_and_rtl(world: World) -> None:
 
 
 @case
-async def user_photo(world: World) -> None:
-    world.telegram.user_sends_photo(world.chat, world.ana, solid_png(64, 64), caption="on marble")
-    await next_text(world.telegram, world.chat, "can't start from a photo yet")
+async def user_photo_without_caption(world: World) -> None:
+    world.telegram.user_sends_photo(world.chat, world.ana, solid_png(64, 64))
+    await next_text(world.telegram, world.chat, "Send it again with a caption")
+
+
+@case
+async def user_photo_with_caption(world: World) -> None:
+    photo = render_png(256, 256)
+    world.telegram.user_sends_photo(world.chat, world.ana, photo, caption="on marble")
+    await next_round(world.telegram, world.chat)
 
 
 @case
 async def user_image_document(world: World) -> None:
-    world.telegram.user_sends_document(world.chat, world.ana, render_png(256, 256), "a.png")
-    await next_text(world.telegram, world.chat, "can't start from a photo yet")
+    world.telegram.user_sends_document(
+        world.chat, world.ana, render_png(256, 256), "a.png", caption="on marble"
+    )
+    await next_round(world.telegram, world.chat)
 
 
 @case
 async def user_heic_document(world: World) -> None:
     data = b"\x00\x00\x00\x18ftypheic" + os.urandom(200)
-    world.telegram.user_sends_document(world.chat, world.ana, data, "IMG_0001.HEIC", "image/heic")
-    await next_text(world.telegram, world.chat, "can't start from a photo yet")
+    world.telegram.user_sends_document(
+        world.chat, world.ana, data, "IMG_0001.HEIC", "image/heic", caption="on marble"
+    )
+    await next_text(world.telegram, world.chat, "can't read that file")
 
 
 @case
 async def user_corrupt_image_document(world: World) -> None:
     world.telegram.user_sends_document(
-        world.chat, world.ana, b"\xff\xd8\xff garbage", "broken.jpg", "image/jpeg"
+        world.chat, world.ana, b"\xff\xd8\xff garbage", "broken.jpg", "image/jpeg", caption="x"
     )
-    await next_text(world.telegram, world.chat, "can't start from a photo yet")
+    await next_text(world.telegram, world.chat, "can't read that file")
 
 
 @case
 async def user_animated_gif(world: World) -> None:
     frames = [Image.new("RGB", (32, 32), c) for c in ("red", "blue")]
     data = image_bytes(frames[0], "GIF", save_all=True, append_images=frames[1:], loop=0)
-    world.telegram.user_sends_document(world.chat, world.ana, data, "anim.gif", "image/gif")
-    await next_text(world.telegram, world.chat, "can't start from a photo yet")
+    world.telegram.user_sends_document(
+        world.chat, world.ana, data, "anim.gif", "image/gif", caption="on marble"
+    )
+    await next_text(world.telegram, world.chat, "That is an animation")
+
+
+@case
+async def user_photo_chatter_in_a_group(world: World) -> None:
+    world.telegram.privacy_mode = False  # the bot sees every photo, and ignores plain ones
+    world.telegram.user_sends_photo(world.group, world.ana, render_png(256, 256), caption="lol")
+    await world.silence(world.group, 0)
+    assert world.openai.requests_to("edits") == []
+    caption = "/new@refine_test_bot on marble"
+    world.telegram.user_sends_photo(world.group, world.ana, render_png(256, 256), caption=caption)
+    await next_round(world.telegram, world.group)
+    assert world.openai.requests_to("edits")[-1].form["prompt"] == "on marble"
 
 
 @case

@@ -130,7 +130,7 @@ async def test_bad_input_gets_friendly_answers(telegram, openai_fake, bot, ana, 
         query = telegram.user_presses_data(ana_chat, ana, last, data)
         assert await toast(telegram, query)
     telegram.user_sends_photo(ana_chat, ana, telegram_png())
-    await next_text(telegram, ana_chat, "can't start from a photo yet")
+    await next_text(telegram, ana_chat, "Send it again with a caption")
 
     # Briefs with markup characters, emoji and right-to-left text go through untouched.
     brief = 'Saree <b>"50% off"</b> & gold 💛 — ساري حريري'

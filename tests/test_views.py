@@ -107,3 +107,37 @@ def test_stop_caption_is_short_and_escaped() -> None:
     caption = views.stop_caption(make_round(prompt="a <b> " * 400), 3)
     assert views.visible_length(caption) <= views.CAPTION_LIMIT
     assert "3 rounds" in caption and "&lt;b&gt;" in caption
+
+
+def test_auto_button_on_its_own_row_and_its_code() -> None:
+    rows = views.round_keyboard(99).inline_keyboard
+    assert len(rows[0]) == 3 and [b.text for b in rows[1]] == ["🔁 Auto"]
+    assert rows[1][0].callback_data == "u:99"
+    assert views.decode_callback("u:99") == views.ButtonPress(views.AUTO, 99)
+    for reserved in "hgvcp":  # other features' codes are not taken here
+        assert views.decode_callback(f"{reserved}:1") is None
+
+
+def test_caption_shows_product_fidelity() -> None:
+    critique = Critique(
+        score=8, fidelity=4, strengths=["light"], problems=["label"], revised_prompt="p"
+    )
+    assert views.round_caption(make_round(), critique).startswith(
+        "<b>Round 2</b> · 8/10 · product 4/10"
+    )
+
+
+def test_autopilot_texts() -> None:
+    from bot.refine.models import AutopilotPlan, AutopilotProgress
+
+    plan = AutopilotPlan(rounds=3, drafts=2, threshold=8)
+    assert "at most <b>6 images</b>" in views.autopilot_plan_text(plan)
+    progress = AutopilotProgress(plan, "done", 2, best=make_round(), best_quality=7)
+    assert "Round 2/3 · best 7/10" in views.autopilot_progress_text(progress)
+    assert len(views.autopilot_best_caption(make_round(), None, None, False)) <= 1024
+
+
+def test_photo_refusals_are_specific() -> None:
+    assert "at most 20 MB" in views.photo_refusal_text("file_too_big", 20)
+    assert "animation" in views.photo_refusal_text("animated", 20)
+    assert "damaged" in views.photo_refusal_text("something new", 20)

@@ -1,4 +1,4 @@
-"""Accept / Edit / Stop / Retry presses. The query is answered first, then the slow work runs."""
+"""Accept / Edit / Stop / Retry / Auto presses. The query is answered first, then the work runs."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from bot import views
+from bot.handlers.auto import launch_autopilot
 from bot.handlers.common import HTML, actor_of, is_group, is_not_modified, scope_of, services
 from bot.handlers.rounds import launch_round
 from bot.refine.errors import RefineError
@@ -29,6 +30,8 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await _ask_for_edit(update, context, press.round_id)
         elif press.action == views.STOP:
             await _stop(update, context, press.round_id)
+        elif press.action == views.AUTO:
+            await _autopilot(update, context, press.round_id)
         else:
             await _next_round(update, context, press)
     except RefineError as error:
@@ -46,6 +49,14 @@ async def _next_round(
         pending = await refine.begin_retry(press.round_id, scope, actor)
     await answer_quietly(update.callback_query, f"Working on round {pending.round.number}…")
     launch_round(update, context, pending, reply_to=update.callback_query.message)
+
+
+async def _autopilot(update: Update, context: ContextTypes.DEFAULT_TYPE, round_id: int) -> None:
+    refine = services(context).refine
+    pending = await refine.begin_autopilot(scope_of(update), actor_of(update), round_id=round_id)
+    images = pending.plan.max_images
+    await answer_quietly(update.callback_query, f"Autopilot: at most {images} images…")
+    launch_autopilot(update, context, pending, reply_to=update.callback_query.message)
 
 
 async def _ask_for_edit(update: Update, context: ContextTypes.DEFAULT_TYPE, round_id: int) -> None:

@@ -1,5 +1,5 @@
-"""Plain messages: a new brief (private chats), the answer to an edit prompt, photos, and
-the service message of a group upgraded to a supergroup."""
+"""Plain messages: a new brief (private chats), the answer to an edit prompt, and the service
+message of a group upgraded to a supergroup. Photos are in bot/handlers/photos.py."""
 
 from __future__ import annotations
 
@@ -40,11 +40,6 @@ async def text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(message, views.refusal_text(error))
         return
     launch_round(update, context, pending, reply_to=message)
-
-
-async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Photo briefs are not supported yet: say so, and how to describe the product instead."""
-    await reply(update.effective_message, views.PHOTO_NOT_SUPPORTED)
 
 
 async def other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
