@@ -1,6 +1,7 @@
 """`python -m bot`: load settings, build the Application, run it (long polling or webhook).
 
-`python -m bot check|health|backup PATH` run the operator commands instead (see `--help`).
+`python -m bot check|health|backup PATH` run the operator commands instead, and
+`python -m bot refine "brief"` the refinement loop in the terminal (see `--help`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,21 @@ def _parser() -> argparse.ArgumentParser:
         "backup", help="copy the database and the images into PATH, while the bot runs"
     )
     backup.add_argument("path", help="backup folder (created if needed)")
+    refine = commands.add_parser(
+        "refine",
+        help="run the autopilot in the terminal: images and a report into a folder",
+        description="Refine a brief (and a product photo) with the configured backends, "
+        "without Telegram. Every image, report.json and report.html go into --out.",
+    )
+    refine.add_argument("brief", help="what to draw, or the scene for --photo")
+    refine.add_argument(
+        "--photo", metavar="PATH", help="a product photo to keep (JPEG/PNG/WebP/HEIC)"
+    )
+    refine.add_argument("--rounds", type=int, metavar="N", help="rounds at most (AUTOPILOT_ROUNDS)")
+    refine.add_argument(
+        "--drafts", type=int, metavar="K", help="drafts per round, in parallel (AUTOPILOT_DRAFTS)"
+    )
+    refine.add_argument("--out", metavar="DIR", help="output folder (default: refine-<time>)")
     return parser
 
 
@@ -64,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         from bot.cli import backup
 
         return backup.main(args.path)
+    if args.command == "refine":
+        from bot.cli import refine
+
+        return refine.main(args.brief, args.photo, args.rounds, args.drafts, args.out)
     return run_bot()
 
 

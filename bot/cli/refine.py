@@ -1,0 +1,445 @@
+"""`python -m bot refine "brief" [--photo PATH] [--rounds N] [--drafts K] [--out DIR]`.
+
+The same refinement domain as the bot, without Telegram: the autopilot runs with the
+configured backends (IMAGE_BACKEND, CRITIC_*, ... from the environment or `.env`; no
+Telegram token needed), a progress bar goes to stderr, every image is written to DIR, and a
+report is written next to them: `report.json` and `report.html`, a self-contained page with
+each round's images, prompt, score and critique. Ctrl-C stops the run and still writes the
+report of what was done. Useful for trying the backends before making a bot, and for
+evaluation (bench/eval_loop.py builds on `refine_to_directory`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import re
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html import escape, unescape
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import SecretStr, ValidationError
+
+from bot.config import Settings, describe_errors, load_settings
+from bot.images import InvalidImage, critic_jpeg, prepare_reference
+from bot.refine.errors import RefineError
+from bot.refine.models import Actor, AutopilotOutcome, AutopilotProgress, QuotaPolicy, Scope
+from bot.refine.service import AutopilotDefaults, RefineService, critique_of
+from bot.services import build_critic, build_generator
+from storage.store import Store
+
+log = logging.getLogger(__name__)
+
+TERMINAL_TOKEN = "0:terminal-mode-needs-no-telegram-token"
+"""Stands in for TELEGRAM_BOT_TOKEN, which the terminal mode never uses."""
+TERMINAL_SCOPE = Scope(chat_id=0, thread_id=0, chat_type="terminal")
+TERMINAL_ACTOR = Actor(user_id=0, name="terminal")
+PREVIEW_SIDE = 640
+"""Long side of the JPEG previews embedded in report.html."""
+_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+
+
+class ProgressBar:
+    """An AutopilotListener drawing `[#####-----] 3/6 images · round 2/3 · best 7/10`.
+
+    On a terminal the bar is redrawn in place; otherwise (a log file, a pipe) one line is
+    written per finished round.
+    """
+
+    def __init__(self, out: TextIO, width: int = 24) -> None:
+        self._out = out
+        self._width = width
+        self._tty = out.isatty()
+        self._finished = 0
+        self._drawn = False
+
+    async def progress(self, progress: AutopilotProgress) -> None:
+        plan = progress.plan
+        if progress.stage == "draft":
+            self._finished += 1
+        filled = round(self._width * self._finished / max(plan.max_images, 1))
+        bar = "#" * filled + "-" * (self._width - filled)
+        best = f" · best {progress.best_quality}/10" if progress.best_quality is not None else ""
+        where = f"round {progress.round_index}/{plan.rounds}" if progress.round_index else "start"
+        line = f"[{bar}] {self._finished}/{plan.max_images} drafts · {where}{best}"
+        if self._tty:
+            self._out.write("\r" + line.ljust(78))
+            self._drawn = True
+        elif progress.stage in ("start", "done"):
+            self._out.write(line + "\n")
+        self._out.flush()
+
+    def close(self) -> None:
+        if self._drawn:
+            self._out.write("\n")
+            self._out.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class RefineResult:
+    """What `refine_to_directory` did: the outcome, and the report as written to report.json."""
+
+    outcome: AutopilotOutcome
+    report: dict[str, Any]
+    out_dir: Path
+
+
+async def refine_to_directory(
+    settings: Settings,
+    brief: str,
+    out_dir: Path,
+    *,
+    photo: bytes | None = None,
+    rounds: int | None = None,
+    drafts: int | None = None,
+    progress_out: TextIO | None = None,
+    on_start: Any = None,
+) -> RefineResult:
+    """Run the autopilot on the brief (and product photo) with the configured backends;
+    write every image, report.json and report.html into `out_dir`; return the result.
+
+    Raises InvalidImage for an unusable photo and RefineError for a bad brief or plan.
+    `on_start(cancel)` is called with a coroutine function that cancels the run (Ctrl-C).
+    """
+    max_bytes = int(settings.max_upload_mb * 1024 * 1024)
+    reference = await asyncio.to_thread(prepare_reference, photo, max_bytes) if photo else None
+    await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
+    generator, critic = build_generator(settings), build_critic(settings)
+    bar = ProgressBar(progress_out or sys.stderr)
+    started = datetime.now(UTC)
+    with tempfile.TemporaryDirectory(prefix="refinebot-") as scratch:
+        store = await Store.open(Path(scratch) / "refine.db")
+        try:
+            defaults = AutopilotDefaults(
+                rounds=settings.autopilot_rounds,
+                drafts=settings.autopilot_drafts,
+                threshold=settings.autopilot_threshold,
+            )
+            refine = RefineService(
+                store,
+                generator,
+                critic,
+                settings.critic_image_max_side,
+                QuotaPolicy(exempt_user_ids=None),
+                autopilot=defaults,
+            )
+            pending = await refine.begin_autopilot(
+                TERMINAL_SCOPE,
+                TERMINAL_ACTOR,
+                brief=brief,
+                reference=reference,
+                rounds=rounds,
+                drafts=drafts,
+            )
+            if on_start is not None:
+                on_start(lambda: refine.cancel(TERMINAL_SCOPE))
+            try:
+                outcome = await refine.run_autopilot(pending, bar)
+            finally:
+                bar.close()
+            report = await _write_results(store, outcome, out_dir, reference is not None)
+        finally:
+            await store.close()
+            await generator.aclose()
+            await critic.aclose()
+    report |= {
+        "image_backend": settings.image_backend,
+        "image_model": generator.model,
+        "critic_model": critic.model,
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    html = await asyncio.to_thread(report_html, report, out_dir)
+    (out_dir / "report.html").write_text(html, encoding="utf-8")
+    return RefineResult(outcome, report, out_dir)
+
+
+async def _write_results(
+    store: Store, outcome: AutopilotOutcome, out_dir: Path, has_photo: bool
+) -> dict[str, Any]:
+    """Copy every image into out_dir under a readable name; return the report (JSON-able)."""
+
+    async def write(sha: str | None, name: str) -> str | None:
+        if sha is None:
+            return None
+        try:
+            record, data = await store.read_image(sha)
+        except LookupError:
+            return None
+        filename = f"{name}.{_EXTENSIONS.get(record.mime, 'bin')}"
+        await asyncio.to_thread((out_dir / filename).write_bytes, data)
+        return filename
+
+    session = outcome.session
+    rounds = []
+    for result in outcome.rounds:
+        round = result.round
+        drafts = []
+        kept = None
+        for draft_outcome in result.drafts:
+            draft = draft_outcome.draft
+            file = await write(draft.image_sha, f"round-{round.number:02d}-draft-{draft.number}")
+            if draft.image_sha is not None and draft.image_sha == round.image_sha and kept is None:
+                kept = draft.number
+            critique = draft_outcome.critique
+            drafts.append(
+                {
+                    "number": draft.number,
+                    "seed": draft.seed,
+                    "status": str(draft.status),
+                    "file": file,
+                    "score": draft.score,
+                    "fidelity": draft.fidelity,
+                    "quality": critique.quality if critique else None,
+                    "critique": critique.model_dump() if critique else None,
+                    "error": draft.error,
+                    "generate_ms": draft.generate_ms,
+                    "critique_ms": draft.critique_ms,
+                }
+            )
+        critique = result.critique
+        rounds.append(
+            {
+                "number": round.number,
+                "prompt": round.prompt,
+                "status": str(round.status),
+                "score": round.score,
+                "fidelity": round.fidelity,
+                "quality": critique.quality if critique else None,
+                "kept_draft": kept,
+                "critique": critique.model_dump() if critique else None,
+                "error": round.error,
+                "drafts": drafts,
+            }
+        )
+    best = outcome.best
+    best_file = await write(best.image_sha, "best") if best is not None else None
+    best_critique = critique_of(best) if best is not None else None
+    return {
+        "brief": session.brief,
+        "photo": await write(session.reference_sha, "reference") if has_photo else None,
+        "plan": {
+            "rounds": outcome.plan.rounds,
+            "drafts": outcome.plan.drafts,
+            "threshold": outcome.plan.threshold,
+            "max_images": outcome.plan.max_images,
+        },
+        "stop_reason": outcome.stop_reason,
+        "error": str(outcome.error) if outcome.error else None,
+        "images": outcome.images,
+        "cost_usd": outcome.cost_usd,
+        "best": None
+        if best is None
+        else {
+            "round": best.number,
+            "file": best_file,
+            "score": best.score,
+            "fidelity": best.fidelity,
+            "quality": best_critique.quality if best_critique else None,
+        },
+        "rounds": rounds,
+    }
+
+
+# --- report.html ----------------------------------------------------------------------------
+
+_CSS = """
+body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;padding:0 1rem;
+color:#222;background:#fafafa}
+h1{font-size:1.4rem}h2{font-size:1.1rem;margin:0 0 .4rem}
+.meta{color:#555}.card{background:#fff;border:1px solid #ddd;border-radius:8px;padding:1rem;
+margin:1rem 0}.best{border:2px solid #2a8a3e}.drafts{display:flex;flex-wrap:wrap;gap:1rem}
+figure{margin:0;max-width:320px}figure img{max-width:320px;border-radius:4px;display:block}
+figcaption{font-size:.85rem;color:#444}.kept img{outline:3px solid #2a8a3e}
+.prompt{font-family:ui-monospace,monospace;background:#f3f3f3;padding:.4rem;border-radius:4px;
+white-space:pre-wrap}ul{margin:.2rem 0 .4rem 1.2rem;padding:0}.bad{color:#a33}
+"""
+
+
+def _preview(path: Path) -> str:
+    """Return a data URL of a small JPEG of the image file (empty if it cannot be read)."""
+    try:
+        jpeg = critic_jpeg(path.read_bytes(), PREVIEW_SIDE, quality=80)
+    except (OSError, ValueError):
+        return ""
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+
+
+def _critique_html(critique: dict[str, Any] | None) -> str:
+    if not critique:
+        return ""
+    strengths = "".join(f"<li>✓ {escape(s)}</li>" for s in critique.get("strengths") or [])
+    problems = "".join(f"<li>✗ {escape(p)}</li>" for p in critique.get("problems") or [])
+    revised = escape(critique.get("revised_prompt") or "")
+    return (
+        f"<ul>{strengths}{problems}</ul>"
+        f"<div>Suggested next prompt:</div><div class=prompt>{revised}</div>"
+    )
+
+
+def _score(entry: dict[str, Any]) -> str:
+    if entry.get("score") is None:
+        return "no score"
+    text = f"{entry['score']}/10"
+    if entry.get("fidelity") is not None:
+        text += f" · product {entry['fidelity']}/10"
+    return text
+
+
+def report_html(report: dict[str, Any], out_dir: Path) -> str:
+    """Return a self-contained HTML page of the report: previews are embedded as data URLs."""
+    best = report.get("best") or {}
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8>",
+        "<meta name=viewport content='width=device-width,initial-scale=1'>",
+        f"<title>refinebot: {escape(report['brief'][:60])}</title><style>{_CSS}</style></head>",
+        f"<body><h1>refinebot report</h1><p class=prompt>{escape(report['brief'])}</p>",
+        "<p class=meta>"
+        + escape(
+            f"{report.get('image_backend', '?')} {report.get('image_model', '')} · critic "
+            f"{report.get('critic_model', '')} · {report['plan']['rounds']} rounds × "
+            f"{report['plan']['drafts']} drafts, threshold {report['plan']['threshold']}/10 · "
+            f"{report['images']} images"
+            + (f" · ≈ ${report['cost_usd']:.3f}" if report.get("cost_usd") is not None else "")
+            + f" · stopped: {report['stop_reason']}"
+        )
+        + "</p>",
+    ]
+    if report.get("photo"):
+        parts.append(
+            f"<div class=card><h2>Product photo</h2><figure><img alt='product photo' "
+            f"src='{_preview(out_dir / report['photo'])}'></figure></div>"
+        )
+    if best.get("file"):
+        parts.append(
+            f"<div class='card best'><h2>Best: round {best['round']} · {_score(best)}</h2>"
+            f"<figure><a href='{escape(best['file'])}'><img alt='best image' "
+            f"src='{_preview(out_dir / best['file'])}'></a></figure></div>"
+        )
+    for entry in report["rounds"]:
+        is_best = entry["number"] == best.get("round")
+        parts.append(f"<div class='card{' best' if is_best else ''}'>")
+        parts.append(f"<h2>Round {entry['number']} · {escape(_score(entry))}</h2>")
+        parts.append(f"<div>Prompt:</div><div class=prompt>{escape(entry['prompt'])}</div>")
+        if entry.get("error"):
+            parts.append(f"<p class=bad>{escape(entry['error'])}</p>")
+        parts.append(_critique_html(entry.get("critique")))
+        parts.append("<div class=drafts>")
+        for draft in entry["drafts"]:
+            kept = " kept" if draft["number"] == entry.get("kept_draft") else ""
+            label = f"Draft {draft['number']} · {_score(draft)}" + (" · kept" if kept else "")
+            if draft.get("error"):
+                label += f" · {draft['error']}"
+            image = ""
+            if draft.get("file"):
+                image = (
+                    f"<a href='{escape(draft['file'])}'><img alt='draft {draft['number']}' "
+                    f"src='{_preview(out_dir / draft['file'])}'></a>"
+                )
+            parts.append(
+                f"<figure class='{kept.strip()}'>{image}<figcaption>{escape(label)}"
+                f"</figcaption></figure>"
+            )
+        parts.append("</div></div>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+# --- the command --------------------------------------------------------------------------
+
+
+def main(
+    brief: str,
+    photo: str | None = None,
+    rounds: int | None = None,
+    drafts: int | None = None,
+    out: str | None = None,
+) -> int:
+    """Run `python -m bot refine`; return the exit status (0: an image, 1: none, 2: bad
+    input or configuration, 130: interrupted)."""
+    try:
+        settings = load_settings(telegram_bot_token=SecretStr(TERMINAL_TOKEN))
+    except ValidationError as error:
+        print(f"refinebot: configuration problem: {describe_errors(error)}.", file=sys.stderr)
+        return 2
+    from bot.logs import configure_logging
+
+    # Warnings only: the progress bar is the terminal's display.
+    configure_logging("WARNING", settings.secret_values(), settings.log_format)
+    photo_bytes = None
+    if photo is not None:
+        try:
+            photo_bytes = Path(photo).read_bytes()
+        except OSError as error:
+            print(f"refinebot: cannot read the photo: {error}", file=sys.stderr)
+            return 2
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_dir = Path(out) if out else Path(f"refine-{stamp}")
+    return asyncio.run(_main(settings, brief, photo_bytes, rounds, drafts, out_dir))
+
+
+async def _main(
+    settings: Settings,
+    brief: str,
+    photo: bytes | None,
+    rounds: int | None,
+    drafts: int | None,
+    out_dir: Path,
+) -> int:
+    loop = asyncio.get_running_loop()
+    interrupted = False
+    stopping: set[asyncio.Task[Any]] = set()
+
+    def on_start(cancel: Any) -> None:
+        def stop() -> None:
+            nonlocal interrupted
+            interrupted = True
+            task = loop.create_task(cancel())
+            stopping.add(task)
+            task.add_done_callback(stopping.discard)
+
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGINT, stop)
+
+    try:
+        result = await refine_to_directory(
+            settings, brief, out_dir, photo=photo, rounds=rounds, drafts=drafts, on_start=on_start
+        )
+    except InvalidImage as error:
+        print(f"refinebot: the photo can't be used ({error.reason}): {error}", file=sys.stderr)
+        return 2
+    except RefineError as error:
+        from bot import views
+
+        text = views.refusal_text(error)
+        print(f"refinebot: {_plain(text)}", file=sys.stderr)
+        return 2
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGINT)
+    report = result.report
+    best = report.get("best")
+    summary = (
+        f"best: round {best['round']} ({best['quality']}/10) -> {out_dir / best['file']}"
+        if best and best.get("file")
+        else "no image was finished"
+    )
+    print(f"{len(report['rounds'])} rounds, {report['images']} images, {report['stop_reason']}")
+    print(summary)
+    print(f"report: {out_dir / 'report.html'}")
+    if interrupted:
+        return 130
+    return 0 if best else 1
+
+
+def _plain(html: str) -> str:
+    return unescape(re.sub(r"<[^>]+>", "", html))
