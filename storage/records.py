@@ -84,6 +84,7 @@ class DraftRecord:
     critique_ms: int | None
     created_at: str
     finished_at: str | None
+    kept: int = 0  # 1 for the draft its round kept
 
 
 class AutopilotStatus(StrEnum):

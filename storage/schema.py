@@ -143,6 +143,7 @@ def _m005_photos_and_autopilot(db: sqlite_utils.Database) -> None:
             critique_ms INTEGER,
             created_at TEXT NOT NULL,
             finished_at TEXT,
+            kept INTEGER NOT NULL DEFAULT 0,
             UNIQUE (round_id, number)
         );
         """

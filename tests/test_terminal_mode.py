@@ -37,6 +37,8 @@ async def test_refine_writes_images_and_a_report(openai_fake, make_settings, tmp
     assert report["best"]["round"] == 1 and report["best"]["file"] == "best.png"
     for entry in report["rounds"]:
         assert entry["critique"]["revised_prompt"] and entry["kept_draft"] in (1, 2)
+        [kept] = [d for d in entry["drafts"] if d["number"] == entry["kept_draft"]]
+        assert kept["score"] == entry["score"] == max(d["score"] for d in entry["drafts"])
         for draft in entry["drafts"]:
             image = (out / draft["file"]).read_bytes()
             assert prompt_of(image) == entry["prompt"]

@@ -184,12 +184,9 @@ async def _write_results(
     for result in outcome.rounds:
         round = result.round
         drafts = []
-        kept = None
         for draft_outcome in result.drafts:
             draft = draft_outcome.draft
             file = await write(draft.image_sha, f"round-{round.number:02d}-draft-{draft.number}")
-            if draft.image_sha is not None and draft.image_sha == round.image_sha and kept is None:
-                kept = draft.number
             critique = draft_outcome.critique
             drafts.append(
                 {
@@ -215,7 +212,7 @@ async def _write_results(
                 "score": round.score,
                 "fidelity": round.fidelity,
                 "quality": critique.quality if critique else None,
-                "kept_draft": kept,
+                "kept_draft": result.kept,
                 "critique": critique.model_dump() if critique else None,
                 "error": round.error,
                 "drafts": drafts,

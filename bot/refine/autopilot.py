@@ -325,7 +325,12 @@ class AutopilotRunner:
                 "error": str(error) if error else "no critique",
             }
         round = await self._store.update_round(round.id, **values)
-        return AutopilotRound(round, critique, tuple(drafts), None if critique else best.error)
+        kept = await self._store.update_draft(draft.id, kept=1)
+        drafts = [
+            DraftOutcome(kept, d.critique, d.error, d.cost_usd) if d is best else d for d in drafts
+        ]
+        error = None if critique else best.error
+        return AutopilotRound(round, critique, tuple(drafts), error, kept=draft.number)
 
     async def _cancel_round(self, round: RoundRecord) -> None:
         await self._store.update_round(

@@ -162,12 +162,16 @@ class DraftOutcome:
 
 @dataclass(frozen=True, slots=True)
 class AutopilotRound:
-    """One round of a run: the round (holding its best draft) and all its drafts."""
+    """One round of a run: the round (holding its best draft) and all its drafts.
+
+    `kept` is the number of the draft the round kept (None when none had an image).
+    """
 
     round: RoundRecord
     critique: Critique | None
     drafts: tuple[DraftOutcome, ...]
     error: BackendError | None = None
+    kept: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
