@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from telegram import BotCommand, Update
+from telegram import (
+    BotCommand,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeAllPrivateChats,
+    Update,
+)
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -25,11 +30,21 @@ from bot.update_order import PerChatUpdateProcessor
 
 log = logging.getLogger(__name__)
 
-COMMANDS = [
+PRIVATE_COMMANDS = [
     BotCommand("new", "Start a new image from a description"),
-    BotCommand("history", "This chat's sessions and rounds"),
-    BotCommand("cancel", "Stop the running round"),
+    BotCommand("history", "Your sessions and their rounds"),
+    BotCommand("gallery", "A contact sheet of the latest session"),
+    BotCommand("settings", "Format, quality, critique language"),
     BotCommand("usage", "Today's rounds and estimated cost"),
+    BotCommand("cancel", "Stop the running round"),
+    BotCommand("help", "How this bot works"),
+]
+GROUP_COMMANDS = [
+    BotCommand("new", "Start a new image from a description"),
+    BotCommand("history", "This chat's sessions and their rounds"),
+    BotCommand("gallery", "A contact sheet of the latest session"),
+    BotCommand("settings", "This chat's format, language and who may press"),
+    BotCommand("cancel", "Stop the running round"),
     BotCommand("help", "How this bot works"),
 ]
 
@@ -44,7 +59,8 @@ def build_application(settings: Settings, services: Services | None = None) -> A
 
     async def post_init(application: Application) -> None:
         application.bot_data["services"] = services or await build_services(settings)
-        await application.bot.set_my_commands(COMMANDS)
+        await application.bot.set_my_commands(PRIVATE_COMMANDS, BotCommandScopeAllPrivateChats())
+        await application.bot.set_my_commands(GROUP_COMMANDS, BotCommandScopeAllGroupChats())
         schedule_heartbeat(application, settings)
         schedule_retention(application, settings)
         # Runs once the application has started, so it never delays start-up.
@@ -91,6 +107,8 @@ def register_handlers(application: Application) -> None:
     application.add_handler(CommandHandler("history", commands.history, filters=new))
     application.add_handler(CommandHandler("cancel", commands.cancel, filters=new))
     application.add_handler(CommandHandler("usage", commands.usage, filters=new))
+    application.add_handler(CommandHandler("gallery", commands.gallery, filters=new))
+    application.add_handler(CommandHandler("settings", commands.settings, filters=new))
     application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, messages.migrated))
     application.add_handler(CallbackQueryHandler(buttons.button))
     application.add_handler(MessageHandler(new & filters.TEXT & ~filters.COMMAND, messages.text))

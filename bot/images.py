@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 MAX_PIXELS = 40_000_000
 """Larger images are refused rather than decoded (decompression-bomb guard)."""
@@ -71,3 +71,84 @@ PREVIEW_MAX_SIDE = 2560
 def telegram_preview(data: bytes, max_side: int = PREVIEW_MAX_SIDE) -> bytes:
     """Return a JPEG Telegram accepts as a photo (long side <= max_side, well under 10 MB)."""
     return critic_jpeg(data, max_side=max_side, quality=90)
+
+
+# --- contact sheets --------------------------------------------------------------------------
+
+SHEET_TILE = 360
+SHEET_LABEL = 56
+SHEET_GAP = 12
+SHEET_COLUMNS = 3
+SHEET_MAX_TILES = 30
+SHEET_BACKGROUND = (245, 245, 245)
+_CHOSEN = (212, 160, 23)
+
+
+@dataclass(frozen=True, slots=True)
+class SheetTile:
+    """One round on a contact sheet; `image` is None when its file was pruned."""
+
+    image: bytes | None
+    label: str
+    chosen: bool = False
+
+
+def sheet_size(tiles: int) -> tuple[int, int]:
+    """Return the (width, height) of a contact sheet with this many tiles."""
+    columns = max(1, min(SHEET_COLUMNS, tiles))
+    rows = max(1, -(-tiles // columns))
+    return (
+        columns * (SHEET_TILE + SHEET_GAP) + SHEET_GAP,
+        rows * (SHEET_TILE + SHEET_LABEL + SHEET_GAP) + SHEET_GAP,
+    )
+
+
+def sheet_tile_origin(index: int, tiles: int) -> tuple[int, int]:
+    """Return the top-left pixel of tile `index` (its image area) on a sheet of `tiles`."""
+    columns = max(1, min(SHEET_COLUMNS, tiles))
+    row, column = divmod(index, columns)
+    return (
+        SHEET_GAP + column * (SHEET_TILE + SHEET_GAP),
+        SHEET_GAP + row * (SHEET_TILE + SHEET_LABEL + SHEET_GAP),
+    )
+
+
+def contact_sheet(tiles: list[SheetTile]) -> bytes:
+    """Return a PNG grid of the tiles, three to a row, each labelled; the kept one framed.
+
+    Labels are large enough to read on a phone. At most SHEET_MAX_TILES (the last ones).
+    """
+    tiles = tiles[-SHEET_MAX_TILES:]
+    sheet = Image.new("RGB", sheet_size(len(tiles)), SHEET_BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=30)
+    for index, tile in enumerate(tiles):
+        x, y = sheet_tile_origin(index, len(tiles))
+        sheet.paste(_tile_image(tile.image), (x, y))
+        if tile.chosen:
+            draw.rectangle(
+                (x - 6, y - 6, x + SHEET_TILE + 5, y + SHEET_TILE + 5), outline=_CHOSEN, width=6
+            )
+        label = tile.label + ("  (kept)" if tile.chosen else "")  # the bundled font has no ★
+        draw.text((x + 4, y + SHEET_TILE + 10), label, fill=(20, 20, 20), font=font)
+    out = io.BytesIO()
+    sheet.save(out, "PNG", optimize=False)
+    return out.getvalue()
+
+
+def _tile_image(data: bytes | None) -> Image.Image:
+    tile = Image.new("RGB", (SHEET_TILE, SHEET_TILE), (225, 225, 225))
+    if data is None:
+        ImageDraw.Draw(tile).text(
+            (24, SHEET_TILE // 2 - 16),
+            "image deleted",
+            fill=(110, 110, 110),
+            font=ImageFont.load_default(size=28),
+        )
+        return tile
+    with Image.open(io.BytesIO(data)) as image:
+        image.draft("RGB", (SHEET_TILE, SHEET_TILE))
+        image = image.convert("RGB")
+        image.thumbnail((SHEET_TILE, SHEET_TILE), Image.Resampling.LANCZOS, reducing_gap=2.0)
+        tile.paste(image, ((SHEET_TILE - image.width) // 2, (SHEET_TILE - image.height) // 2))
+    return tile

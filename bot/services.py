@@ -45,7 +45,6 @@ def build_generator(settings: Settings) -> ImageGenerator:
             client,
             settings.stability_api_key.get_secret_value(),
             settings.stability_model,
-            settings.stability_aspect_ratio,
             settings.stability_output_format,
             settings.image_timeout,
         )
@@ -56,7 +55,6 @@ def build_generator(settings: Settings) -> ImageGenerator:
     return OpenAIImageGenerator(
         client,
         settings.image_model,
-        settings.image_size,
         settings.image_quality,
         settings.image_timeout,
     )
@@ -82,5 +80,7 @@ async def build_services(settings: Settings) -> Services:
         rounds_per_chat_per_day=settings.quota_rounds_per_chat_per_day,
         exempt_user_ids=settings.admin_user_ids,
     )
-    refine = RefineService(store, generator, critic, settings.critic_image_max_side, quota)
+    refine = RefineService(
+        store, generator, critic, settings.critic_image_max_side, quota, settings.image_format
+    )
     return Services(settings, store, generator, critic, refine)

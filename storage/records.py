@@ -73,6 +73,18 @@ class ImageRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ChatSettings:
+    """A chat's own choices; they apply from its next round."""
+
+    chat_id: int
+    image_format: str | None = None  # None: the configured IMAGE_FORMAT
+    quality: str | None = None  # None: the configured IMAGE_QUALITY
+    language: str | None = None  # None: the acting user's Telegram language
+    press_policy: str = "anyone"  # or "starter"
+    updated_at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class PendingEdit:
     chat_id: int
     thread_id: int

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import sqlite_utils
 
 from storage.records import (
+    ChatSettings,
     ImageRecord,
     PendingEdit,
     RoundRecord,
@@ -348,6 +349,60 @@ class Store:
     def _write(self, sql: str, params: tuple[Any, ...]) -> None:
         with self._db.conn:
             self._db.execute(sql, params)
+
+    # --- chat settings and Telegram files -----------------------------------------------------
+
+    async def chat_settings(self, chat_id: int) -> ChatSettings:
+        """Return the chat's settings (defaults if it never changed any)."""
+        row = await self._run(
+            self._one, "SELECT * FROM chat_settings WHERE chat_id = ?", (chat_id,)
+        )
+        return _record(ChatSettings, row) or ChatSettings(chat_id)
+
+    async def save_chat_settings(self, settings: ChatSettings) -> ChatSettings:
+        """Store the chat's settings; return them as stored."""
+        await self._run(
+            self._write,
+            "INSERT OR REPLACE INTO chat_settings (chat_id, image_format, quality, language, "
+            "press_policy, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                settings.chat_id,
+                settings.image_format,
+                settings.quality,
+                settings.language,
+                settings.press_policy,
+                now_iso(),
+            ),
+        )
+        return await self.chat_settings(settings.chat_id)
+
+    async def file_id(self, sha: str, kind: str) -> str | None:
+        """Return the Telegram file_id of this content sent as `kind`, if it was sent before."""
+        row = await self._run(
+            self._one,
+            "SELECT file_id FROM telegram_files WHERE sha256 = ? AND kind = ?",
+            (sha, kind),
+        )
+        return row[0] if row else None
+
+    async def remember_file_id(self, sha: str, kind: str, file_id: str) -> None:
+        """Remember the file_id Telegram gave this content, for re-sending it by id."""
+        await self._run(
+            self._write,
+            "INSERT OR REPLACE INTO telegram_files (sha256, kind, file_id, created_at) "
+            "VALUES (?, ?, ?, ?)",
+            (sha, kind, file_id, now_iso()),
+        )
+
+    async def round_by_message(self, chat_id: int, message_id: int) -> RoundRecord | None:
+        """Return the round shown by this message of this chat, if any."""
+        row = await self._run(
+            self._one,
+            "SELECT r.* FROM rounds r JOIN sessions s ON s.id = r.session_id "
+            "WHERE r.message_id = ? AND s.chat_id = ?",
+            (message_id, chat_id),
+        )
+        return _round(row)
 
     # --- usage ------------------------------------------------------------------------------------
 

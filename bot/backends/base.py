@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from bot.backends.critique import Critique
 from bot.backends.errors import Unavailable
+from bot.backends.formats import ImageOptions
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,12 +26,14 @@ class ImageGenerator(Protocol):
     """Draws one image for a prompt. Raises a `BackendError` subclass on failure.
 
     `seed` asks for a repeatable composition where the provider supports one (Stability);
-    others ignore it.
+    others ignore it. `options` carry the chat's format preset and quality.
     """
 
     model: str
 
-    async def generate(self, prompt: str, *, seed: int | None = None) -> GeneratedImage: ...
+    async def generate(
+        self, prompt: str, *, seed: int | None = None, options: ImageOptions | None = None
+    ) -> GeneratedImage: ...
 
     async def aclose(self) -> None: ...
 
@@ -50,6 +53,7 @@ class CritiqueRequest:
     prompt: str
     image_jpeg: bytes
     earlier: tuple[EarlierCritique, ...] = ()
+    language: str | None = None  # IETF code the critique is written in; None: English
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,12 @@ def build_user_text(request: CritiqueRequest) -> str:
             )
         lines.append("</earlier_critiques>")
         parts.append("\n".join(lines))
+    if request.language and not request.language.lower().startswith("en"):
+        parts.append(
+            f"Write strengths and problems in the language with the code "
+            f"'{escape(request.language)}'. Write revised_prompt in the language of the "
+            "current prompt."
+        )
     parts.append("Critique the attached draft and write the revised prompt.")
     return "\n\n".join(parts)
 

@@ -9,6 +9,7 @@ import openai
 
 from bot.backends.base import GeneratedImage, deadline
 from bot.backends.errors import BadOutput
+from bot.backends.formats import ImageOptions, openai_size
 from bot.backends.openai_common import translate_openai_error
 
 
@@ -16,23 +17,29 @@ class OpenAIImageGenerator:
     """Draws with `images.generate` on the given client; model, size and quality are fixed."""
 
     def __init__(
-        self, client: openai.AsyncOpenAI, model: str, size: str, quality: str, timeout: float
+        self, client: openai.AsyncOpenAI, model: str, quality: str, timeout: float
     ) -> None:
         self._client = client
         self._timeout = timeout
         self.model = model
-        self._size = size
         self._quality = quality
 
-    async def generate(self, prompt: str, *, seed: int | None = None) -> GeneratedImage:
+    async def generate(
+        self, prompt: str, *, seed: int | None = None, options: ImageOptions | None = None
+    ) -> GeneratedImage:
         """Return the drawn image's bytes; raise a BackendError on any failure.
 
         The Images API has no seed parameter, so `seed` is ignored.
         """
+        options = options or ImageOptions()
         try:
             async with deadline(self._timeout, "image"):
                 response = await self._client.images.generate(
-                    model=self.model, prompt=prompt, n=1, size=self._size, quality=self._quality
+                    model=self.model,
+                    prompt=prompt,
+                    n=1,
+                    size=openai_size(options.image_format, self.model),
+                    quality=options.quality or self._quality,  # type: ignore[arg-type]
                 )
         except openai.OpenAIError as error:
             raise translate_openai_error(error, "image") from error

@@ -25,6 +25,7 @@ from bot.backends.errors import (
     Rejected,
     Unavailable,
 )
+from bot.backends.formats import ImageOptions, stability_aspect_ratio
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,6 @@ class StabilityImageGenerator:
         client: httpx.AsyncClient,
         api_key: str,
         model: str,
-        aspect_ratio: str = "1:1",
         output_format: str = "png",
         timeout: float = 180.0,
     ) -> None:
@@ -100,21 +100,26 @@ class StabilityImageGenerator:
         self._api_key = api_key
         self.model = model
         self._endpoint, self._model_field = endpoint_for(model)
-        self._aspect_ratio = aspect_ratio
         self._output_format = output_format
 
-    async def generate(self, prompt: str, *, seed: int | None = None) -> GeneratedImage:
+    async def generate(
+        self, prompt: str, *, seed: int | None = None, options: ImageOptions | None = None
+    ) -> GeneratedImage:
         """Return the drawn image's bytes; raise a BackendError on any failure.
 
-        The whole call, retries included, ends within the configured timeout.
+        The whole call, retries included, ends within the configured timeout. Stability has
+        no quality setting, so `options.quality` is ignored.
         """
+        options = options or ImageOptions()
         async with deadline(self._timeout, "image"):
-            return await self._generate(prompt, seed)
+            return await self._generate(prompt, seed, options)
 
-    async def _generate(self, prompt: str, seed: int | None) -> GeneratedImage:
+    async def _generate(
+        self, prompt: str, seed: int | None, options: ImageOptions
+    ) -> GeneratedImage:
         fields: dict[str, str] = {
             "prompt": prompt,
-            "aspect_ratio": self._aspect_ratio,
+            "aspect_ratio": stability_aspect_ratio(options.image_format),
             "output_format": self._output_format,
         }
         if seed is not None:

@@ -26,7 +26,11 @@ def launch_round(
 ) -> None:
     """Run the pending round as a background task of the application, shown in the chat."""
     presenter = RoundPresenter(
-        context.bot, pending.scope, group=pending.scope.is_group, reply_to=reply_to
+        context.bot,
+        pending.scope,
+        services(context).refine,
+        group=pending.scope.is_group,
+        reply_to=reply_to,
     )
     context.application.create_task(
         _run_and_show(context.application, pending, presenter),
@@ -54,6 +58,7 @@ async def resume_interrupted(context: ContextTypes.DEFAULT_TYPE) -> None:
         presenter = RoundPresenter(
             context.bot,
             pending.scope,
+            refine,
             group=pending.scope.is_group,
             photo_message_id=pending.round.message_id,
         )

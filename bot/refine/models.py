@@ -7,7 +7,7 @@ from typing import Protocol
 
 from bot.backends.critique import Critique
 from bot.backends.errors import BackendError
-from storage.records import RoundRecord, SessionRecord
+from storage.records import ChatSettings, RoundRecord, SessionRecord
 
 MAX_BRIEF_CHARS = 2000
 """Longer briefs are refused: prompts grow each round, and providers cap prompt length."""
@@ -33,6 +33,7 @@ class Actor:
 
     user_id: int
     name: str
+    language: str | None = None  # Telegram's language_code of the user
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,7 @@ class PendingRound:
     round: RoundRecord
     actor: Actor
     scope: Scope
+    settings: ChatSettings  # as they were when the round began
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,16 @@ class RoundOutcome:
     error: BackendError | None = None
     cancelled: bool = False
     cost_usd: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContactSheet:
+    """A session's images as one PNG grid."""
+
+    session: SessionRecord
+    png: bytes
+    sha256: str
+    tiles: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ while one runs gets `SessionBusy` and starts nothing.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable
@@ -19,12 +20,16 @@ from typing import TypeVar
 from bot.backends.base import Critic, CritiqueRequest, EarlierCritique, ImageGenerator
 from bot.backends.critique import Critique
 from bot.backends.errors import BackendError, BadOutput, Interrupted
-from bot.images import InvalidImage, critic_jpeg, probe
+from bot.backends.formats import ImageOptions
+from bot.images import InvalidImage, SheetTile, contact_sheet, critic_jpeg, probe
+from bot.refine.chat_settings import InvalidSetting, with_choice
 from bot.refine.errors import (
     AudienceGone,
     BriefTooLong,
     EmptyBrief,
     ImageExpired,
+    NothingToShow,
+    NotYourSession,
     QuotaExceeded,
     RoundNotFound,
     RoundNotReady,
@@ -34,6 +39,7 @@ from bot.refine.errors import (
 from bot.refine.models import (
     MAX_BRIEF_CHARS,
     Actor,
+    ContactSheet,
     PendingRound,
     QuotaPolicy,
     RoundListener,
@@ -43,6 +49,7 @@ from bot.refine.models import (
 )
 from bot.refine.pricing import estimate_cost
 from storage.records import (
+    ChatSettings,
     PendingEdit,
     RoundRecord,
     RoundStatus,
@@ -118,12 +125,14 @@ class RefineService:
         critic: Critic,
         critic_max_side: int = 768,
         quota: QuotaPolicy | None = None,
+        default_format: str = "square",
     ) -> None:
         self._store = store
         self._generator = generator
         self._critic = critic
         self._critic_max_side = critic_max_side
         self._quota = quota or QuotaPolicy()
+        self._default_format = default_format
         self._running: dict[int, _Running] = {}
 
     # --- beginning a round -------------------------------------------------------------------
@@ -132,25 +141,28 @@ class RefineService:
         """Open a session for the brief with its first round pending."""
         brief = clean_brief(brief)
         await self._check_quota(scope, actor)
+        settings = await self._store.chat_settings(scope.chat_id)
         session = await self._store.create_session(
             scope.chat_id, scope.chat_type, scope.thread_id, actor.user_id, brief
         )
-        return await self._begin(session, None, brief, "brief", actor, scope)
+        return await self._begin(session, None, brief, "brief", actor, scope, settings)
 
     async def begin_accept(self, round_id: int, scope: Scope, actor: Actor) -> PendingRound:
         """Pend the next round from the round's suggested revision."""
-        round, session = await self._continuable(round_id, scope)
+        round, session, settings = await self._continuable(round_id, scope, actor)
         await self._check_quota(scope, actor)
-        return await self._begin(session, round, suggestion_of(round), "accept", actor, scope)
+        return await self._begin(
+            session, round, suggestion_of(round), "accept", actor, scope, settings
+        )
 
     async def begin_edit(
         self, round_id: int, scope: Scope, actor: Actor, prompt: str
     ) -> PendingRound:
         """Pend the next round from the user's own revision of the round."""
         prompt = clean_brief(prompt)
-        round, session = await self._continuable(round_id, scope)
+        round, session, settings = await self._continuable(round_id, scope, actor)
         await self._check_quota(scope, actor)
-        return await self._begin(session, round, prompt, "edit", actor, scope)
+        return await self._begin(session, round, prompt, "edit", actor, scope, settings)
 
     async def begin_retry(self, round_id: int, scope: Scope, actor: Actor) -> PendingRound:
         """Pend a new try of a round that produced no image (failed or interrupted)."""
@@ -159,10 +171,11 @@ class RefineService:
             raise SessionStopped()
         if round.status is not RoundStatus.FAILED:
             raise RoundNotReady()
+        settings = await self._steering_settings(session, actor)
         await self._check_quota(scope, actor)
         parent_id = round.parent_round_id
         parent = await self._store.get_round(parent_id) if parent_id else None
-        return await self._begin(session, parent, round.prompt, "retry", actor, scope)
+        return await self._begin(session, parent, round.prompt, "retry", actor, scope, settings)
 
     async def _begin(
         self,
@@ -172,6 +185,7 @@ class RefineService:
         action: str,
         actor: Actor,
         scope: Scope,
+        settings: ChatSettings,
     ) -> PendingRound:
         self._reserve(session.id, scope)
         try:
@@ -181,7 +195,14 @@ class RefineService:
         except BaseException:
             self._running.pop(session.id, None)
             raise
-        return PendingRound(session, round, actor, scope)
+        return PendingRound(session, round, actor, scope, settings)
+
+    async def _steering_settings(self, session: SessionRecord, actor: Actor) -> ChatSettings:
+        """Return the chat's settings; raise NotYourSession if they keep the actor's hands off."""
+        settings = await self._store.chat_settings(session.chat_id)
+        if settings.press_policy == "starter" and actor.user_id != session.started_by:
+            raise NotYourSession()
+        return settings
 
     def _reserve(self, session_id: int, scope: Scope) -> None:
         # No await between the check and the reservation: two presses cannot both pass.
@@ -262,7 +283,9 @@ class RefineService:
         await _notify(listener.generating(round))
         started = time.monotonic()
         try:
-            image = await self._generator.generate(round.prompt, seed=session_seed(session.id))
+            image = await self._generator.generate(
+                round.prompt, seed=session_seed(session.id), options=self._options(pending)
+            )
             info = await asyncio.to_thread(probe, image.data)
         except (BackendError, InvalidImage) as error:
             if isinstance(error, InvalidImage):
@@ -291,18 +314,25 @@ class RefineService:
         message_id = await _notify(listener.image_ready(round, image.data))
         if message_id is not None:
             round = await self._store.update_round(round.id, message_id=message_id)
-        return await self._critique(session, round, actor, image.data, listener, image_cost)
+        return await self._critique(pending, round, image.data, listener, image_cost)
+
+    def _options(self, pending: PendingRound) -> ImageOptions:
+        settings = pending.settings
+        return ImageOptions(settings.image_format or self._default_format, settings.quality)
 
     async def _critique(
         self,
-        session: SessionRecord,
+        pending: PendingRound,
         round: RoundRecord,
-        actor: Actor,
         image: bytes,
         listener: RoundListener,
         spent: float | None = None,
     ) -> RoundOutcome:
-        """Critique the stored image and finish the round; `spent` is its image's cost."""
+        """Critique the stored image and finish the round; `spent` is its image's cost.
+
+        The critique is written in the chat's language setting, else the actor's own.
+        """
+        session, actor = pending.session, pending.actor
         await _notify(listener.critiquing(round))
         started = time.monotonic()
         try:
@@ -313,6 +343,7 @@ class RefineService:
                     prompt=round.prompt,
                     image_jpeg=jpeg,
                     earlier=await self._earlier_critiques(session.id, round.id),
+                    language=pending.settings.language or actor.language,
                 )
             )
         except BackendError as error:
@@ -363,9 +394,9 @@ class RefineService:
                 continue
             scope = Scope(session.chat_id, session.thread_id)
             self._reserve(session.id, scope)
-            interrupted.append(
-                PendingRound(session, round, Actor(round.acted_by, round.acted_by_name), scope)
-            )
+            actor = Actor(round.acted_by, round.acted_by_name)
+            settings = await self._store.chat_settings(session.chat_id)
+            interrupted.append(PendingRound(session, round, actor, scope, settings))
         return interrupted
 
     async def resume(self, pending: PendingRound, listener: RoundListener) -> RoundOutcome:
@@ -394,7 +425,7 @@ class RefineService:
                 message_id = await _notify(listener.image_ready(round, image))
                 if message_id is not None:
                     round = await self._store.update_round(round.id, message_id=message_id)
-            return await self._critique(pending.session, round, pending.actor, image, listener)
+            return await self._critique(pending, round, image, listener)
         except AudienceGone:
             return await self._cancelled(round)
 
@@ -409,9 +440,11 @@ class RefineService:
 
     # --- other commands --------------------------------------------------------------------------
 
-    async def prepare_edit(self, round_id: int, scope: Scope) -> tuple[RoundRecord, str]:
+    async def prepare_edit(
+        self, round_id: int, scope: Scope, actor: Actor
+    ) -> tuple[RoundRecord, str]:
         """Check the round can be edited; return it and the suggestion to prefill."""
-        round, _session = await self._continuable(round_id, scope)
+        round, _session, _settings = await self._continuable(round_id, scope, actor)
         return round, suggestion_of(round)
 
     async def remember_edit(
@@ -439,9 +472,9 @@ class RefineService:
             return None
         return pending
 
-    async def stop(self, round_id: int, scope: Scope) -> StopResult:
+    async def stop(self, round_id: int, scope: Scope, actor: Actor) -> StopResult:
         """End the session keeping this round; return it with its full-resolution image."""
-        round, session = await self._continuable(round_id, scope)
+        round, session, _settings = await self._continuable(round_id, scope, actor)
         if self.is_busy(session.id):
             raise SessionBusy()
         try:  # read first: a session is only stopped when its image can be delivered
@@ -492,6 +525,76 @@ class RefineService:
         summaries = await self._store.chat_sessions(scope.chat_id, scope.thread_id, limit, offset)
         return [(s, await self._store.session_rounds(s.session.id)) for s in summaries]
 
+    async def chat_settings(self, chat_id: int) -> ChatSettings:
+        """Return the chat's settings (defaults where it chose nothing)."""
+        return await self._store.chat_settings(chat_id)
+
+    async def choose_setting(self, chat_id: int, name: str, value: str) -> ChatSettings:
+        """Store one choice of the chat's; it applies from the next round."""
+        try:
+            chosen = with_choice(await self._store.chat_settings(chat_id), name, value)
+        except InvalidSetting:
+            raise RoundNotFound() from None  # a forged button: nothing to act on
+        return await self._store.save_chat_settings(chosen)
+
+    async def sessions_page(
+        self, scope: Scope, page: int, per_page: int
+    ) -> tuple[list[SessionSummary], int]:
+        """Return one page (0-based) of the scope's sessions, newest first, and the total."""
+        summaries = await self._store.chat_sessions(
+            scope.chat_id, scope.thread_id, per_page, page * per_page
+        )
+        return summaries, await self._store.count_sessions(scope.chat_id, scope.thread_id)
+
+    async def session_detail(
+        self, session_id: int, scope: Scope
+    ) -> tuple[SessionRecord, list[RoundRecord]]:
+        """Return the session and its rounds; raise RoundNotFound unless it is the scope's."""
+        session = await self._store.get_session(session_id)
+        if session is None or (session.chat_id, session.thread_id) != (
+            scope.chat_id,
+            scope.thread_id,
+        ):
+            raise RoundNotFound()
+        return session, await self._store.session_rounds(session.id)
+
+    async def contact_sheet(self, scope: Scope, session_id: int | None = None) -> ContactSheet:
+        """Return a PNG grid of the session's images (the scope's latest session if None).
+
+        Raises NothingToShow when there is no session or it has no image yet.
+        """
+        if session_id is None:
+            latest = await self._store.chat_sessions(scope.chat_id, scope.thread_id, 1, 0)
+            if not latest:
+                raise NothingToShow()
+            session_id = latest[0].session.id
+        session, rounds = await self.session_detail(session_id, scope)
+        tiles = []
+        for r in rounds:
+            if r.image_sha is None:
+                continue
+            image = await self._stored_image(r)
+            score = f"{r.score}/10" if r.score is not None else "-"
+            tiles.append(
+                SheetTile(image, f"R{r.number} · {score}", r.id == session.chosen_round_id)
+            )
+        if not tiles:
+            raise NothingToShow()
+        png = await asyncio.to_thread(contact_sheet, tiles)
+        return ContactSheet(session, png, hashlib.sha256(png).hexdigest(), len(tiles))
+
+    async def round_shown_by(self, scope: Scope, message_id: int) -> RoundRecord | None:
+        """Return the round whose photo is this message of the scope's chat, if any."""
+        return await self._store.round_by_message(scope.chat_id, message_id)
+
+    async def delivered_id(self, sha: str, kind: str) -> str | None:
+        """Return the id the chat platform gave this content when it was last sent as `kind`."""
+        return await self._store.file_id(sha, kind)
+
+    async def remember_delivery(self, sha: str, kind: str, delivered_id: str) -> None:
+        """Remember the platform's id for this content, so it is never uploaded twice."""
+        await self._store.remember_file_id(sha, kind, delivered_id)
+
     async def usage_today(self, user_id: int | None = None) -> list[UsageSummary]:
         """Return today's (UTC) usage per chat and user; with `user_id`, only that user's."""
         since = _start_of_day(datetime.now(UTC)).isoformat(timespec="milliseconds")
@@ -502,17 +605,20 @@ class RefineService:
         return session_id in self._running
 
     @staticmethod
-    def ensure_continuable(round: RoundRecord, session: SessionRecord) -> None:
+    def _ensure_continuable(round: RoundRecord, session: SessionRecord) -> None:
         """Raise SessionStopped or RoundNotReady unless the round can be continued or kept."""
         if session.status is SessionStatus.STOPPED:
             raise SessionStopped()
         if round.status is not RoundStatus.DONE or round.image_sha is None:
             raise RoundNotReady()
 
-    async def _continuable(self, round_id: int, scope: Scope) -> tuple[RoundRecord, SessionRecord]:
+    async def _continuable(
+        self, round_id: int, scope: Scope, actor: Actor
+    ) -> tuple[RoundRecord, SessionRecord, ChatSettings]:
         round, session = await self.round_in_scope(round_id, scope)
-        self.ensure_continuable(round, session)
-        return round, session
+        self._ensure_continuable(round, session)
+        settings = await self._steering_settings(session, actor)
+        return round, session, settings
 
     async def _earlier_critiques(
         self, session_id: int, round_id: int
