@@ -11,7 +11,6 @@ from telegram import (
     Update,
 )
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
@@ -24,6 +23,7 @@ from telegram.ext import (
 from bot.config import Settings
 from bot.handlers import buttons, commands, errors, messages, rounds
 from bot.health import schedule_heartbeat
+from bot.rate_limit import MessageRateLimiter
 from bot.retention import schedule_retention
 from bot.services import Services, build_services
 from bot.update_order import PerChatUpdateProcessor
@@ -77,8 +77,10 @@ def build_application(settings: Settings, services: Services | None = None) -> A
         .base_url(settings.telegram_api_base_url)
         .base_file_url(settings.telegram_file_base_url)
         .concurrent_updates(PerChatUpdateProcessor())
-        .rate_limiter(AIORateLimiter(max_retries=3))
-        .connection_pool_size(64)
+        .rate_limiter(MessageRateLimiter(max_retries=3))
+        # Calls are paced to ~30/s, so a few connections carry them; a larger pool only
+        # costs time scanning it on every request.
+        .connection_pool_size(16)
         .connect_timeout(10.0)
         .read_timeout(30.0)
         .write_timeout(60.0)

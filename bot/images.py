@@ -27,41 +27,55 @@ class ImageInfo:
     height: int
 
 
-def probe(data: bytes) -> ImageInfo:
-    """Return the image's type and size after checking it decodes; raise InvalidImage if not."""
+CRITIC_JPEG_QUALITY = 80
+"""Enough for labels and small text at 768 px; about a tenth of the PNG's bytes."""
+
+
+def prepare(data: bytes, max_side: int = 768) -> tuple[ImageInfo, bytes]:
+    """Check a drawn image and make the critic's JPEG from it, decoding it only once.
+
+    Returns the image's type and size, and a JPEG whose long side is at most `max_side`.
+    Raises InvalidImage for anything but one still PNG, JPEG or WebP of at most MAX_PIXELS
+    that decodes completely.
+    """
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.format not in _MIME:
                 raise InvalidImage(f"unsupported image format {image.format}")
+            if getattr(image, "n_frames", 1) > 1:
+                raise InvalidImage("animated image")
             width, height = image.size
             if width * height > MAX_PIXELS:
                 raise InvalidImage(f"image too large ({width}x{height})")
-            image.verify()
+            info = ImageInfo(_MIME[image.format], width, height)
+            return info, _jpeg(image, max_side, CRITIC_JPEG_QUALITY)
     except InvalidImage:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
         raise InvalidImage(str(error) or "not an image") from error
-    return ImageInfo(_MIME[image.format], width, height)
 
 
-def critic_jpeg(data: bytes, max_side: int = 768, quality: int = 85) -> bytes:
-    """Return a JPEG of the image whose long side is at most `max_side` pixels.
-
-    Transparency is flattened onto white, so product cut-outs look as they would on a page.
-    """
+def critic_jpeg(data: bytes, max_side: int = 768, quality: int = CRITIC_JPEG_QUALITY) -> bytes:
+    """Return a JPEG of the image whose long side is at most `max_side` pixels."""
     with Image.open(io.BytesIO(data)) as image:
-        image.draft("RGB", (max_side, max_side))  # JPEG inputs decode at reduced scale
-        if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
-            rgba = image.convert("RGBA")
-            flat = Image.new("RGB", rgba.size, (255, 255, 255))
-            flat.paste(rgba, mask=rgba.getchannel("A"))
-            image = flat
-        elif image.mode != "RGB":
-            image = image.convert("RGB")
-        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=2.0)
-        out = io.BytesIO()
-        image.save(out, "JPEG", quality=quality, optimize=False)
-        return out.getvalue()
+        return _jpeg(image, max_side, quality)
+
+
+def _jpeg(image: Image.Image, max_side: int, quality: int) -> bytes:
+    """Encode an open image as a JPEG of at most max_side; transparency goes onto white, so
+    product cut-outs look as they would on a page."""
+    image.draft("RGB", (max_side, max_side))  # JPEG inputs decode at reduced scale
+    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, (255, 255, 255))
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        image = flat
+    elif image.mode != "RGB":
+        image = image.convert("RGB")
+    image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=quality, optimize=False)
+    return out.getvalue()
 
 
 PREVIEW_MAX_SIDE = 2560

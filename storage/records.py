@@ -95,6 +95,19 @@ class PendingEdit:
 
 
 @dataclass(frozen=True, slots=True)
+class UsageEntry:
+    """One paid call (an image or a critique): what it used and its estimated cost."""
+
+    round_id: int
+    chat_id: int
+    user_id: int
+    kind: str
+    model: str
+    units: dict
+    cost_usd: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class UsageSummary:
     """Paid calls of one user in one chat over a period."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -34,6 +35,7 @@ class Critique(BaseModel):
         return value
 
 
+@cache
 def critique_json_schema() -> dict[str, Any]:
     """Return the `response_format` for Chat Completions: a strict json_schema of `Critique`."""
     return {

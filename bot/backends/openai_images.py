@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 
@@ -48,8 +49,10 @@ class OpenAIImageGenerator:
             raise BadOutput("image", "response is not valid JSON") from error
         if not response.data or not response.data[0].b64_json:
             raise BadOutput("image", "response has no b64_json image")
-        try:
-            data = base64.b64decode(response.data[0].b64_json, validate=True)
+        try:  # a few MB: decode off the event loop
+            data = await asyncio.to_thread(
+                base64.b64decode, response.data[0].b64_json, validate=True
+            )
         except (binascii.Error, ValueError) as error:
             raise BadOutput("image", "b64_json is not valid base64") from error
         usage = response.usage.model_dump() if response.usage else {}

@@ -50,6 +50,7 @@ class RoundPresenter:
         group: bool,
         reply_to: Message | None = None,
         photo_message_id: int | None = None,
+        announce: bool = True,
     ) -> None:
         self._bot = bot
         self._deliveries = deliveries
@@ -61,6 +62,7 @@ class RoundPresenter:
         self._image: bytes | None = None
         self._keep_alive: asyncio.Task[None] | None = None
         self._gone = False
+        self._announce = announce
 
     async def _call(self, send: Callable[[int], Awaitable[T]]) -> T:
         """Call `send(chat_id)`, following a chat migration once; a lost chat is AudienceGone."""
@@ -77,6 +79,11 @@ class RoundPresenter:
     # --- RoundListener -------------------------------------------------------------------
 
     async def generating(self, round: RoundRecord) -> None:
+        """Post the status line (for rounds a message asked for; a button press already got
+        its toast) and keep the chat action alive."""
+        self._keep_alive = asyncio.create_task(self._chat_action_loop())
+        if not self._announce:
+            return
         reply = (
             ReplyParameters(self._reply_to, allow_sending_without_reply=True)
             if self._reply_to
@@ -94,8 +101,6 @@ class RoundPresenter:
             self._status_id = status.message_id
         except TelegramError as error:
             log.warning("could not send status for round %s: %s", round.id, error)
-        if not self._group:  # in groups the status message is the progress (20 messages/min)
-            self._keep_alive = asyncio.create_task(self._chat_action_loop())
 
     async def image_ready(self, round: RoundRecord, image: bytes) -> int | None:
         self._image = image

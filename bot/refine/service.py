@@ -13,7 +13,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -21,7 +21,7 @@ from bot.backends.base import Critic, CritiqueRequest, EarlierCritique, ImageGen
 from bot.backends.critique import Critique
 from bot.backends.errors import BackendError, BadOutput, Interrupted
 from bot.backends.formats import ImageOptions
-from bot.images import InvalidImage, SheetTile, contact_sheet, critic_jpeg, probe
+from bot.images import InvalidImage, SheetTile, contact_sheet, critic_jpeg, prepare
 from bot.refine.chat_settings import InvalidSetting, with_choice
 from bot.refine.errors import (
     AudienceGone,
@@ -56,6 +56,7 @@ from storage.records import (
     SessionRecord,
     SessionStatus,
     SessionSummary,
+    UsageEntry,
     UsageSummary,
 )
 from storage.schema import now_iso
@@ -286,7 +287,7 @@ class RefineService:
             image = await self._generator.generate(
                 round.prompt, seed=session_seed(session.id), options=self._options(pending)
             )
-            info = await asyncio.to_thread(probe, image.data)
+            info, jpeg = await asyncio.to_thread(prepare, image.data, self._critic_max_side)
         except (BackendError, InvalidImage) as error:
             if isinstance(error, InvalidImage):
                 error = BadOutput("image", str(error))
@@ -299,22 +300,41 @@ class RefineService:
                 finished_at=now_iso(),
             )
             return RoundOutcome(failed, error=error)
-        stored = await self._store.save_image(image.data, info.mime, info.width, info.height)
         image_cost = estimate_cost(image.model, image.usage)
-        await self._store.record_usage(
+        usage = UsageEntry(
             round.id, session.chat_id, actor.user_id, "image", image.model, image.usage, image_cost
         )
-        round = await self._store.update_round(
+        round = await self._store.save_round_image(
             round.id,
-            image_sha=stored.sha256,
+            image.data,
+            info.mime,
+            info.width,
+            info.height,
+            usage,
             image_at=now_iso(),
             generate_ms=int((time.monotonic() - started) * 1000),
             status=RoundStatus.CRITIQUING,
         )
-        message_id = await _notify(listener.image_ready(round, image.data))
+        # The photo goes out while the critic looks at it: neither waits for the other.
+        shown = asyncio.create_task(self._show(listener, round, image.data))
+        try:
+            outcome = await self._critique(pending, round, jpeg, listener, image_cost)
+        finally:
+            message_id = await shown
+        return replace(outcome, round=replace(outcome.round, message_id=message_id))
+
+    async def _show(self, listener: RoundListener, round: RoundRecord, image: bytes) -> int | None:
+        """Show the stored image and store the id of the message that shows it (so a restart
+        finishes that message, not a new one); return the id. A chat that is gone only loses
+        the show: the critique is under way and the round is stored either way."""
+        try:
+            message_id = await _notify(listener.image_ready(round, image))
+        except AudienceGone:
+            log.info("round %s: chat is gone; the image was not shown", round.id)
+            return None
         if message_id is not None:
-            round = await self._store.update_round(round.id, message_id=message_id)
-        return await self._critique(pending, round, image.data, listener, image_cost)
+            await self._store.update_round(round.id, message_id=message_id)
+        return message_id
 
     def _options(self, pending: PendingRound) -> ImageOptions:
         settings = pending.settings
@@ -324,11 +344,12 @@ class RefineService:
         self,
         pending: PendingRound,
         round: RoundRecord,
-        image: bytes,
+        jpeg: bytes,
         listener: RoundListener,
         spent: float | None = None,
     ) -> RoundOutcome:
-        """Critique the stored image and finish the round; `spent` is its image's cost.
+        """Critique the stored image (as the critic's JPEG) and finish the round; `spent` is
+        its image's cost.
 
         The critique is written in the chat's language setting, else the actor's own.
         """
@@ -336,7 +357,6 @@ class RefineService:
         await _notify(listener.critiquing(round))
         started = time.monotonic()
         try:
-            jpeg = await asyncio.to_thread(critic_jpeg, image, self._critic_max_side)
             result = await self._critic.critique(
                 CritiqueRequest(
                     brief=session.brief,
@@ -357,7 +377,7 @@ class RefineService:
             )
             return RoundOutcome(round, error=error, cost_usd=spent)
         critic_cost = estimate_cost(result.model, result.usage)
-        await self._store.record_usage(
+        usage = UsageEntry(
             round.id,
             session.chat_id,
             actor.user_id,
@@ -366,8 +386,9 @@ class RefineService:
             result.usage,
             critic_cost,
         )
-        round = await self._store.update_round(
+        round = await self._store.save_critique(
             round.id,
+            usage,
             critique=result.critique.model_dump_json(),
             score=result.critique.score,
             critique_ms=int((time.monotonic() - started) * 1000),
@@ -425,7 +446,8 @@ class RefineService:
                 message_id = await _notify(listener.image_ready(round, image))
                 if message_id is not None:
                     round = await self._store.update_round(round.id, message_id=message_id)
-            return await self._critique(pending, round, image, listener)
+            jpeg = await asyncio.to_thread(critic_jpeg, image, self._critic_max_side)
+            return await self._critique(pending, round, jpeg, listener)
         except AudienceGone:
             return await self._cancelled(round)
 
