@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from telegram import BotCommand, Update
+from telegram import (
+    BotCommand,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeAllPrivateChats,
+    Update,
+)
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
@@ -19,18 +23,30 @@ from telegram.ext import (
 from bot.config import Settings
 from bot.handlers import auto, buttons, commands, errors, messages, photos, rounds
 from bot.health import schedule_heartbeat
+from bot.rate_limit import MessageRateLimiter
 from bot.retention import schedule_retention
 from bot.services import Services, build_services
 from bot.update_order import PerChatUpdateProcessor
 
 log = logging.getLogger(__name__)
 
-COMMANDS = [
+PRIVATE_COMMANDS = [
     BotCommand("new", "Start a new image from a description"),
     BotCommand("auto", "Refine on autopilot: /auto [rounds] [description]"),
-    BotCommand("history", "This chat's sessions and rounds"),
-    BotCommand("cancel", "Stop the running round or autopilot"),
+    BotCommand("history", "Your sessions and their rounds"),
+    BotCommand("gallery", "A contact sheet of the latest session"),
+    BotCommand("settings", "Format, quality, critique language"),
     BotCommand("usage", "Today's rounds and estimated cost"),
+    BotCommand("cancel", "Stop the running round or autopilot"),
+    BotCommand("help", "How this bot works"),
+]
+GROUP_COMMANDS = [
+    BotCommand("new", "Start a new image from a description"),
+    BotCommand("auto", "Refine on autopilot: /auto [rounds] [description]"),
+    BotCommand("history", "This chat's sessions and their rounds"),
+    BotCommand("gallery", "A contact sheet of the latest session"),
+    BotCommand("settings", "This chat's format, language and who may press"),
+    BotCommand("cancel", "Stop the running round or autopilot"),
     BotCommand("help", "How this bot works"),
 ]
 
@@ -45,7 +61,8 @@ def build_application(settings: Settings, services: Services | None = None) -> A
 
     async def post_init(application: Application) -> None:
         application.bot_data["services"] = services or await build_services(settings)
-        await application.bot.set_my_commands(COMMANDS)
+        await application.bot.set_my_commands(PRIVATE_COMMANDS, BotCommandScopeAllPrivateChats())
+        await application.bot.set_my_commands(GROUP_COMMANDS, BotCommandScopeAllGroupChats())
         schedule_heartbeat(application, settings)
         schedule_retention(application, settings)
         # Runs once the application has started, so it never delays start-up.
@@ -62,8 +79,10 @@ def build_application(settings: Settings, services: Services | None = None) -> A
         .base_url(settings.telegram_api_base_url)
         .base_file_url(settings.telegram_file_base_url)
         .concurrent_updates(PerChatUpdateProcessor())
-        .rate_limiter(AIORateLimiter(max_retries=3))
-        .connection_pool_size(64)
+        .rate_limiter(MessageRateLimiter(max_retries=3))
+        # Calls are paced to ~30/s, so a few connections carry them; a larger pool only
+        # costs time scanning it on every request.
+        .connection_pool_size(16)
         .connect_timeout(10.0)
         .read_timeout(30.0)
         .write_timeout(60.0)
@@ -93,6 +112,8 @@ def register_handlers(application: Application) -> None:
     application.add_handler(CommandHandler("history", commands.history, filters=new))
     application.add_handler(CommandHandler("cancel", commands.cancel, filters=new))
     application.add_handler(CommandHandler("usage", commands.usage, filters=new))
+    application.add_handler(CommandHandler("gallery", commands.gallery, filters=new))
+    application.add_handler(CommandHandler("settings", commands.settings, filters=new))
     application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, messages.migrated))
     application.add_handler(CallbackQueryHandler(buttons.button))
     application.add_handler(MessageHandler(new & filters.TEXT & ~filters.COMMAND, messages.text))

@@ -59,7 +59,7 @@ class Settings(BaseSettings):
 
     image_backend: Literal["openai", "stability"] = "openai"
     image_model: str = "gpt-image-2.5-flare"
-    image_size: str = "1024x1024"
+    image_format: Literal["square", "portrait", "story", "banner"] = "square"
     image_quality: Literal["low", "medium", "high", "auto"] = "medium"
     image_timeout: float = Field(default=180.0, gt=0)
 
@@ -72,7 +72,6 @@ class Settings(BaseSettings):
     stability_api_key: SecretStr | None = None
     stability_api_base_url: str = "https://api.stability.ai"
     stability_model: str = "sd3.5-large"
-    stability_aspect_ratio: str = "1:1"
     stability_output_format: Literal["png", "jpeg", "webp"] = "png"
     stability_image_strength: float = Field(default=0.6, ge=0.0, le=1.0)
 

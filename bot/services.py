@@ -45,7 +45,6 @@ def build_generator(settings: Settings) -> ImageGenerator:
             client,
             settings.stability_api_key.get_secret_value(),
             settings.stability_model,
-            settings.stability_aspect_ratio,
             settings.stability_output_format,
             settings.image_timeout,
             settings.stability_image_strength,
@@ -57,7 +56,6 @@ def build_generator(settings: Settings) -> ImageGenerator:
     return OpenAIImageGenerator(
         client,
         settings.image_model,
-        settings.image_size,
         settings.image_quality,
         settings.image_timeout,
     )
@@ -89,6 +87,12 @@ async def build_services(settings: Settings) -> Services:
         threshold=settings.autopilot_threshold,
     )
     refine = RefineService(
-        store, generator, critic, settings.critic_image_max_side, quota, autopilot=autopilot
+        store,
+        generator,
+        critic,
+        settings.critic_image_max_side,
+        quota,
+        settings.image_format,
+        autopilot=autopilot,
     )
     return Services(settings, store, generator, critic, refine)

@@ -16,9 +16,18 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.backends.critique import Critique
 from bot.backends.errors import BackendError
+from bot.backends.formats import FORMATS
 from bot.refine import errors as refine_errors
-from bot.refine.models import AutopilotOutcome, AutopilotPlan, AutopilotProgress
-from storage.records import RoundRecord, RoundStatus, SessionSummary, UsageSummary
+from bot.refine.chat_settings import CHOICES
+from bot.refine.models import AutopilotOutcome, AutopilotPlan, AutopilotProgress, ContactSheet
+from storage.records import (
+    ChatSettings,
+    RoundRecord,
+    RoundStatus,
+    SessionRecord,
+    SessionSummary,
+    UsageSummary,
+)
 
 CAPTION_LIMIT = 1024
 TEXT_LIMIT = 4096
@@ -26,32 +35,55 @@ CALLBACK_DATA_LIMIT = 64
 
 # --- callback data ------------------------------------------------------------------------
 
-ACCEPT, EDIT, STOP, RETRY, AUTO = "accept", "edit", "stop", "retry", "auto"
-# Reserved by other features: h g v c p.
-_ACTION_CODES = {ACCEPT: "a", EDIT: "e", STOP: "s", RETRY: "r", AUTO: "u"}
+ACCEPT, EDIT, STOP, RETRY, AUTO = "accept", "edit", "stop", "retry", "auto"  # on a round id
+HISTORY, SESSION, GALLERY = "history", "session", "gallery"  # on a page number, a session id
+SETTING = "setting"  # on "name=value"
+_ACTION_CODES = {
+    ACCEPT: "a",
+    EDIT: "e",
+    STOP: "s",
+    RETRY: "r",
+    AUTO: "u",
+    HISTORY: "h",
+    SESSION: "v",
+    GALLERY: "g",
+    SETTING: "c",
+}
 _CODE_ACTIONS = {code: action for action, code in _ACTION_CODES.items()}
-_CALLBACK_RE = re.compile(r"^([a-z]):([1-9][0-9]{0,17})$")
+_NUMBER_RE = re.compile(r"[1-9][0-9]{0,17}")
+_SETTING_RE = re.compile(r"[a-z_]{1,20}=[a-z0-9_-]{1,20}")
 
 
 @dataclass(frozen=True, slots=True)
 class ButtonPress:
+    """A decoded button: the action and what it acts on (a number, or `name=value`)."""
+
     action: str
-    round_id: int
+    value: str
+
+    @property
+    def number(self) -> int:
+        """The round id, session id or page number the press is about."""
+        return int(self.value)
 
 
-def encode_callback(action: str, round_id: int) -> str:
-    """Return the callback data for an action on a round, e.g. `a:42` (always <= 64 bytes)."""
-    return f"{_ACTION_CODES[action]}:{round_id}"
+def encode_callback(action: str, value: int | str) -> str:
+    """Return the callback data for an action, e.g. `a:42` (always <= 64 bytes)."""
+    return f"{_ACTION_CODES[action]}:{value}"
 
 
 def decode_callback(data: str | None) -> ButtonPress | None:
     """Return the press the data encodes, or None for anything forged or malformed."""
     if not data or len(data.encode()) > CALLBACK_DATA_LIMIT:
         return None
-    match = _CALLBACK_RE.match(data)
-    if not match or match.group(1) not in _CODE_ACTIONS:
+    code, _colon, value = data.partition(":")
+    action = _CODE_ACTIONS.get(code)
+    if action is None:
         return None
-    return ButtonPress(_CODE_ACTIONS[match.group(1)], int(match.group(2)))
+    pattern = _SETTING_RE if action == SETTING else _NUMBER_RE
+    if not pattern.fullmatch(value):
+        return None
+    return ButtonPress(action, value)
 
 
 def round_keyboard(round_id: int) -> InlineKeyboardMarkup:
@@ -106,9 +138,13 @@ HELP = (
     "• <b>🔁 Auto</b> (or <code>/auto 3</code>) runs up to 3 rounds without asking, drawing "
     "several drafts each round and keeping the best; I say first how many images that can "
     "cost at most.\n"
-    "• Buttons on older rounds still work: they continue from that round.\n\n"
-    "/history lists this chat's sessions, /cancel stops a running round or autopilot, /usage "
-    "shows today's rounds and their estimated cost, /help shows this."
+    "• Buttons on older rounds still work: they continue from that round. Replying to a round's "
+    "photo with text is an Edit of it.\n"
+    "• In a group: <code>/new@bot …</code> or <code>@bot …</code> starts a session; everyone "
+    "can steer it unless /settings says otherwise.\n\n"
+    "/history lists this chat's sessions, /gallery sends a contact sheet, /settings picks the "
+    "format, quality and critique language, /cancel stops a running round or autopilot, "
+    "/usage shows today's rounds and their estimated cost, /help shows this."
 )
 
 START = "👋 Hi! " + HELP
@@ -166,6 +202,9 @@ REFUSALS: dict[type[refine_errors.RefineError], str] = {
         "There is no finished round to continue here. Start with <code>/auto 3 red silk "
         "saree on a plain backdrop</code>, or send a product photo with a caption."
     ),
+    refine_errors.NotYourSession: "In this chat only the person who started a session steers it.",
+    refine_errors.NotChatAdmin: "Only the group's admins can change its settings.",
+    refine_errors.NothingToShow: "Nothing to show yet: start a session with /new.",
 }
 
 
@@ -315,34 +354,174 @@ _STATUS_ICONS = {
 }
 
 
-def history_text(entries: list[tuple[SessionSummary, list[RoundRecord]]]) -> str:
-    """Return the chat's sessions and their rounds (prompt, score, time, status), within 4096."""
-    if not entries:
+HISTORY_PAGE_SIZE = 5
+
+
+def _date(iso: str) -> str:
+    return iso[:16].replace("T", " ")
+
+
+def history_page_text(summaries: list[SessionSummary], page: int, total: int) -> str:
+    """Return one page of the chat's sessions: brief, rounds, best score, status, date."""
+    if not summaries:
         return NO_HISTORY
-    blocks = []
-    for summary, rounds in entries:
+    pages = -(-total // HISTORY_PAGE_SIZE)
+    lines = [f"<b>Sessions</b> · page {page + 1} of {pages} · choose one to see its rounds"]
+    for summary in summaries:
         session = summary.session
         best = f"best {summary.best_score}/10" if summary.best_score is not None else "no score"
-        head = (
-            f"<b>Session {session.id}</b> · {session.status} · {summary.rounds} rounds · {best}\n"
-            f"<i>{escape(shorten(session.brief, 120))}</i>"
+        lines.append(
+            f"\n<b>#{session.id}</b> <i>{escape(shorten(session.brief, 100))}</i>\n"
+            f"{summary.rounds} rounds · {best} · {session.status} · {_date(session.created_at)}"
         )
-        lines = [head]
-        for r in rounds[-8:]:
-            score = f"{r.score}/10" if r.score is not None else "–"
-            icon = _STATUS_ICONS.get(r.status, "⏳")
-            chosen = " ⭐" if session.chosen_round_id == r.id else ""
-            when = r.created_at[5:16].replace("T", " ")
-            lines.append(
-                f"{icon} R{r.number} {score} · {when} · {r.status}{chosen} — "
-                f"{escape(shorten(r.prompt, 80))}"
+    return "\n".join(lines)
+
+
+def history_keyboard(
+    summaries: list[SessionSummary], page: int, total: int
+) -> InlineKeyboardMarkup:
+    """Return a button per session on the page, then ◀ ▶ to page through the rest."""
+    rows = [
+        [
+            InlineKeyboardButton(
+                f"#{s.session.id} {shorten(s.session.brief, 40)}",
+                callback_data=encode_callback(SESSION, s.session.id),
             )
-        blocks.append("\n".join(lines))
-    text = "\n\n".join(blocks)
-    while visible_length(text) > TEXT_LIMIT and len(blocks) > 1:
-        blocks.pop()
-        text = "\n\n".join(blocks)
+        ]
+        for s in summaries
+    ]
+    paging = []
+    if page > 0:
+        paging.append(InlineKeyboardButton("◀ Newer", callback_data=encode_callback(HISTORY, page)))
+    if (page + 1) * HISTORY_PAGE_SIZE < total:
+        paging.append(
+            InlineKeyboardButton("Older ▶", callback_data=encode_callback(HISTORY, page + 2))
+        )
+    if paging:
+        rows.append(paging)
+    return InlineKeyboardMarkup(rows)
+
+
+def session_text(session: SessionRecord, rounds: list[RoundRecord]) -> str:
+    """Return a session's rounds (prompt, score, time, status); branches show their parent."""
+    numbers = {r.id: r.number for r in rounds}
+    lines = [
+        f"<b>Session #{session.id}</b> · {session.status} · {_date(session.created_at)}",
+        f"<i>{escape(shorten(session.brief, 200))}</i>",
+        "",
+    ]
+    for r in rounds:
+        score = f"{r.score}/10" if r.score is not None else "-"
+        icon = _STATUS_ICONS.get(r.status, "⏳")
+        parent = numbers.get(r.parent_round_id) if r.parent_round_id else None
+        branch = f" ← R{parent}" if parent is not None and parent != r.number - 1 else ""
+        kept = " ⭐ kept" if session.chosen_round_id == r.id else ""
+        lines.append(
+            f"{icon} <b>R{r.number}</b>{branch} · {score} · {_date(r.created_at)[5:]} · "
+            f"{r.status}{kept}\n    {escape(shorten(r.prompt, 160))}"
+        )
+    text = "\n".join(lines)
+    while visible_length(text) > TEXT_LIMIT and len(lines) > 4:
+        del lines[3]  # oldest rounds first
+        text = "\n".join(lines)
     return text
+
+
+def session_keyboard(session: SessionRecord) -> InlineKeyboardMarkup:
+    """Return the contact-sheet and back-to-history buttons of a session view."""
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    "🖼 Contact sheet", callback_data=encode_callback(GALLERY, session.id)
+                ),
+                InlineKeyboardButton("◀ Sessions", callback_data=encode_callback(HISTORY, 1)),
+            ]
+        ]
+    )
+
+
+def gallery_caption(sheet: ContactSheet) -> str:
+    return (
+        f"🖼 Session #{sheet.session.id}: {sheet.tiles} images · "
+        f"<i>{escape(shorten(sheet.session.brief, 200))}</i>"
+    )
+
+
+def gallery_keyboard(session_id: int) -> InlineKeyboardMarkup:
+    """Return the 🖼 button shown on a finished session."""
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    "🖼 Contact sheet", callback_data=encode_callback(GALLERY, session_id)
+                )
+            ]
+        ]
+    )
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+_LANGUAGES = {
+    "default": "Auto",
+    "en": "English",
+    "es": "Español",
+    "pt": "Português",
+    "fr": "Français",
+    "de": "Deutsch",
+    "it": "Italiano",
+    "hi": "हिन्दी",
+    "ru": "Русский",
+    "ar": "العربية",
+    "id": "Indonesia",
+    "tr": "Türkçe",
+}
+_QUALITIES = {"default": "Default", "low": "Low", "medium": "Medium", "high": "High"}
+_POLICIES = {"anyone": "Anyone in the chat", "starter": "Only who started it"}
+
+
+def settings_text(settings: ChatSettings, default_format: str, group: bool) -> str:
+    """Return the /settings message: the chat's current choices."""
+    language = _LANGUAGES.get(settings.language or "default", settings.language or "")
+    lines = [
+        "⚙️ <b>Settings for this chat</b> (they apply from the next round)",
+        f"Format: {FORMATS[settings.image_format or default_format]}",
+        f"Quality: {_QUALITIES[settings.quality or 'default']} (OpenAI image models)",
+        "Critique language: "
+        + ("the language of whoever asks" if settings.language is None else language),
+    ]
+    if group:
+        lines.append(f"Who may press the buttons: {_POLICIES[settings.press_policy]}")
+    return "\n".join(lines)
+
+
+def settings_keyboard(
+    settings: ChatSettings, default_format: str, group: bool
+) -> InlineKeyboardMarkup:
+    """Return the settings menu: one row (or two) per setting, the current choice ticked."""
+
+    def buttons(name: str, labels: dict[str, str], current: str) -> list[InlineKeyboardButton]:
+        return [
+            InlineKeyboardButton(
+                ("✓ " if value == current else "") + label,
+                callback_data=encode_callback(SETTING, f"{name}={value}"),
+            )
+            for value, label in labels.items()
+            if value in CHOICES[name]
+        ]
+
+    formats = {name: label.split()[0] for name, label in FORMATS.items()}
+    languages = buttons("language", _LANGUAGES, settings.language or "default")
+    rows = [
+        buttons("image_format", formats, settings.image_format or default_format),
+        buttons("quality", _QUALITIES, settings.quality or "default"),
+        languages[:6],
+        languages[6:],
+    ]
+    if group:
+        rows.append(buttons("press_policy", _POLICIES, settings.press_policy))
+    return InlineKeyboardMarkup(rows)
 
 
 # --- usage ------------------------------------------------------------------------------------

@@ -125,6 +125,18 @@ class ImageRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ChatSettings:
+    """A chat's own choices; they apply from its next round."""
+
+    chat_id: int
+    image_format: str | None = None  # None: the configured IMAGE_FORMAT
+    quality: str | None = None  # None: the configured IMAGE_QUALITY
+    language: str | None = None  # None: the acting user's Telegram language
+    press_policy: str = "anyone"  # or "starter"
+    updated_at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class PendingEdit:
     chat_id: int
     thread_id: int
@@ -132,6 +144,19 @@ class PendingEdit:
     round_id: int
     prompt_message_id: int | None
     created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEntry:
+    """One paid call (an image or a critique): what it used and its estimated cost."""
+
+    round_id: int
+    chat_id: int
+    user_id: int
+    kind: str
+    model: str
+    units: dict
+    cost_usd: float | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,6 +106,30 @@ def _m003_image_retention(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS images_by_created ON images(created_at)")
 
 
+def _m004_chat_settings(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS chat_settings (
+            chat_id INTEGER PRIMARY KEY,
+            image_format TEXT,
+            quality TEXT,
+            language TEXT,
+            press_policy TEXT NOT NULL DEFAULT 'anyone',
+            updated_at TEXT NOT NULL
+        );
+        -- What Telegram already holds, so an image is uploaded once and re-sent by file_id.
+        CREATE TABLE IF NOT EXISTS telegram_files (
+            sha256 TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            file_id TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (sha256, kind)
+        );
+        CREATE INDEX IF NOT EXISTS rounds_by_message ON rounds(message_id);
+        """
+    )
+
+
 def _m005_photos_and_autopilot(db: sqlite_utils.Database) -> None:
     # Photo briefs: the session's reference photo (an image row), kept for every round.
     if "reference_sha" not in db["sessions"].columns_dict:
@@ -164,7 +188,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _m001_initial),
     (2, "usage cost, indexes for quotas", _m002_usage_cost),
     (3, "images.pruned_at for image retention", _m003_image_retention),
-    # 4 is issue 3's (per-chat settings).
+    (4, "per-chat settings, Telegram file ids", _m004_chat_settings),
     (5, "reference photos, autopilot runs and their drafts", _m005_photos_and_autopilot),
 ]
 

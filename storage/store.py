@@ -27,6 +27,7 @@ import sqlite_utils
 from storage.records import (
     AutopilotRunRecord,
     AutopilotStatus,
+    ChatSettings,
     DraftRecord,
     ImageRecord,
     PendingEdit,
@@ -35,6 +36,7 @@ from storage.records import (
     SessionRecord,
     SessionStatus,
     SessionSummary,
+    UsageEntry,
     UsageSummary,
 )
 from storage.schema import migrate, now_iso
@@ -269,15 +271,18 @@ class Store:
             raise ValueError(f"not round columns: {sorted(unknown)}")
 
         def work() -> RoundRecord:
-            assignments = ", ".join(f"{name} = ?" for name in values)
-            params = [str(v) if isinstance(v, RoundStatus) else v for v in values.values()]
             with self._db.conn:
-                self._db.execute(
-                    f"UPDATE rounds SET {assignments} WHERE id = ?", (*params, round_id)
-                )
-            return self._get_round(round_id)  # type: ignore[return-value]
+                return self._update_round(round_id, values)
 
         return await self._run(work)
+
+    def _update_round(self, round_id: int, values: dict[str, Any]) -> RoundRecord:
+        assignments = ", ".join(f"{name} = ?" for name in values)
+        params = [str(v) if isinstance(v, RoundStatus) else v for v in values.values()]
+        row = self._db.execute(
+            f"UPDATE rounds SET {assignments} WHERE id = ? RETURNING *", (*params, round_id)
+        ).fetchone()
+        return _round(row)  # type: ignore[return-value]
 
     async def session_rounds(self, session_id: int) -> list[RoundRecord]:
         """Return the session's rounds in order."""
@@ -398,31 +403,54 @@ class Store:
 
     # --- images ---------------------------------------------------------------------------
 
-    async def save_image(self, data: bytes, mime: str, width: int, height: int) -> ImageRecord:
-        """Persist the bytes (fsynced) and their row; return the record. Idempotent per content."""
-        return await self._run(self._save_image, data, mime, width, height)
+    async def save_image(
+        self, data: bytes, mime: str, width: int, height: int, usage: UsageEntry | None = None
+    ) -> ImageRecord:
+        """Persist the bytes (fsynced, on a worker thread of their own) and their row, and the
+        paid call that drew them if `usage` is given; return the record. Idempotent per
+        content."""
+        sha, relative, written = await asyncio.to_thread(self._write_image_file, data, mime)
 
-    def _save_image(self, data: bytes, mime: str, width: int, height: int) -> ImageRecord:
+        def work() -> ImageRecord:
+            with self._db.conn:
+                self._insert_image_row(sha, relative, mime, width, height, len(data), written)
+                if usage is not None:
+                    self._insert_usage(usage)
+            return _record(ImageRecord, self._one("SELECT * FROM images WHERE sha256 = ?", (sha,)))  # type: ignore[return-value]
+
+        return await self._run(work)
+
+    def _write_image_file(self, data: bytes, mime: str) -> tuple[str, str, bool]:
+        """Write the image under its SHA-256 (fsynced, atomically) unless that file exists;
+        return (sha, relative path, whether it was written now).
+
+        Runs on a worker thread of its own, so database work never queues behind an fsync.
+        """
         sha = hashlib.sha256(data).hexdigest()
-        existing = _record(ImageRecord, self._one("SELECT * FROM images WHERE sha256 = ?", (sha,)))
-        if existing is not None and (self._data_dir / existing.path).exists():
-            return existing
         relative = Path("images") / sha[:2] / f"{sha}.{_EXTENSIONS.get(mime, 'bin')}"
         target = self._data_dir / relative
+        if target.exists():
+            return sha, str(relative), False
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temporary = target.with_suffix(target.suffix + ".tmp")
+        temporary = target.with_suffix(f"{target.suffix}.{os.getpid()}.{id(data)}.tmp")
         with open(os.open(temporary, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600), "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, target)
-        with self._db.conn:
-            self._db.execute(
-                "INSERT OR REPLACE INTO images (sha256, path, mime, width, height, size_bytes, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (sha, str(relative), mime, width, height, len(data), now_iso()),
-            )
-        return _record(ImageRecord, self._one("SELECT * FROM images WHERE sha256 = ?", (sha,)))  # type: ignore[return-value]
+        return sha, str(relative), True
+
+    def _insert_image_row(
+        self, sha: str, relative: str, mime: str, width: int, height: int, size: int, new: bool
+    ) -> None:
+        # A file written now replaces the row (clearing pruned_at, restarting its age);
+        # content already on disk keeps its row as it is.
+        verb = "INSERT OR REPLACE" if new else "INSERT OR IGNORE"
+        self._db.execute(
+            f"{verb} INTO images (sha256, path, mime, width, height, size_bytes, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (sha, relative, mime, width, height, size, now_iso()),
+        )
 
     async def get_image(self, sha: str) -> ImageRecord | None:
         """Return the image's record, or None."""
@@ -483,24 +511,85 @@ class Store:
         with self._db.conn:
             self._db.execute(sql, params)
 
-    # --- usage ------------------------------------------------------------------------------------
+    # --- chat settings and Telegram files -----------------------------------------------------
 
-    async def record_usage(
-        self,
-        round_id: int,
-        chat_id: int,
-        user_id: int,
-        kind: str,
-        model: str,
-        units: dict,
-        cost_usd: float | None,
-    ) -> None:
-        """Record one paid call (an image or a critique), what it used and its estimated cost."""
+    async def chat_settings(self, chat_id: int) -> ChatSettings:
+        """Return the chat's settings (defaults if it never changed any)."""
+        row = await self._run(
+            self._one, "SELECT * FROM chat_settings WHERE chat_id = ?", (chat_id,)
+        )
+        return _record(ChatSettings, row) or ChatSettings(chat_id)
+
+    async def save_chat_settings(self, settings: ChatSettings) -> ChatSettings:
+        """Store the chat's settings; return them as stored."""
         await self._run(
             self._write,
+            "INSERT OR REPLACE INTO chat_settings (chat_id, image_format, quality, language, "
+            "press_policy, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                settings.chat_id,
+                settings.image_format,
+                settings.quality,
+                settings.language,
+                settings.press_policy,
+                now_iso(),
+            ),
+        )
+        return await self.chat_settings(settings.chat_id)
+
+    async def file_id(self, sha: str, kind: str) -> str | None:
+        """Return the Telegram file_id of this content sent as `kind`, if it was sent before."""
+        row = await self._run(
+            self._one,
+            "SELECT file_id FROM telegram_files WHERE sha256 = ? AND kind = ?",
+            (sha, kind),
+        )
+        return row[0] if row else None
+
+    async def remember_file_id(self, sha: str, kind: str, file_id: str) -> None:
+        """Remember the file_id Telegram gave this content, for re-sending it by id."""
+        await self._run(
+            self._write,
+            "INSERT OR REPLACE INTO telegram_files (sha256, kind, file_id, created_at) "
+            "VALUES (?, ?, ?, ?)",
+            (sha, kind, file_id, now_iso()),
+        )
+
+    async def round_by_message(self, chat_id: int, message_id: int) -> RoundRecord | None:
+        """Return the round shown by this message of this chat, if any."""
+        row = await self._run(
+            self._one,
+            "SELECT r.* FROM rounds r JOIN sessions s ON s.id = r.session_id "
+            "WHERE r.message_id = ? AND s.chat_id = ?",
+            (message_id, chat_id),
+        )
+        return _round(row)
+
+    # --- usage ------------------------------------------------------------------------------------
+
+    async def record_usage(self, usage: UsageEntry) -> None:
+        """Record one paid call (an image or a critique), what it used and its estimated cost."""
+
+        def work() -> None:
+            with self._db.conn:
+                self._insert_usage(usage)
+
+        await self._run(work)
+
+    def _insert_usage(self, usage: UsageEntry) -> None:
+        self._db.execute(
             "INSERT INTO usage (round_id, chat_id, user_id, kind, model, units, cost_usd, "
             "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (round_id, chat_id, user_id, kind, model, json.dumps(units), cost_usd, now_iso()),
+            (
+                usage.round_id,
+                usage.chat_id,
+                usage.user_id,
+                usage.kind,
+                usage.model,
+                json.dumps(usage.units),
+                usage.cost_usd,
+                now_iso(),
+            ),
         )
 
     async def count_rounds_since(

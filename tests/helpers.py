@@ -39,3 +39,16 @@ async def toast(telegram: FakeTelegram, query_id: str) -> str:
     """Wait for the answer to a button press; return its text ('' when answered silently)."""
     answer = await telegram.wait_for(lambda: telegram.callback_answers.get(query_id), timeout=15)
     return answer.get("text") or ""
+
+
+async def history_of_latest_session(telegram: FakeTelegram, chat: dict, user: dict) -> BotMessage:
+    """Send /history, choose the newest session, and return the message showing its rounds."""
+    last = telegram.last_message(chat["id"])
+    telegram.user_sends_text(chat, user, "/history")
+    page = await next_text(telegram, chat, "Sessions", after=last.message_id if last else 0)
+    telegram.user_presses(chat, user, page, "#")
+    return await telegram.wait_for(
+        lambda: (
+            (m := telegram.message(chat["id"], page.message_id)).plain.startswith("Session #") and m
+        )
+    )

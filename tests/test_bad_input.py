@@ -417,18 +417,29 @@ async def command_for_another_bot_in_a_group(world: World) -> None:
 
 
 @case
-async def reply_without_a_pending_edit_in_private_is_a_brief(world: World) -> None:
+async def reply_to_a_round_photo_is_an_edit_of_it(world: World) -> None:
     round = await world.round_from("/new saree")
-    world.telegram.user_sends_text(world.chat, world.ana, "gold border", reply_to=round)
+    world.telegram.user_sends_text(world.chat, world.ana, "saree, gold border", reply_to=round)
     second = await next_round(world.telegram, world.chat, after=round.message_id)
-    assert "Round 1" in second.plain  # a new session, as the user asked for nothing else
+    assert "Round 2" in second.plain
+    assert world.openai.requests_to("images")[-1].json["prompt"] == "saree, gold border"
 
 
 @case
-async def reply_without_a_pending_edit_in_a_group_is_ignored(world: World) -> None:
-    group_round = await _group_round(world)
+async def reply_to_another_bot_message_in_private_is_a_brief(world: World) -> None:
+    await world.says("/help", "refinebot")
+    help_message = world.telegram.last_message(world.chat["id"])
+    world.telegram.user_sends_text(world.chat, world.ana, "silk scarf", reply_to=help_message)
+    first = await next_round(world.telegram, world.chat, after=help_message.message_id)
+    assert "Round 1" in first.plain
+
+
+@case
+async def reply_to_a_non_round_message_in_a_group_is_ignored(world: World) -> None:
+    await world.says("/help@refine_test_bot", "refinebot", chat=world.group)
+    help_message = world.telegram.last_message(world.group["id"])
     images = len(world.openai.requests_to("images"))
-    world.telegram.user_sends_text(world.group, world.ana, "nice!", reply_to=group_round)
+    world.telegram.user_sends_text(world.group, world.ana, "nice!", reply_to=help_message)
     await world.silence(world.group, images)
 
 

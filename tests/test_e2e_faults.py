@@ -44,15 +44,19 @@ async def test_blocked_chat_stops_before_paying_and_without_a_storm(
     assert len(to_chat) <= 2  # the status message, at most one chat action: no retries
 
 
-async def test_blocked_after_the_image_skips_the_critique(
-    telegram, openai_fake, bot, ana, ana_chat
+async def test_blocked_after_the_image_ends_the_round_quietly(
+    telegram, openai_fake, bot, ana, ana_chat, data_dir
 ) -> None:
     telegram.fail_next("sendPhoto", error_code=403)
     telegram.user_sends_text(ana_chat, ana, "/new canvas tote")
     await telegram.wait_for(lambda: telegram.calls_to("sendPhoto"))
     await asyncio.sleep(0.5)
+    blocked_at = telegram.calls_to("sendPhoto")[0].at
+    after = [c for c in telegram.calls if c.at > blocked_at and c.method != "getUpdates"]
+    assert after == []  # no retries, no caption edits, no more chat actions
     assert len(openai_fake.requests_to("images")) == 1
-    assert openai_fake.requests_to("chat") == []
+    [stored] = await rounds_of(data_dir, ana_chat["id"])
+    assert stored.image_sha is not None  # the paid image is kept
 
 
 async def test_quiet_telegram_errors_never_reach_the_error_handler(

@@ -11,7 +11,7 @@ from bot.backends.critique import Critique
 from storage.records import RoundStatus, SessionStatus
 from storage.store import Store
 from tests.fakes.pngs import prompt_of
-from tests.helpers import next_round, next_text, toast
+from tests.helpers import history_of_latest_session, next_round, next_text, toast
 
 BRIEF = "black-purple Banarasi saree, gold jewellery, plain backdrop"
 SUGGESTION_SUFFIX = ", softer studio lighting"  # what the fake critic appends
@@ -84,10 +84,13 @@ async def test_accept_edit_stop_then_history(
     query = telegram.user_presses(ana_chat, ana, round1, "Accept")
     assert "ended" in await toast(telegram, query)
 
-    # /history lists the session and its rounds.
+    # /history lists the session; choosing it shows its rounds.
     telegram.user_sends_text(ana_chat, ana, "/history")
-    history = await next_text(telegram, ana_chat, "Session", after=final.message_id)
-    for expected in ("stopped", "3 rounds", "R1", "R2", "R3", "best"):
+    page = await next_text(telegram, ana_chat, "Sessions", after=final.message_id)
+    for expected in ("stopped", "3 rounds", "best", BRIEF[:30]):
+        assert expected in page.plain
+    history = await history_of_latest_session(telegram, ana_chat, ana)
+    for expected in ("stopped", "R1", "R2", "R3", "⭐ kept", own[:40]):
         assert expected in history.plain
     assert len(generated_prompts(openai_fake, stability_fake, backend)) == images_before
 

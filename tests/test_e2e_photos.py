@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from bot.backends.formats import ImageOptions
 from bot.backends.stability import StabilityImageGenerator
 from storage.store import Store
 from tests.fakes.openai_server import default_critic, user_text
@@ -132,11 +133,12 @@ async def test_stability_uses_image_to_image(
 
 def test_stability_core_has_no_image_input_so_photos_go_to_sd3() -> None:
     generator = StabilityImageGenerator(None, "key", "core", output_format="webp")  # type: ignore[arg-type]
-    endpoint, model, fields, files = generator._request("mug", 7, product_photo(64, 64))
+    photo = product_photo(64, 64)
+    endpoint, model, fields, files = generator._request("mug", 7, photo, ImageOptions())
     assert (endpoint, model, fields["model"]) == ("sd3", "sd3.5-large", "sd3.5-large")
     assert fields["mode"] == "image-to-image" and fields["output_format"] == "png"
     assert files["image"][2] == "image/jpeg"
-    endpoint, model, fields, _ = generator._request("mug", 7, None)
+    endpoint, model, fields, _ = generator._request("mug", 7, None, ImageOptions())
     assert (endpoint, model, fields["aspect_ratio"]) == ("core", "core", "1:1")
 
 

@@ -7,7 +7,7 @@ import asyncio
 from storage.records import RoundStatus
 from storage.store import Store
 from tests.conftest import BOB_ID
-from tests.helpers import next_round, next_text, toast
+from tests.helpers import history_of_latest_session, next_round, next_text, toast
 
 
 async def test_restart_keeps_every_round_and_old_buttons_work(
@@ -26,9 +26,8 @@ async def test_restart_keeps_every_round_and_old_buttons_work(
     telegram.user_sends_text(ana_chat, ana, "walnut side table, brass legs")
     round3 = await next_round(telegram, ana_chat, after=ask.message_id)
     assert "Round 3" in round3.plain
-    telegram.user_sends_text(ana_chat, ana, "/history")
-    history = await next_text(telegram, ana_chat, "Session", after=round3.message_id)
-    assert "3 rounds" in history.plain and "brass legs" in history.plain
+    history = await history_of_latest_session(telegram, ana_chat, ana)
+    assert "R3 ← R1" in history.plain and "brass legs" in history.plain  # a branch
 
 
 async def test_double_press_starts_one_round(

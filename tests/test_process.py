@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -108,6 +109,12 @@ async def test_rejected_token_is_one_clear_line(telegram, openai_fake, tmp_path,
     assert "999:wrong" not in text
 
 
+def stored_message_ids(data_dir: Path) -> list[int | None]:
+    """Read the rounds' message ids straight from the bot's database (WAL, read-only)."""
+    with sqlite3.connect(f"file:{data_dir / 'refinebot.db'}?mode=ro", uri=True) as db:
+        return [row[0] for row in db.execute("SELECT message_id FROM rounds ORDER BY id")]
+
+
 async def kill_bot(process: asyncio.subprocess.Process) -> None:
     """End the bot the hard way, as a crash or a power cut would."""
     process.kill()
@@ -143,9 +150,15 @@ async def test_crash_after_the_image_delivers_it_without_paying_again(
     openai_fake.chat_latency = 60
     process = await start_bot(env, tmp_path)
     telegram.user_sends_text(ana_chat, ana, "/new rattan lamp")
-    await telegram.wait_for(lambda: openai_fake.requests_to("chat"), timeout=30)
+    photo = await telegram.wait_for(
+        lambda: (
+            openai_fake.requests_to("chat")
+            and next((m for m in telegram.messages(ana_chat["id"]) if m.photo), None)
+        ),
+        timeout=30,
+    )
+    await telegram.wait_for(lambda: stored_message_ids(data_dir) == [photo.message_id])
     await kill_bot(process)
-    photo = next(m for m in telegram.messages(ana_chat["id"]) if m.photo)
     assert not photo.buttons  # the critique never arrived
 
     openai_fake.chat_latency = 0

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from bot.backends.critique import Critique
 from bot.backends.errors import Unavailable
+from bot.backends.formats import ImageOptions
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,15 +26,21 @@ class ImageGenerator(Protocol):
     """Draws one image for a prompt. Raises a `BackendError` subclass on failure.
 
     `seed` asks for a repeatable composition where the provider supports one (Stability);
-    others ignore it. `reference` is a photo of the real product (JPEG, PNG or WebP bytes):
-    the image keeps that product and changes the scene around it (an image edit, or an
-    image-to-image generation, depending on the provider).
+    others ignore it. `options` carry the chat's format preset and quality. `reference` is a
+    photo of the real product (JPEG, PNG or WebP bytes): the image keeps that product and
+    changes the scene around it (an image edit, or an image-to-image generation, depending on
+    the provider).
     """
 
     model: str
 
     async def generate(
-        self, prompt: str, *, seed: int | None = None, reference: bytes | None = None
+        self,
+        prompt: str,
+        *,
+        seed: int | None = None,
+        options: ImageOptions | None = None,
+        reference: bytes | None = None,
     ) -> GeneratedImage: ...
 
     async def aclose(self) -> None: ...
@@ -61,6 +68,7 @@ class CritiqueRequest:
     image_jpeg: bytes
     earlier: tuple[EarlierCritique, ...] = ()
     reference_jpeg: bytes | None = None
+    language: str | None = None  # IETF code the critique is written in; None: English
 
 
 @dataclass(frozen=True, slots=True)

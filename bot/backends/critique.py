@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -73,6 +74,7 @@ def _strict(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+@cache
 def critique_json_schema() -> dict[str, Any]:
     """Return the `response_format` for Chat Completions: a strict json_schema of `Critique`."""
     return {

@@ -65,6 +65,12 @@ def build_user_text(request: CritiqueRequest) -> str:
             )
         lines.append("</earlier_critiques>")
         parts.append("\n".join(lines))
+    if request.language and not request.language.lower().startswith("en"):
+        parts.append(
+            f"Write strengths and problems in the language with the code "
+            f"'{escape(request.language)}'. Write revised_prompt in the language of the "
+            "current prompt."
+        )
     if request.reference_jpeg is not None:
         parts.append(
             "The first attached image is the client's reference photo of the real product; "

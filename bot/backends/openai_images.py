@@ -8,6 +8,7 @@ text and logo more closely), and is dropped for models or servers that refuse it
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -17,6 +18,7 @@ import openai
 
 from bot.backends.base import GeneratedImage, deadline, image_mime
 from bot.backends.errors import BadOutput
+from bot.backends.formats import ImageOptions, openai_size
 from bot.backends.openai_common import translate_openai_error
 
 log = logging.getLogger(__name__)
@@ -36,31 +38,42 @@ class OpenAIImageGenerator:
     """Draws with `images.generate` (or `images.edit` from a reference photo) on the client."""
 
     def __init__(
-        self, client: openai.AsyncOpenAI, model: str, size: str, quality: str, timeout: float
+        self, client: openai.AsyncOpenAI, model: str, quality: str, timeout: float
     ) -> None:
         self._client = client
         self._timeout = timeout
         self.model = model
-        self._size = size
         self._quality = quality
         self._input_fidelity = supports_input_fidelity(model)
 
     async def generate(
-        self, prompt: str, *, seed: int | None = None, reference: bytes | None = None
+        self,
+        prompt: str,
+        *,
+        seed: int | None = None,
+        options: ImageOptions | None = None,
+        reference: bytes | None = None,
     ) -> GeneratedImage:
         """Return the drawn image's bytes; raise a BackendError on any failure.
 
         The Images API has no seed parameter, so `seed` is ignored. With `reference`, the
         photo is edited into the scene the prompt describes.
         """
+        options = options or ImageOptions()
         try:
             async with deadline(self._timeout, "image"):
+                size = openai_size(options.image_format, self.model)
+                quality = options.quality or self._quality
                 if reference is None:
                     response = await self._client.images.generate(
-                        model=self.model, prompt=prompt, n=1, size=self._size, quality=self._quality
+                        model=self.model,
+                        prompt=prompt,
+                        n=1,
+                        size=size,
+                        quality=quality,  # type: ignore[arg-type]
                     )
                 else:
-                    response = await self._edit(prompt, reference)
+                    response = await self._edit(prompt, reference, size, quality)
         except openai.OpenAIError as error:
             raise translate_openai_error(error, "image") from error
         except ValueError as error:
@@ -68,14 +81,16 @@ class OpenAIImageGenerator:
             raise BadOutput("image", "response is not valid JSON") from error
         if not response.data or not response.data[0].b64_json:
             raise BadOutput("image", "response has no b64_json image")
-        try:
-            data = base64.b64decode(response.data[0].b64_json, validate=True)
+        try:  # a few MB: decode off the event loop
+            data = await asyncio.to_thread(
+                base64.b64decode, response.data[0].b64_json, validate=True
+            )
         except (binascii.Error, ValueError) as error:
             raise BadOutput("image", "b64_json is not valid base64") from error
         usage = response.usage.model_dump() if response.usage else {}
         return GeneratedImage(data=data, model=self.model, usage=usage)
 
-    async def _edit(self, prompt: str, reference: bytes) -> Any:
+    async def _edit(self, prompt: str, reference: bytes, size: str, quality: str) -> Any:
         mime = image_mime(reference)
         upload = (f"product.{_EXTENSIONS[mime]}", reference, mime)
         options: dict[str, Any] = {"input_fidelity": "high"} if self._input_fidelity else {}
@@ -85,8 +100,8 @@ class OpenAIImageGenerator:
                 image=upload,
                 prompt=prompt,
                 n=1,
-                size=self._size,
-                quality=self._quality,  # type: ignore[arg-type]
+                size=size,
+                quality=quality,  # type: ignore[arg-type]
                 **options,
             )
         except openai.BadRequestError as error:
@@ -100,8 +115,8 @@ class OpenAIImageGenerator:
             image=upload,
             prompt=prompt,
             n=1,
-            size=self._size,
-            quality=self._quality,  # type: ignore[arg-type]
+            size=size,
+            quality=quality,  # type: ignore[arg-type]
         )
 
     async def aclose(self) -> None:

@@ -30,6 +30,7 @@ from bot.backends.errors import (
     Rejected,
     Unavailable,
 )
+from bot.backends.formats import ImageOptions, stability_aspect_ratio
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,6 @@ class StabilityImageGenerator:
         client: httpx.AsyncClient,
         api_key: str,
         model: str,
-        aspect_ratio: str = "1:1",
         output_format: str = "png",
         timeout: float = 180.0,
         strength: float = 0.6,
@@ -110,23 +110,30 @@ class StabilityImageGenerator:
         self._api_key = api_key
         self.model = model
         self._endpoint, self._model_field = endpoint_for(model)
-        self._aspect_ratio = aspect_ratio
         self._output_format = output_format
         self._strength = strength
 
     async def generate(
-        self, prompt: str, *, seed: int | None = None, reference: bytes | None = None
+        self,
+        prompt: str,
+        *,
+        seed: int | None = None,
+        options: ImageOptions | None = None,
+        reference: bytes | None = None,
     ) -> GeneratedImage:
         """Return the drawn image's bytes; raise a BackendError on any failure.
 
-        With `reference`, image-to-image from that photo. The whole call, retries included,
-        ends within the configured timeout.
+        With `reference`, image-to-image from that photo (the output keeps the photo's shape,
+        so the format preset applies only without one). Stability has no quality setting, so
+        `options.quality` is ignored. The whole call, retries included, ends within the
+        configured timeout.
         """
+        options = options or ImageOptions()
         async with deadline(self._timeout, "image"):
-            return await self._generate(prompt, seed, reference)
+            return await self._generate(prompt, seed, reference, options)
 
     def _request(
-        self, prompt: str, seed: int | None, reference: bytes | None
+        self, prompt: str, seed: int | None, reference: bytes | None, options: ImageOptions
     ) -> tuple[str, str, dict[str, str], dict[str, Any]]:
         """Return (endpoint, model, form fields, files) for one call."""
         fields: dict[str, str] = {"prompt": prompt, "output_format": self._output_format}
@@ -134,7 +141,7 @@ class StabilityImageGenerator:
             fields["seed"] = str(seed)
         endpoint, model_field, model = self._endpoint, self._model_field, self.model
         if reference is None:
-            fields["aspect_ratio"] = self._aspect_ratio
+            fields["aspect_ratio"] = stability_aspect_ratio(options.image_format)
             files: dict[str, Any] = {"none": (None, "")}
         else:
             if endpoint == "core":
@@ -152,9 +159,9 @@ class StabilityImageGenerator:
         return endpoint, model, fields, files
 
     async def _generate(
-        self, prompt: str, seed: int | None, reference: bytes | None
+        self, prompt: str, seed: int | None, reference: bytes | None, options: ImageOptions
     ) -> GeneratedImage:
-        endpoint, model, fields, files = self._request(prompt, seed, reference)
+        endpoint, model, fields, files = self._request(prompt, seed, reference, options)
         headers = {"authorization": f"Bearer {self._api_key}", "accept": "image/*"}
         url = f"/v2beta/stable-image/generate/{endpoint}"
         for attempt in range(MAX_RETRIES + 1):

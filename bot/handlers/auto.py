@@ -17,7 +17,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ContextTypes
 
 from bot import views
-from bot.handlers.commands import _argument_text
+from bot.handlers.commands import argument_text, send_contact_sheet
 from bot.handlers.common import (
     HTML,
     actor_of,
@@ -28,6 +28,7 @@ from bot.handlers.common import (
     thread_kwargs,
 )
 from bot.handlers.presenter import RoundPresenter
+from bot.handlers.uploads import DeliveryMemory
 from bot.refine.errors import AudienceGone, RefineError
 from bot.refine.models import AutopilotOutcome, AutopilotProgress, PendingAutopilot, Scope
 
@@ -49,7 +50,7 @@ async def auto_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     """`/auto [rounds] [brief]`: with a brief, a new session on autopilot; without, the
     autopilot continues from the newest finished round of the chat's newest session."""
     message = update.effective_message
-    rounds, brief = parse_auto_arguments(_argument_text(message.text))
+    rounds, brief = parse_auto_arguments(argument_text(message.text))
     refine = services(context).refine
     scope, actor = scope_of(update), actor_of(update)
     try:
@@ -73,7 +74,11 @@ def launch_autopilot(
 ) -> None:
     """Run the pending autopilot as a background task of the application, shown in the chat."""
     presenter = AutopilotPresenter(
-        context.bot, pending.scope, group=pending.scope.is_group, reply_to=reply_to
+        context.bot,
+        pending.scope,
+        services(context).refine,
+        group=pending.scope.is_group,
+        reply_to=reply_to,
     )
     context.application.create_task(
         _run_and_show(context.application, pending, presenter),
@@ -94,19 +99,12 @@ async def _run_and_show(
     message_id = await presenter.finish_run(outcome, image)
     if message_id is not None and outcome.best is not None:
         await refine.shown(outcome.best.id, message_id)
-        await send_contact_sheet(presenter, outcome)
-
-
-async def send_contact_sheet(presenter: AutopilotPresenter, outcome: AutopilotOutcome) -> None:
-    """MERGE(issue 3): the single call site for the contact sheet after an autopilot run.
-
-    Issue 3 adds `bot.images.contact_sheet(...)` (a Pillow grid). Once it exists, wire it here:
-    read the images of `outcome.rounds` (each `AutopilotRound.round.image_sha`, or every
-    draft's `draft.image_sha` for the full picture) with `refine.image_of(...)`, build the
-    sheet in `asyncio.to_thread`, and send it as one more photo in the chat (below the best
-    image). Until then there is no contact sheet, and this does nothing.
-    """
-    return None
+        # The session's contact sheet, below the best image (a run of one image has none).
+        if len(outcome.rounds) > 1:
+            try:
+                await send_contact_sheet(application.bot, refine, pending.scope, pending.session.id)
+            except (RefineError, TelegramError) as error:
+                log.warning("no contact sheet after autopilot run %s: %s", pending.run.id, error)
 
 
 class AutopilotPresenter(RoundPresenter):
@@ -115,9 +113,15 @@ class AutopilotPresenter(RoundPresenter):
     except a chat the bot can no longer write to (AudienceGone stops the run)."""
 
     def __init__(
-        self, bot: Bot, scope: Scope, *, group: bool, reply_to: Message | None = None
+        self,
+        bot: Bot,
+        scope: Scope,
+        deliveries: DeliveryMemory,
+        *,
+        group: bool,
+        reply_to: Message | None = None,
     ) -> None:
-        super().__init__(bot, scope, group=group, reply_to=reply_to)
+        super().__init__(bot, scope, deliveries, group=group, reply_to=reply_to)
         self._progress_id: int | None = None
         self._progress_text = ""
 

@@ -1,22 +1,45 @@
-"""Accept / Edit / Stop / Retry / Auto presses. The query is answered first, then the work runs."""
+"""Inline button presses. The query is answered first, then the slow work runs.
+
+Round buttons: Accept, Edit, Stop, Retry, Auto. Browsing: history pages, a session's rounds,
+its contact sheet. Settings: one choice per press.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
-from telegram import CallbackQuery, ForceReply, InputFile, Update
+from telegram import (
+    CallbackQuery,
+    ChatMember,
+    ForceReply,
+    InlineKeyboardMarkup,
+    ReplyParameters,
+    Update,
+)
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from bot import views
 from bot.handlers.auto import launch_autopilot
-from bot.handlers.common import HTML, actor_of, is_group, is_not_modified, scope_of, services
+from bot.handlers.commands import send_contact_sheet
+from bot.handlers.common import (
+    HTML,
+    actor_of,
+    is_not_modified,
+    scope_of,
+    services,
+    thread_kwargs,
+)
 from bot.handlers.rounds import launch_round
-from bot.refine.errors import RefineError
+from bot.handlers.uploads import send_image
+from bot.refine.errors import NotChatAdmin, RefineError
 
 log = logging.getLogger(__name__)
 
 INVALID_BUTTON = "This button is no longer valid."
+
+Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE, views.ButtonPress], Awaitable[None]]
 
 
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -26,14 +49,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await answer_quietly(query, INVALID_BUTTON)
         return
     try:
-        if press.action == views.EDIT:
-            await _ask_for_edit(update, context, press.round_id)
-        elif press.action == views.STOP:
-            await _stop(update, context, press.round_id)
-        elif press.action == views.AUTO:
-            await _autopilot(update, context, press.round_id)
-        else:
-            await _next_round(update, context, press)
+        await _HANDLERS[press.action](update, context, press)
     except RefineError as error:
         await answer_quietly(query, views.refusal_text(error))
 
@@ -44,48 +60,66 @@ async def _next_round(
     refine = services(context).refine
     scope, actor = scope_of(update), actor_of(update)
     if press.action == views.ACCEPT:
-        pending = await refine.begin_accept(press.round_id, scope, actor)
+        pending = await refine.begin_accept(press.number, scope, actor)
     else:
-        pending = await refine.begin_retry(press.round_id, scope, actor)
+        pending = await refine.begin_retry(press.number, scope, actor)
     await answer_quietly(update.callback_query, f"Working on round {pending.round.number}…")
-    launch_round(update, context, pending, reply_to=update.callback_query.message)
+    launch_round(update, context, pending, reply_to=update.callback_query.message, announce=False)
 
 
-async def _autopilot(update: Update, context: ContextTypes.DEFAULT_TYPE, round_id: int) -> None:
+async def _autopilot(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, press: views.ButtonPress
+) -> None:
     refine = services(context).refine
-    pending = await refine.begin_autopilot(scope_of(update), actor_of(update), round_id=round_id)
+    pending = await refine.begin_autopilot(
+        scope_of(update), actor_of(update), round_id=press.number
+    )
     images = pending.plan.max_images
     await answer_quietly(update.callback_query, f"Autopilot: at most {images} images…")
     launch_autopilot(update, context, pending, reply_to=update.callback_query.message)
 
 
-async def _ask_for_edit(update: Update, context: ContextTypes.DEFAULT_TYPE, round_id: int) -> None:
+async def _ask_for_edit(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, press: views.ButtonPress
+) -> None:
     query = update.callback_query
     refine = services(context).refine
     scope, actor = scope_of(update), actor_of(update)
-    round, suggestion = await refine.prepare_edit(round_id, scope)
+    round, suggestion = await refine.prepare_edit(press.number, scope, actor)
     await answer_quietly(query)
-    group = is_group(update.effective_chat)
     prompt = await query.message.reply_text(
-        views.edit_prompt_text(round.number + 1, suggestion, group),
+        views.edit_prompt_text(round.number + 1, suggestion, scope.is_group),
         parse_mode=HTML,
         do_quote=True,
-        reply_markup=ForceReply(selective=True) if group else None,
+        reply_markup=ForceReply(selective=True) if scope.is_group else None,
     )
     await refine.remember_edit(round.id, scope, actor, prompt.message_id)
 
 
-async def _stop(update: Update, context: ContextTypes.DEFAULT_TYPE, round_id: int) -> None:
+async def _stop(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, press: views.ButtonPress
+) -> None:
     query = update.callback_query
-    result = await services(context).refine.stop(round_id, scope_of(update))
+    refine = services(context).refine
+    scope = scope_of(update)
+    result = await refine.stop(press.number, scope, actor_of(update))
     await answer_quietly(query, "Sending the full-resolution image…")
     extension = result.mime.rpartition("/")[2].replace("jpeg", "jpg")
-    filename = f"refinebot-{result.session.id}-round-{result.round.number}.{extension}"
-    await query.message.reply_document(
-        InputFile(result.image, filename=filename),
+    await send_image(
+        context.bot,
+        refine,
+        query.message.chat_id,
+        result.image,
+        result.round.image_sha,  # type: ignore[arg-type]
+        kind="document",
+        filename=f"refinebot-{result.session.id}-round-{result.round.number}.{extension}",
         caption=views.stop_caption(result.round, result.round_count),
         parse_mode=HTML,
-        do_quote=True,
+        reply_markup=views.gallery_keyboard(result.session.id),
+        reply_parameters=ReplyParameters(
+            query.message.message_id, allow_sending_without_reply=True
+        ),
+        **thread_kwargs(scope),
     )
     try:
         await query.edit_message_reply_markup(reply_markup=None)
@@ -94,9 +128,103 @@ async def _stop(update: Update, context: ContextTypes.DEFAULT_TYPE, round_id: in
             log.warning("could not remove the keyboard: %s", error)
 
 
+async def _history_page(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, press: views.ButtonPress
+) -> None:
+    page = press.number - 1
+    summaries, total = await services(context).refine.sessions_page(
+        scope_of(update), page, views.HISTORY_PAGE_SIZE
+    )
+    await answer_quietly(update.callback_query)
+    await _show(
+        update.callback_query,
+        views.history_page_text(summaries, page, total),
+        views.history_keyboard(summaries, page, total),
+    )
+
+
+async def _session(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, press: views.ButtonPress
+) -> None:
+    session, rounds = await services(context).refine.session_detail(press.number, scope_of(update))
+    await answer_quietly(update.callback_query)
+    await _show(
+        update.callback_query,
+        views.session_text(session, rounds),
+        views.session_keyboard(session),
+    )
+
+
+async def _gallery(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, press: views.ButtonPress
+) -> None:
+    await answer_quietly(update.callback_query, "Drawing the contact sheet…")
+    try:
+        await send_contact_sheet(
+            context.bot, services(context).refine, scope_of(update), press.number
+        )
+    except RefineError as error:
+        await context.bot.send_message(
+            update.effective_chat.id, views.refusal_text(error), parse_mode=HTML
+        )
+
+
+async def _setting(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, press: views.ButtonPress
+) -> None:
+    svc = services(context)
+    scope = scope_of(update)
+    if scope.is_group and not await _is_chat_admin(update, context):
+        raise NotChatAdmin()
+    name, _equals, value = press.value.partition("=")
+    chosen = await svc.refine.choose_setting(scope.chat_id, name, value)
+    await answer_quietly(update.callback_query, "Saved: it applies from the next round.")
+    default_format = svc.settings.image_format
+    await _show(
+        update.callback_query,
+        views.settings_text(chosen, default_format, scope.is_group),
+        views.settings_keyboard(chosen, default_format, scope.is_group),
+    )
+
+
+async def _is_chat_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """Whether the presser administers the group (anonymous admins press as the group)."""
+    user = update.effective_user
+    if user is None:
+        return False
+    try:
+        member = await context.bot.get_chat_member(update.effective_chat.id, user.id)
+    except TelegramError as error:
+        log.warning("could not check chat admin: %s", error)
+        return False
+    return member.status in (ChatMember.OWNER, ChatMember.ADMINISTRATOR)
+
+
+async def _show(query: CallbackQuery, text: str, keyboard: InlineKeyboardMarkup) -> None:
+    """Replace the pressed message's text and keyboard (a quiet no-op if nothing changed)."""
+    try:
+        await query.edit_message_text(text, parse_mode=HTML, reply_markup=keyboard)
+    except BadRequest as error:
+        if not is_not_modified(error):
+            raise
+
+
 async def answer_quietly(query: CallbackQuery, text: str | None = None) -> None:
     """Answer the query (with a toast if `text`); a query too old to answer is not an error."""
     try:
         await query.answer(text)
     except TelegramError as error:
         log.debug("could not answer callback query: %s", error)
+
+
+_HANDLERS: dict[str, Handler] = {
+    views.ACCEPT: _next_round,
+    views.RETRY: _next_round,
+    views.EDIT: _ask_for_edit,
+    views.STOP: _stop,
+    views.AUTO: _autopilot,
+    views.HISTORY: _history_page,
+    views.SESSION: _session,
+    views.GALLERY: _gallery,
+    views.SETTING: _setting,
+}

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from telegram import Update
+from telegram import Bot, Update
 from telegram.ext import ContextTypes
 
 from bot import views
 from bot.access import is_admin
-from bot.handlers.common import actor_of, reply, scope_of, services
+from bot.handlers.common import HTML, actor_of, reply, scope_of, services, thread_kwargs
 from bot.handlers.rounds import launch_round
+from bot.handlers.uploads import send_image
 from bot.refine.errors import RefineError
+from bot.refine.models import Scope
+from bot.refine.service import RefineService
 
 
-def _argument_text(text: str | None) -> str:
+def argument_text(text: str | None) -> str:
     """Return what follows the command word, keeping the user's line breaks."""
     _command, _space, rest = (text or "").strip().partition(" ")
     if not rest and "\n" in _command:
@@ -30,7 +33,7 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 async def new(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
-    brief = _argument_text(message.text)
+    brief = argument_text(message.text)
     if not brief:
         await reply(message, views.NEW_USAGE)
         return
@@ -51,8 +54,62 @@ async def start_brief(update: Update, context: ContextTypes.DEFAULT_TYPE, brief:
 
 
 async def history(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    entries = await services(context).refine.history(scope_of(update))
-    await reply(update.effective_message, views.history_text(entries))
+    """The chat's sessions, newest first, a page at a time (◀ ▶), each one button away."""
+    summaries, total = await services(context).refine.sessions_page(
+        scope_of(update), 0, views.HISTORY_PAGE_SIZE
+    )
+    await reply(
+        update.effective_message,
+        views.history_page_text(summaries, 0, total),
+        reply_markup=views.history_keyboard(summaries, 0, total) if summaries else None,
+    )
+
+
+async def gallery(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A contact sheet of the chat's latest session (or of `/gallery <session number>`)."""
+    argument = argument_text(update.effective_message.text).lstrip("#")
+    session_id = int(argument) if argument.isdigit() else None
+    try:
+        await send_contact_sheet(
+            context.bot, services(context).refine, scope_of(update), session_id
+        )
+    except RefineError as error:
+        await reply(update.effective_message, views.refusal_text(error))
+
+
+async def send_contact_sheet(
+    bot: Bot, refine: RefineService, scope: Scope, session_id: int | None
+) -> None:
+    """Render (off the event loop) and send a session's contact sheet to the scope.
+
+    Raises NothingToShow when the session has no image yet.
+    """
+    sheet = await refine.contact_sheet(scope, session_id)
+    await send_image(
+        bot,
+        refine,
+        scope.chat_id,
+        sheet.png,
+        sheet.sha256,
+        kind="photo",
+        filename=f"session-{sheet.session.id}.png",
+        caption=views.gallery_caption(sheet),
+        parse_mode=HTML,
+        **thread_kwargs(scope),
+    )
+
+
+async def settings(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The chat's settings as an inline menu."""
+    svc = services(context)
+    scope = scope_of(update)
+    current = await svc.refine.chat_settings(scope.chat_id)
+    default_format = svc.settings.image_format
+    await reply(
+        update.effective_message,
+        views.settings_text(current, default_format, scope.is_group),
+        reply_markup=views.settings_keyboard(current, default_format, scope.is_group),
+    )
 
 
 async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

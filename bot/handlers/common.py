@@ -42,11 +42,12 @@ def actor_of(update: Update) -> Actor:
     """Return who acted: the chat an anonymous admin or channel posted as, else the user."""
     message = update.effective_message
     sender = message.sender_chat if message is not None and not update.callback_query else None
-    if sender is not None:
-        return Actor(sender.id, sender.title or str(sender.id))
     user = update.effective_user
+    language = user.language_code if user is not None else None
+    if sender is not None:
+        return Actor(sender.id, sender.title or str(sender.id), language)
     if user is not None:
-        return Actor(user.id, user.first_name or user.username or str(user.id))
+        return Actor(user.id, user.first_name or user.username or str(user.id), language)
     raise ValueError("update has no sender")
 
 

@@ -16,7 +16,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from telegram import Bot, InlineKeyboardMarkup, InputFile, Message, ReplyParameters
 from telegram.constants import ChatAction
@@ -24,6 +24,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 
 from bot import views
 from bot.handlers.common import HTML, is_not_modified, thread_kwargs
+from bot.handlers.uploads import DeliveryMemory, send_image
 from bot.images import telegram_preview
 from bot.refine.errors import AudienceGone
 from bot.refine.models import RoundOutcome, Scope
@@ -44,12 +45,15 @@ class RoundPresenter:
         self,
         bot: Bot,
         scope: Scope,
+        deliveries: DeliveryMemory,
         *,
         group: bool,
         reply_to: Message | None = None,
         photo_message_id: int | None = None,
+        announce: bool = True,
     ) -> None:
         self._bot = bot
+        self._deliveries = deliveries
         self._scope = scope
         self._group = group
         self._reply_to = reply_to.message_id if reply_to else None
@@ -58,6 +62,7 @@ class RoundPresenter:
         self._image: bytes | None = None
         self._keep_alive: asyncio.Task[None] | None = None
         self._gone = False
+        self._announce = announce
 
     async def _call(self, send: Callable[[int], Awaitable[T]]) -> T:
         """Call `send(chat_id)`, following a chat migration once; a lost chat is AudienceGone."""
@@ -74,6 +79,11 @@ class RoundPresenter:
     # --- RoundListener -------------------------------------------------------------------
 
     async def generating(self, round: RoundRecord) -> None:
+        """Post the status line (for rounds a message asked for; a button press already got
+        its toast) and keep the chat action alive."""
+        self._keep_alive = asyncio.create_task(self._chat_action_loop())
+        if not self._announce:
+            return
         reply = (
             ReplyParameters(self._reply_to, allow_sending_without_reply=True)
             if self._reply_to
@@ -91,7 +101,6 @@ class RoundPresenter:
             self._status_id = status.message_id
         except TelegramError as error:
             log.warning("could not send status for round %s: %s", round.id, error)
-        self._keep_alive = asyncio.create_task(self._chat_action_loop())
 
     async def image_ready(self, round: RoundRecord, image: bytes) -> int | None:
         self._image = image
@@ -173,31 +182,42 @@ class RoundPresenter:
     async def _send_photo(
         self, round: RoundRecord, caption: str, keyboard: InlineKeyboardMarkup | None
     ) -> Message | None:
-        """Send the round's image as a photo; if Telegram refuses it (too big, extreme size),
-        send a JPEG preview instead. The original always goes out at Stop, as a document."""
-        image = self._image
-        assert image is not None
-        for attempt in ("original", "preview"):
-            try:
-                return await self._call(
-                    lambda chat_id, image=image: self._bot.send_photo(
-                        chat_id,
-                        InputFile(image, filename=f"round-{round.number}"),
-                        caption=caption,
-                        parse_mode=HTML,
-                        reply_markup=keyboard,
-                        **thread_kwargs(self._scope),
-                    )
+        """Send the round's image as a photo (by file_id if Telegram has it already); if
+        Telegram refuses it (too big, extreme size), send a JPEG preview instead. The original
+        always goes out at Stop, as a document."""
+        image, sha = self._image, round.image_sha
+        assert image is not None and sha is not None
+        options: dict[str, Any] = dict(
+            caption=caption, parse_mode=HTML, reply_markup=keyboard, **thread_kwargs(self._scope)
+        )
+        try:
+            return await self._call(
+                lambda chat_id: send_image(
+                    self._bot,
+                    self._deliveries,
+                    chat_id,
+                    image,
+                    sha,
+                    kind="photo",
+                    filename=f"round-{round.number}",
+                    **options,
                 )
-            except BadRequest as error:
-                log.warning("Telegram refused the %s of round %s: %s", attempt, round.id, error)
-                if attempt == "preview":
-                    return None
-                image = await asyncio.to_thread(telegram_preview, image)
-            except TelegramError as error:
-                log.warning("could not send photo of round %s: %s", round.id, error)
-                return None
-        return None
+            )
+        except BadRequest as error:
+            log.warning("Telegram refused the image of round %s: %s", round.id, error)
+        except TelegramError as error:
+            log.warning("could not send photo of round %s: %s", round.id, error)
+            return None
+        preview = await asyncio.to_thread(telegram_preview, image)
+        try:
+            return await self._call(
+                lambda chat_id: self._bot.send_photo(
+                    chat_id, InputFile(preview, filename=f"round-{round.number}.jpg"), **options
+                )
+            )
+        except TelegramError as error:
+            log.warning("could not send a preview of round %s: %s", round.id, error)
+            return None
 
     async def _show_text(self, text: str, keyboard: InlineKeyboardMarkup | None) -> None:
         try:

@@ -23,10 +23,20 @@ def launch_round(
     context: ContextTypes.DEFAULT_TYPE,
     pending: PendingRound,
     reply_to: Message | None = None,
+    announce: bool = True,
 ) -> None:
-    """Run the pending round as a background task of the application, shown in the chat."""
+    """Run the pending round as a background task of the application, shown in the chat.
+
+    `announce`: post a status line while the image is drawn (for rounds a message started;
+    a button press has its toast already, and Telegram counts every message).
+    """
     presenter = RoundPresenter(
-        context.bot, pending.scope, group=pending.scope.is_group, reply_to=reply_to
+        context.bot,
+        pending.scope,
+        services(context).refine,
+        group=pending.scope.is_group,
+        reply_to=reply_to,
+        announce=announce,
     )
     context.application.create_task(
         _run_and_show(context.application, pending, presenter),
@@ -54,6 +64,7 @@ async def resume_interrupted(context: ContextTypes.DEFAULT_TYPE) -> None:
         presenter = RoundPresenter(
             context.bot,
             pending.scope,
+            refine,
             group=pending.scope.is_group,
             photo_message_id=pending.round.message_id,
         )

@@ -232,7 +232,13 @@ class AutopilotRunner:
         try:
             try:
                 drawn = await self._service.draw(
-                    session, round.id, actor, round.prompt, draft.seed, reference
+                    session,
+                    round.id,
+                    actor,
+                    round.prompt,
+                    draft.seed,
+                    reference,
+                    self._service.image_options(self._pending.settings),
                 )
             except BackendError as error:
                 log.warning("round %s draft %s: image failed: %s", round.id, number, error)
@@ -254,7 +260,13 @@ class AutopilotRunner:
             )
             try:
                 judged = await self._service.judge(
-                    session, round.id, actor, round.prompt, drawn.data, reference_jpeg
+                    session,
+                    round.id,
+                    actor,
+                    round.prompt,
+                    drawn.jpeg,
+                    reference_jpeg,
+                    self._service.critique_language(self._pending),
                 )
             except BackendError as error:
                 log.warning("round %s draft %s: critique failed: %s", round.id, number, error)

@@ -33,6 +33,18 @@ class RoundNotReady(RefineError):
     """The round has no finished image to continue from or to keep."""
 
 
+class NotYourSession(RefineError):
+    """The chat lets only the person who started a session steer it."""
+
+
+class NotChatAdmin(RefineError):
+    """Only the group's administrators may change its settings."""
+
+
+class NothingToShow(RefineError):
+    """No session (or no image in it) to show."""
+
+
 class ImageExpired(RefineError):
     """The round's image file is gone (pruned by IMAGE_RETENTION_DAYS, or deleted)."""
 

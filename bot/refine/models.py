@@ -7,7 +7,13 @@ from typing import Protocol
 
 from bot.backends.critique import Critique
 from bot.backends.errors import BackendError
-from storage.records import AutopilotRunRecord, DraftRecord, RoundRecord, SessionRecord
+from storage.records import (
+    AutopilotRunRecord,
+    ChatSettings,
+    DraftRecord,
+    RoundRecord,
+    SessionRecord,
+)
 
 MAX_BRIEF_CHARS = 2000
 """Longer briefs are refused: prompts grow each round, and providers cap prompt length."""
@@ -33,6 +39,7 @@ class Actor:
 
     user_id: int
     name: str
+    language: str | None = None  # Telegram's language_code of the user
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +59,7 @@ class PendingRound:
     round: RoundRecord
     actor: Actor
     scope: Scope
+    settings: ChatSettings  # as they were when the round began
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +75,16 @@ class RoundOutcome:
     error: BackendError | None = None
     cancelled: bool = False
     cost_usd: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContactSheet:
+    """A session's images as one PNG grid."""
+
+    session: SessionRecord
+    png: bytes
+    sha256: str
+    tiles: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +147,7 @@ class PendingAutopilot:
     plan: AutopilotPlan
     actor: Actor
     scope: Scope
+    settings: ChatSettings  # as they were when the run began
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,17 +9,27 @@ while one runs gets `SessionBusy` and starts nothing.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from bot.backends.base import Critic, CritiqueRequest, EarlierCritique, ImageGenerator
 from bot.backends.critique import Critique
 from bot.backends.errors import BackendError, BadOutput, Interrupted
-from bot.images import InvalidImage, ReferencePhoto, critic_jpeg, probe
+from bot.backends.formats import ImageOptions
+from bot.images import (
+    InvalidImage,
+    ReferencePhoto,
+    SheetTile,
+    contact_sheet,
+    critic_jpeg,
+    prepare,
+)
+from bot.refine.chat_settings import InvalidSetting, with_choice
 from bot.refine.errors import (
     AudienceGone,
     AutopilotPlanInvalid,
@@ -27,6 +37,8 @@ from bot.refine.errors import (
     EmptyBrief,
     ImageExpired,
     NothingToContinue,
+    NothingToShow,
+    NotYourSession,
     QuotaExceeded,
     ReferenceExpired,
     RoundNotFound,
@@ -40,6 +52,7 @@ from bot.refine.models import (
     AutopilotListener,
     AutopilotOutcome,
     AutopilotPlan,
+    ContactSheet,
     PendingAutopilot,
     PendingRound,
     QuotaPolicy,
@@ -50,12 +63,14 @@ from bot.refine.models import (
 )
 from bot.refine.pricing import estimate_cost
 from storage.records import (
+    ChatSettings,
     PendingEdit,
     RoundRecord,
     RoundStatus,
     SessionRecord,
     SessionStatus,
     SessionSummary,
+    UsageEntry,
     UsageSummary,
 )
 from storage.schema import now_iso
@@ -121,6 +136,7 @@ class Drawn:
     sha256: str
     cost_usd: float | None
     generate_ms: int
+    jpeg: bytes  # what the critic sees
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +185,7 @@ class RefineService:
         critic: Critic,
         critic_max_side: int = 768,
         quota: QuotaPolicy | None = None,
+        default_format: str = "square",
         autopilot: AutopilotDefaults | None = None,
     ) -> None:
         self._store = store
@@ -176,6 +193,7 @@ class RefineService:
         self._critic = critic
         self._critic_max_side = critic_max_side
         self._quota = quota or QuotaPolicy()
+        self._default_format = default_format
         self.autopilot_defaults = autopilot or AutopilotDefaults()
         self._running: dict[int, _Running] = {}
 
@@ -191,8 +209,9 @@ class RefineService:
         """
         brief = clean_brief(brief)
         await self._check_quota(scope, actor)
+        settings = await self._store.chat_settings(scope.chat_id)
         session = await self._new_session(scope, actor, brief, reference)
-        return await self._begin(session, None, brief, "brief", actor, scope)
+        return await self._begin(session, None, brief, "brief", actor, scope, settings)
 
     async def _new_session(
         self, scope: Scope, actor: Actor, brief: str, reference: ReferencePhoto | None
@@ -209,18 +228,20 @@ class RefineService:
 
     async def begin_accept(self, round_id: int, scope: Scope, actor: Actor) -> PendingRound:
         """Pend the next round from the round's suggested revision."""
-        round, session = await self._continuable(round_id, scope)
+        round, session, settings = await self._continuable(round_id, scope, actor)
         await self._check_quota(scope, actor)
-        return await self._begin(session, round, suggestion_of(round), "accept", actor, scope)
+        return await self._begin(
+            session, round, suggestion_of(round), "accept", actor, scope, settings
+        )
 
     async def begin_edit(
         self, round_id: int, scope: Scope, actor: Actor, prompt: str
     ) -> PendingRound:
         """Pend the next round from the user's own revision of the round."""
         prompt = clean_brief(prompt)
-        round, session = await self._continuable(round_id, scope)
+        round, session, settings = await self._continuable(round_id, scope, actor)
         await self._check_quota(scope, actor)
-        return await self._begin(session, round, prompt, "edit", actor, scope)
+        return await self._begin(session, round, prompt, "edit", actor, scope, settings)
 
     async def begin_retry(self, round_id: int, scope: Scope, actor: Actor) -> PendingRound:
         """Pend a new try of a round that produced no image (failed or interrupted)."""
@@ -229,10 +250,11 @@ class RefineService:
             raise SessionStopped()
         if round.status is not RoundStatus.FAILED:
             raise RoundNotReady()
+        settings = await self._steering_settings(session, actor)
         await self._check_quota(scope, actor)
         parent_id = round.parent_round_id
         parent = await self._store.get_round(parent_id) if parent_id else None
-        return await self._begin(session, parent, round.prompt, "retry", actor, scope)
+        return await self._begin(session, parent, round.prompt, "retry", actor, scope, settings)
 
     async def _begin(
         self,
@@ -242,6 +264,7 @@ class RefineService:
         action: str,
         actor: Actor,
         scope: Scope,
+        settings: ChatSettings,
     ) -> PendingRound:
         await self.reference_of(session)  # refuse now if the product photo is gone
         self._reserve(session.id, scope)
@@ -252,7 +275,14 @@ class RefineService:
         except BaseException:
             self._running.pop(session.id, None)
             raise
-        return PendingRound(session, round, actor, scope)
+        return PendingRound(session, round, actor, scope, settings)
+
+    async def _steering_settings(self, session: SessionRecord, actor: Actor) -> ChatSettings:
+        """Return the chat's settings; raise NotYourSession if they keep the actor's hands off."""
+        settings = await self._store.chat_settings(session.chat_id)
+        if settings.press_policy == "starter" and actor.user_id != session.started_by:
+            raise NotYourSession()
+        return settings
 
     def _reserve(self, session_id: int, scope: Scope) -> None:
         # No await between the check and the reservation: two presses cannot both pass.
@@ -334,7 +364,13 @@ class RefineService:
         reference = await self.reference_of(session)
         try:
             drawn = await self.draw(
-                session, round.id, actor, round.prompt, session_seed(session.id), reference
+                session,
+                round.id,
+                actor,
+                round.prompt,
+                session_seed(session.id),
+                reference,
+                self.image_options(pending.settings),
             )
         except BackendError as error:
             log.warning("round %s: image failed: %s", round.id, error)
@@ -353,25 +389,60 @@ class RefineService:
             generate_ms=drawn.generate_ms,
             status=RoundStatus.CRITIQUING,
         )
-        message_id = await _notify(listener.image_ready(round, drawn.data))
+        # The photo goes out while the critic looks at it: neither waits for the other.
+        shown = asyncio.create_task(self._show(listener, round, drawn.data))
+        try:
+            outcome = await self._critique(pending, round, drawn.jpeg, listener, drawn.cost_usd)
+        finally:
+            message_id = await shown
+        return replace(outcome, round=replace(outcome.round, message_id=message_id))
+
+    async def _show(self, listener: RoundListener, round: RoundRecord, image: bytes) -> int | None:
+        """Show the stored image and store the id of the message that shows it (so a restart
+        finishes that message, not a new one); return the id. A chat that is gone only loses
+        the show: the critique is under way and the round is stored either way."""
+        try:
+            message_id = await _notify(listener.image_ready(round, image))
+        except AudienceGone:
+            log.info("round %s: chat is gone; the image was not shown", round.id)
+            return None
         if message_id is not None:
-            round = await self._store.update_round(round.id, message_id=message_id)
-        return await self._critique(session, round, actor, drawn.data, listener, drawn.cost_usd)
+            await self._store.update_round(round.id, message_id=message_id)
+        return message_id
+
+    def image_options(self, settings: ChatSettings) -> ImageOptions:
+        """Return the image options a chat's settings ask for (configured defaults otherwise)."""
+        return ImageOptions(settings.image_format or self._default_format, settings.quality)
+
+    @staticmethod
+    def critique_language(pending: PendingRound | PendingAutopilot) -> str | None:
+        """Return the language the critique is written in: the chat's choice, else the
+        actor's own Telegram language."""
+        return pending.settings.language or pending.actor.language
 
     async def _critique(
         self,
-        session: SessionRecord,
+        pending: PendingRound,
         round: RoundRecord,
-        actor: Actor,
-        image: bytes,
+        jpeg: bytes,
         listener: RoundListener,
         spent: float | None = None,
     ) -> RoundOutcome:
-        """Critique the stored image and finish the round; `spent` is its image's cost."""
+        """Critique the stored image (as the critic's JPEG) and finish the round; `spent` is
+        its image's cost."""
+        session, actor = pending.session, pending.actor
         await _notify(listener.critiquing(round))
         try:
             reference = await self.reference_jpeg(await self.reference_of(session))
-            judged = await self.judge(session, round.id, actor, round.prompt, image, reference)
+            judged = await self.judge(
+                session,
+                round.id,
+                actor,
+                round.prompt,
+                jpeg,
+                reference,
+                self.critique_language(pending),
+            )
         except (BackendError, ReferenceExpired) as failure:
             error = (
                 failure
@@ -411,24 +482,30 @@ class RefineService:
         prompt: str,
         seed: int | None,
         reference: bytes | None = None,
+        options: ImageOptions | None = None,
     ) -> Drawn:
-        """Draw one image for the round, store it and its usage; return it.
+        """Draw one image for the round, store it and its usage (one trip to the store);
+        return it with the critic's JPEG, made in the same decode that checked the image.
 
         Raises BackendError (an unusable image is BadOutput).
         """
         started = time.monotonic()
         try:
-            image = await self._generator.generate(prompt, seed=seed, reference=reference)
-            info = await asyncio.to_thread(probe, image.data)
+            image = await self._generator.generate(
+                prompt, seed=seed, options=options, reference=reference
+            )
+            info, jpeg = await asyncio.to_thread(prepare, image.data, self._critic_max_side)
         except InvalidImage as error:
             raise BadOutput("image", str(error)) from error
-        stored = await self._store.save_image(image.data, info.mime, info.width, info.height)
         cost = estimate_cost(image.model, image.usage)
-        await self._store.record_usage(
+        usage = UsageEntry(
             round_id, session.chat_id, actor.user_id, "image", image.model, image.usage, cost
         )
+        stored = await self._store.save_image(
+            image.data, info.mime, info.width, info.height, usage=usage
+        )
         elapsed = int((time.monotonic() - started) * 1000)
-        return Drawn(image.data, stored.sha256, cost, elapsed)
+        return Drawn(image.data, stored.sha256, cost, elapsed, jpeg)
 
     async def judge(
         self,
@@ -436,16 +513,17 @@ class RefineService:
         round_id: int,
         actor: Actor,
         prompt: str,
-        image: bytes,
+        jpeg: bytes,
         reference_jpeg: bytes | None = None,
+        language: str | None = None,
     ) -> Judged:
-        """Critique one image of the round (against the product photo's small JPEG, if any),
-        store the usage; return the critique with a low fidelity named first.
+        """Critique one image of the round, given as the critic's JPEG (against the product
+        photo's small JPEG, if any), in `language`; store the usage; return the critique with
+        a low fidelity named first.
 
         Raises BackendError.
         """
         started = time.monotonic()
-        jpeg = await asyncio.to_thread(critic_jpeg, image, self._critic_max_side)
         result = await self._critic.critique(
             CritiqueRequest(
                 brief=session.brief,
@@ -453,11 +531,14 @@ class RefineService:
                 image_jpeg=jpeg,
                 earlier=await self._earlier_critiques(session.id, round_id),
                 reference_jpeg=reference_jpeg,
+                language=language,
             )
         )
         cost = estimate_cost(result.model, result.usage)
         await self._store.record_usage(
-            round_id, session.chat_id, actor.user_id, "critic", result.model, result.usage, cost
+            UsageEntry(
+                round_id, session.chat_id, actor.user_id, "critic", result.model, result.usage, cost
+            )
         )
         elapsed = int((time.monotonic() - started) * 1000)
         return Judged(fidelity_first(result.critique), cost, elapsed)
@@ -516,9 +597,10 @@ class RefineService:
         start: RoundRecord | None = None
         session: SessionRecord | None = None
         if round_id is not None:
-            start, session = await self._continuable(round_id, scope)
+            start, session, settings = await self._continuable(round_id, scope, actor)
         else:
             brief = clean_brief(brief)
+            settings = await self._store.chat_settings(scope.chat_id)
         await self._check_quota(scope, actor)
         if session is None:
             session = await self._new_session(scope, actor, brief or "", reference)
@@ -536,7 +618,7 @@ class RefineService:
         except BaseException:
             self._running.pop(session.id, None)
             raise
-        return PendingAutopilot(session, run, start, plan, actor, scope)
+        return PendingAutopilot(session, run, start, plan, actor, scope, settings)
 
     async def run_autopilot(
         self, pending: PendingAutopilot, listener: AutopilotListener
@@ -608,9 +690,9 @@ class RefineService:
                 continue
             scope = Scope(session.chat_id, session.thread_id)
             self._reserve(session.id, scope)
-            interrupted.append(
-                PendingRound(session, round, Actor(round.acted_by, round.acted_by_name), scope)
-            )
+            actor = Actor(round.acted_by, round.acted_by_name)
+            settings = await self._store.chat_settings(session.chat_id)
+            interrupted.append(PendingRound(session, round, actor, scope, settings))
         return interrupted
 
     async def resume(self, pending: PendingRound, listener: RoundListener) -> RoundOutcome:
@@ -639,7 +721,8 @@ class RefineService:
                 message_id = await _notify(listener.image_ready(round, image))
                 if message_id is not None:
                     round = await self._store.update_round(round.id, message_id=message_id)
-            return await self._critique(pending.session, round, pending.actor, image, listener)
+            jpeg = await asyncio.to_thread(critic_jpeg, image, self._critic_max_side)
+            return await self._critique(pending, round, jpeg, listener)
         except AudienceGone:
             return await self._cancelled(round)
 
@@ -654,9 +737,11 @@ class RefineService:
 
     # --- other commands --------------------------------------------------------------------------
 
-    async def prepare_edit(self, round_id: int, scope: Scope) -> tuple[RoundRecord, str]:
+    async def prepare_edit(
+        self, round_id: int, scope: Scope, actor: Actor
+    ) -> tuple[RoundRecord, str]:
         """Check the round can be edited; return it and the suggestion to prefill."""
-        round, _session = await self._continuable(round_id, scope)
+        round, _session, _settings = await self._continuable(round_id, scope, actor)
         return round, suggestion_of(round)
 
     async def remember_edit(
@@ -684,9 +769,9 @@ class RefineService:
             return None
         return pending
 
-    async def stop(self, round_id: int, scope: Scope) -> StopResult:
+    async def stop(self, round_id: int, scope: Scope, actor: Actor) -> StopResult:
         """End the session keeping this round; return it with its full-resolution image."""
-        round, session = await self._continuable(round_id, scope)
+        round, session, _settings = await self._continuable(round_id, scope, actor)
         if self.is_busy(session.id):
             raise SessionBusy()
         try:  # read first: a session is only stopped when its image can be delivered
@@ -737,6 +822,76 @@ class RefineService:
         summaries = await self._store.chat_sessions(scope.chat_id, scope.thread_id, limit, offset)
         return [(s, await self._store.session_rounds(s.session.id)) for s in summaries]
 
+    async def chat_settings(self, chat_id: int) -> ChatSettings:
+        """Return the chat's settings (defaults where it chose nothing)."""
+        return await self._store.chat_settings(chat_id)
+
+    async def choose_setting(self, chat_id: int, name: str, value: str) -> ChatSettings:
+        """Store one choice of the chat's; it applies from the next round."""
+        try:
+            chosen = with_choice(await self._store.chat_settings(chat_id), name, value)
+        except InvalidSetting:
+            raise RoundNotFound() from None  # a forged button: nothing to act on
+        return await self._store.save_chat_settings(chosen)
+
+    async def sessions_page(
+        self, scope: Scope, page: int, per_page: int
+    ) -> tuple[list[SessionSummary], int]:
+        """Return one page (0-based) of the scope's sessions, newest first, and the total."""
+        summaries = await self._store.chat_sessions(
+            scope.chat_id, scope.thread_id, per_page, page * per_page
+        )
+        return summaries, await self._store.count_sessions(scope.chat_id, scope.thread_id)
+
+    async def session_detail(
+        self, session_id: int, scope: Scope
+    ) -> tuple[SessionRecord, list[RoundRecord]]:
+        """Return the session and its rounds; raise RoundNotFound unless it is the scope's."""
+        session = await self._store.get_session(session_id)
+        if session is None or (session.chat_id, session.thread_id) != (
+            scope.chat_id,
+            scope.thread_id,
+        ):
+            raise RoundNotFound()
+        return session, await self._store.session_rounds(session.id)
+
+    async def contact_sheet(self, scope: Scope, session_id: int | None = None) -> ContactSheet:
+        """Return a PNG grid of the session's images (the scope's latest session if None).
+
+        Raises NothingToShow when there is no session or it has no image yet.
+        """
+        if session_id is None:
+            latest = await self._store.chat_sessions(scope.chat_id, scope.thread_id, 1, 0)
+            if not latest:
+                raise NothingToShow()
+            session_id = latest[0].session.id
+        session, rounds = await self.session_detail(session_id, scope)
+        tiles = []
+        for r in rounds:
+            if r.image_sha is None:
+                continue
+            image = await self._stored_image(r)
+            score = f"{r.score}/10" if r.score is not None else "-"
+            tiles.append(
+                SheetTile(image, f"R{r.number} · {score}", r.id == session.chosen_round_id)
+            )
+        if not tiles:
+            raise NothingToShow()
+        png = await asyncio.to_thread(contact_sheet, tiles)
+        return ContactSheet(session, png, hashlib.sha256(png).hexdigest(), len(tiles))
+
+    async def round_shown_by(self, scope: Scope, message_id: int) -> RoundRecord | None:
+        """Return the round whose photo is this message of the scope's chat, if any."""
+        return await self._store.round_by_message(scope.chat_id, message_id)
+
+    async def delivered_id(self, sha: str, kind: str) -> str | None:
+        """Return the id the chat platform gave this content when it was last sent as `kind`."""
+        return await self._store.file_id(sha, kind)
+
+    async def remember_delivery(self, sha: str, kind: str, delivered_id: str) -> None:
+        """Remember the platform's id for this content, so it is never uploaded twice."""
+        await self._store.remember_file_id(sha, kind, delivered_id)
+
     async def usage_today(self, user_id: int | None = None) -> list[UsageSummary]:
         """Return today's (UTC) usage per chat and user; with `user_id`, only that user's."""
         since = _start_of_day(datetime.now(UTC)).isoformat(timespec="milliseconds")
@@ -747,17 +902,20 @@ class RefineService:
         return session_id in self._running
 
     @staticmethod
-    def ensure_continuable(round: RoundRecord, session: SessionRecord) -> None:
+    def _ensure_continuable(round: RoundRecord, session: SessionRecord) -> None:
         """Raise SessionStopped or RoundNotReady unless the round can be continued or kept."""
         if session.status is SessionStatus.STOPPED:
             raise SessionStopped()
         if round.status is not RoundStatus.DONE or round.image_sha is None:
             raise RoundNotReady()
 
-    async def _continuable(self, round_id: int, scope: Scope) -> tuple[RoundRecord, SessionRecord]:
+    async def _continuable(
+        self, round_id: int, scope: Scope, actor: Actor
+    ) -> tuple[RoundRecord, SessionRecord, ChatSettings]:
         round, session = await self.round_in_scope(round_id, scope)
-        self.ensure_continuable(round, session)
-        return round, session
+        self._ensure_continuable(round, session)
+        settings = await self._steering_settings(session, actor)
+        return round, session, settings
 
     async def _earlier_critiques(
         self, session_id: int, round_id: int

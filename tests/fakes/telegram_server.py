@@ -967,11 +967,23 @@ class FakeTelegram:
         the bot's messages become updates (the message is still stored).
         """
         content: JSONDict = {"text": text}
+        entities: list[JSONDict] = []
         match = re.match(r"/[A-Za-z0-9_]+(@[A-Za-z0-9_]+)?", text)
         if match:
-            content["entities"] = [
+            entities.append(
                 {"type": "bot_command", "offset": 0, "length": utf16_len(match.group(0))}
-            ]
+            )
+        # Telegram marks @usernames as mention entities server-side.
+        for mention in re.finditer(r"(?<![/\w])@[A-Za-z0-9_]{5,32}", text):
+            entities.append(
+                {
+                    "type": "mention",
+                    "offset": utf16_len(text[: mention.start()]),
+                    "length": utf16_len(mention.group(0)),
+                }
+            )
+        if entities:
+            content["entities"] = entities
         return self._user_message(chat, user, content, reply_to=reply_to, thread_id=thread_id)
 
     def user_sends_photo(
@@ -1372,10 +1384,13 @@ class FakeTelegram:
         return message
 
     def _bot_sees(self, chat: JSONDict, message: JSONDict, *, replied_to_bot: bool) -> bool:
-        """Group privacy mode: only commands (for this bot) and replies to the bot arrive."""
+        """Group privacy mode: only commands (for this bot), messages that mention the bot and
+        replies to the bot arrive."""
         if chat["type"] == "private" or not self.privacy_mode or replied_to_bot:
             return True
         text = message.get("text") or message.get("caption") or ""
+        if re.search(rf"(?<![\w/])@{re.escape(self.bot_username)}\b", text, re.IGNORECASE):
+            return True
         match = re.match(r"/[A-Za-z0-9_]+(?:@([A-Za-z0-9_]+))?", text)
         if not match:
             return False

@@ -1,0 +1,623 @@
+"""`python -m bench.run` (`make bench`): the bot's own cost, measured against the local fakes.
+
+Scenarios: N chats x 3 rounds at once (a brief, then Accept, then Accept; each user waits for
+the round's photo with its buttons before pressing). Figures per run, then the median over
+repeats; see README.md (Performance) and bench/harness.py for what is measured and how.
+
+    python -m bench.run                      # the default: about 9 minutes on 2 cores
+    python -m bench.run --quick              # smoke run: ~1 minute
+    python -m bench.run --chats 1,50 --repeats 5 --image-latency 1 --critic-latency 0.5
+    python -m bench.run --profile            # py-spy over the 50-chat scenario, hotspots
+
+Writes bench/results/latest.md and bench/results/latest.json (and profile-*.txt/.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import math
+import os
+import platform
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.harness import Config, RunResult, median, percentile, run_once
+from bench.images import IMAGE_KINDS
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TELEGRAM_CEILING = 30.0
+"""Telegram's documented ceiling for one bot: about 30 messages per second overall."""
+
+# Price assumptions for the cost comparison (USD per million tokens; list prices, as in
+# bot/refine/pricing.py): GPT image models bill the picture as output image tokens; the critic
+# (a small GPT vision model) bills image input as input tokens.
+IMAGE_OUT_USD_PER_MTOK = 40.0
+IMAGE_TEXT_IN_USD_PER_MTOK = 5.0
+CRITIC_IN_USD_PER_MTOK = 0.25
+
+TARGETS = {
+    "overhead_p50_ms": 50,
+    "overhead_p95_ms": 200,
+    "ttfp_ms": 100,
+    "cpu_ms_per_round": 25,
+    "ratio_50": 1.2,
+    "rounds_per_s_500": 10,
+    "lag_p99_ms_500": 100,
+    "rss_mb_500": 300,
+    "critic_ratio": 0.10,
+}
+
+
+# --- OpenAI's image-token rule ------------------------------------------------------------------
+
+
+def image_tokens(width: int, height: int, detail: str | None = "high") -> int:
+    """Image input tokens by OpenAI's tile rule (GPT-4o-class vision models).
+
+    detail=low: 85. Otherwise: scale to fit in 2048x2048, then so the shortest side is at most
+    768, then 170 per 512-px tile plus 85.
+    """
+    if detail == "low":
+        return 85
+    w, h = float(width), float(height)
+    scale = min(1.0, 2048 / max(w, h))
+    w, h = w * scale, h * scale
+    scale = min(1.0, 768 / min(w, h))
+    w, h = w * scale, h * scale
+    return 170 * math.ceil(w / 512) * math.ceil(h / 512) + 85
+
+
+# --- per-run figures ------------------------------------------------------------------------------
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000
+
+
+def _peak_rate(times: list[float], window: float = 5.0) -> float:
+    """The highest number of events per second over any `window`-second span."""
+    times = sorted(times)
+    best, low = 0, 0
+    for high, at in enumerate(times):
+        while at - times[low] > window:
+            low += 1
+        best = max(best, high - low + 1)
+    return best / window
+
+
+def summarize_run(result: RunResult) -> dict[str, Any]:
+    cfg = result.config
+    done = result.completed
+    models = cfg.image_latency + cfg.critic_latency
+    overhead = [(r.done - r.enqueued) - models for r in done]  # type: ignore[operator]
+    ttfp = [
+        (r.first_photo - r.enqueued) - cfg.image_latency for r in done if r.first_photo is not None
+    ]
+    total = max(result.finished - result.started, 1e-9)
+    window = [c for c in result.api_calls if result.started <= c[0] <= result.finished]
+    limited = [c for c in window if c[3]]
+    methods = Counter(c[1] for c in window)
+    n_done = max(len(done), 1)
+    usage_image = [u for kind, u in result.usage if kind == "image"]
+    return {
+        "chats": cfg.chats,
+        "rounds_planned": cfg.chats * cfg.rounds,
+        "rounds_done": len(done),
+        "rounds_failed": len(result.rounds) - len(done),
+        "failures": Counter(r.failed for r in result.rounds if r.failed)
+        and dict(Counter(r.failed for r in result.rounds if r.failed)),
+        "total_s": total,
+        "rounds_per_s": len(done) / total,
+        "overhead_p50_ms": _ms(percentile(overhead, 50)),
+        "overhead_p95_ms": _ms(percentile(overhead, 95)),
+        "overhead_max_ms": _ms(max(overhead, default=None)),
+        "ttfp_p50_ms": _ms(percentile(ttfp, 50)),
+        "ttfp_p95_ms": _ms(percentile(ttfp, 95)),
+        "lag_p50_ms": _ms(percentile(result.lag_s, 50)),
+        "lag_p99_ms": _ms(percentile(result.lag_s, 99)),
+        "lag_max_ms": _ms(max(result.lag_s, default=None)),
+        "lag_samples": len(result.lag_s),
+        "rss_peak_mb": result.rss_peak_mb,
+        "bot_cpu_s": result.bot_cpu_s,
+        "bot_cpu_ms_per_round": result.bot_cpu_s * 1000 / n_done,
+        "bot_cpu_raw_ms_per_round": result.bot_cpu_raw_s * 1000 / n_done,
+        "idle_cpu_ms_per_s": result.idle_cpu_per_s * 1000,
+        "bot_cpu_busy": result.bot_cpu_s / total,
+        "fakes_cpu_ms_per_round": result.fakes_cpu_s * 1000 / n_done,
+        "db_bytes_per_round": (result.db_bytes - result.db_bytes_empty)
+        / max(result.rounds_total_in_db, 1),
+        "image_store_bytes_per_round": result.image_store_bytes / max(result.rounds_total_in_db, 1),
+        "api_calls": len(window),
+        "api_calls_per_round": len(window) / n_done,
+        "api_calls_per_s": len(window) / total,
+        "api_calls_peak_5s_per_s": _peak_rate([c[0] for c in window]),
+        "limited_calls": len(limited),
+        "limited_calls_per_s": len(limited) / total,
+        "limited_calls_per_round": len(limited) / n_done,
+        "limiter_floor_s": len(limited) / TELEGRAM_CEILING,
+        "api_calls_per_cpu_s": len(window) / max(result.bot_cpu_s, 1e-9),
+        "methods": dict(methods),
+        "failed_api_calls": sum(1 for c in window if not c[2]),
+        "failed_callback_answers": result.extra.get("failed_callback_answers", 0),
+        "image_output_tokens": median([u.get("output_tokens") for u in usage_image]),
+        "image_text_tokens": median([u.get("input_tokens") for u in usage_image]),
+        "critic_images": len(result.critic_images),
+        "critic_jpeg_bytes": median([c["bytes"] for c in result.critic_images]),
+        "critic_data_url_chars": median([c["data_url_chars"] for c in result.critic_images]),
+        "critic_width": median([c["width"] for c in result.critic_images]),
+        "critic_height": median([c["height"] for c in result.critic_images]),
+        "critic_detail": next((c["detail"] for c in result.critic_images), None),
+        "raw_image_bytes": median([g["bytes"] for g in result.generated]),
+        "raw_image_format": next((g["format"] for g in result.generated), None),
+        "raw_width": median([g["width"] for g in result.generated]),
+        "raw_height": median([g["height"] for g in result.generated]),
+        "telegram_photo_bytes": median(result.raw_image_bytes),
+        "stderr_tail": result.stderr_tail[-5:],
+    }
+
+
+def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median of every numeric figure over the runs; other values from the first run."""
+    out: dict[str, Any] = {"runs": len(runs)}
+    for key, value in runs[0].items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or value is None:
+            values = [run.get(key) for run in runs]
+            out[key] = value if all(v == value for v in values) else values
+            continue
+        out[key] = median([run.get(key) for run in runs])
+    out["total_s_all"] = [run["total_s"] for run in runs]
+    return out
+
+
+# --- the report -------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, digits: int = 0, unit: str = "") -> str:
+    if value is None:
+        return "–"
+    return f"{value:,.{digits}f}{unit}"
+
+
+def _raw_label(sc: dict[str, Any]) -> str:
+    if not sc.get("raw_image_bytes"):
+        return "none served"
+    return (
+        f"{sc['raw_width']:.0f}×{sc['raw_height']:.0f} "
+        f"{(sc.get('raw_image_format') or 'png').upper()}, {sc['raw_image_bytes']:,.0f} bytes"
+    )
+
+
+def _mark(ok: bool | None) -> str:
+    return "–" if ok is None else ("✓" if ok else "✗")
+
+
+def _le(value: float | None, limit: float) -> bool | None:
+    return None if value is None else value <= limit
+
+
+def _ge(value: float | None, limit: float) -> bool | None:
+    return None if value is None else value >= limit
+
+
+def build_report(report: dict[str, Any]) -> str:
+    s = report["scenarios"]
+    settings = report["settings"]
+    one = s.get("1")
+    fifty = s.get("50")
+    big_key = max(s, key=int) if s else None
+    big = s.get(big_key) if big_key else None
+    base_total = one["total_s"] if one else None
+    lines: list[str] = []
+    add = lines.append
+    add(f"# refinebot benchmark — {report['date']}")
+    add("")
+    add(
+        f"Machine: {report['machine']['cpus']} cores, Python {report['machine']['python']}. "
+        f"Image backend latency {settings['image_latency']:g} s, critic "
+        f"{settings['critic_latency']:g} s, Telegram fake latency "
+        f"{settings['telegram_latency']:g} s; `{settings['image_kind']}` images as the bot "
+        f"requested them ({_raw_label(big or one or {})}); "
+        f"rate limiter {'as configured' if settings['rate_limiter'] else 'OFF'}. "
+        "Medians over runs (runs per scenario in the table)."
+    )
+    add("")
+    add("## Targets")
+    add("")
+    add("| Figure | Measured | Target | |")
+    add("|---|---:|---:|:-:|")
+
+    def row(name: str, value: str, target: str, ok: bool | None) -> None:
+        add(f"| {name} | {value} | {target} | {_mark(ok)} |")
+
+    for label, sc in (("1 chat", one), ("50 chats", fifty)):
+        if sc is None:
+            continue
+        row(
+            f"Overhead per round p50 ({label})",
+            _fmt(sc["overhead_p50_ms"], 0, " ms"),
+            "≤ 50 ms",
+            _le(sc["overhead_p50_ms"], TARGETS["overhead_p50_ms"]),
+        )
+        row(
+            f"Overhead per round p95 ({label})",
+            _fmt(sc["overhead_p95_ms"], 0, " ms"),
+            "≤ 200 ms",
+            _le(sc["overhead_p95_ms"], TARGETS["overhead_p95_ms"]),
+        )
+        row(
+            f"Time to first photo − image latency, p50 ({label})",
+            _fmt(sc["ttfp_p50_ms"], 0, " ms"),
+            "≤ 100 ms",
+            _le(sc["ttfp_p50_ms"], TARGETS["ttfp_ms"]),
+        )
+    cpu_sc = fifty or big or one
+    if cpu_sc:
+        row(
+            f"Bot CPU per round, user+sys ({cpu_sc['chats']} chats)",
+            _fmt(cpu_sc["bot_cpu_ms_per_round"], 1, " ms"),
+            "≤ 25 ms",
+            _le(cpu_sc["bot_cpu_ms_per_round"], TARGETS["cpu_ms_per_round"]),
+        )
+    if fifty and base_total:
+        ratio = fifty["total_s"] / base_total
+        row("50 chats × 3 rounds vs 1 chat", _fmt(ratio, 2, "×"), "≤ 1.2×", _le(ratio, 1.2))
+    if big and big_key and int(big_key) > 50:
+        label = f"{big_key} chats"
+        row(
+            f"Rounds per second ({label})",
+            _fmt(big["rounds_per_s"], 1),
+            "≥ 10",
+            _ge(big["rounds_per_s"], TARGETS["rounds_per_s_500"]),
+        )
+        row(
+            f"Event-loop lag p99 ({label})",
+            _fmt(big["lag_p99_ms"], 0, " ms"),
+            "≤ 100 ms",
+            _le(big["lag_p99_ms"], TARGETS["lag_p99_ms_500"]),
+        )
+        row(
+            f"Peak RSS ({label})",
+            _fmt(big["rss_peak_mb"], 0, " MB"),
+            "≤ 300 MB",
+            _le(big["rss_peak_mb"], TARGETS["rss_mb_500"]),
+        )
+    if big:
+        row(
+            f"Bot API calls/s sustained ({big['chats']} chats)",
+            _fmt(big["api_calls_per_s"], 1),
+            "≈ 30 (Telegram's ceiling)",
+            _ge(big["api_calls_per_s"], TELEGRAM_CEILING * 0.9),
+        )
+        row(
+            f"Bot API calls per bot CPU-second ({big['chats']} chats)",
+            _fmt(big["api_calls_per_cpu_s"], 0),
+            "≥ 30 (one core reaches the ceiling)",
+            _ge(big["api_calls_per_cpu_s"], TELEGRAM_CEILING),
+        )
+    critic = report.get("critic")
+    if critic:
+        row(
+            "Critic payload / raw image bytes",
+            _fmt(critic["jpeg_ratio"] * 100, 1, " %"),
+            "≤ 10 %",
+            _le(critic["jpeg_ratio"], TARGETS["critic_ratio"]),
+        )
+    add("")
+    add("## Scenarios (N chats × 3 rounds at once)")
+    add("")
+    add(
+        "| Chats | Limiter | Runs | Total s | × 1 chat | Rounds/s | Overhead p50 / p95 ms "
+        "| First photo − image p50 / p95 ms | Loop lag p99 / max ms | Peak RSS MB "
+        "| Bot CPU ms/round | Fakes CPU ms/round | API calls/s (limited) "
+        "| Calls/round (limited) | Late button answers | DB B/round | Image files B/round "
+        "| Failed rounds |"
+    )
+    add("|" + "---:|" * 18)
+    for key in sorted(s, key=int):
+        sc = s[key]
+        ratio = sc["total_s"] / base_total if base_total else None
+        add(
+            f"| {key} | on | {sc['runs']} | {_fmt(sc['total_s'], 1)} | {_fmt(ratio, 2)} "
+            f"| {_fmt(sc['rounds_per_s'], 2)} "
+            f"| {_fmt(sc['overhead_p50_ms'])} / {_fmt(sc['overhead_p95_ms'])} "
+            f"| {_fmt(sc['ttfp_p50_ms'])} / {_fmt(sc['ttfp_p95_ms'])} "
+            f"| {_fmt(sc['lag_p99_ms'])} / {_fmt(sc['lag_max_ms'])} "
+            f"| {_fmt(sc['rss_peak_mb'])} | {_fmt(sc['bot_cpu_ms_per_round'], 1)} "
+            f"| {_fmt(sc['fakes_cpu_ms_per_round'], 1)} "
+            f"| {_fmt(sc['api_calls_per_s'], 1)} ({_fmt(sc['limited_calls_per_s'], 1)}) "
+            f"| {_fmt(sc['api_calls_per_round'], 1)} ({_fmt(sc['limited_calls_per_round'], 1)}) "
+            f"| {_fmt(sc['failed_callback_answers'])} "
+            f"| {_fmt(sc['db_bytes_per_round'])} | {_fmt(sc['image_store_bytes_per_round'])} "
+            f"| {_fmt(sc['rounds_failed'])} |"
+        )
+    for key in sorted(report.get("no_limiter", {}), key=int):
+        sc = report["no_limiter"][key]
+        ratio = sc["total_s"] / base_total if base_total else None
+        add(
+            f"| {key} | **off** | {sc['runs']} | {_fmt(sc['total_s'], 1)} | {_fmt(ratio, 2)} "
+            f"| {_fmt(sc['rounds_per_s'], 2)} "
+            f"| {_fmt(sc['overhead_p50_ms'])} / {_fmt(sc['overhead_p95_ms'])} "
+            f"| {_fmt(sc['ttfp_p50_ms'])} / {_fmt(sc['ttfp_p95_ms'])} "
+            f"| {_fmt(sc['lag_p99_ms'])} / {_fmt(sc['lag_max_ms'])} "
+            f"| {_fmt(sc['rss_peak_mb'])} | {_fmt(sc['bot_cpu_ms_per_round'], 1)} "
+            f"| {_fmt(sc['fakes_cpu_ms_per_round'], 1)} "
+            f"| {_fmt(sc['api_calls_per_s'], 1)} ({_fmt(sc['limited_calls_per_s'], 1)}) "
+            f"| {_fmt(sc['api_calls_per_round'], 1)} ({_fmt(sc['limited_calls_per_round'], 1)}) "
+            f"| {_fmt(sc['failed_callback_answers'])} "
+            f"| {_fmt(sc['db_bytes_per_round'])} | {_fmt(sc['image_store_bytes_per_round'])} "
+            f"| {_fmt(sc['rounds_failed'])} |"
+        )
+    add("")
+    add(
+        "Overhead = round wall time (the user's update enqueued at the fake → the caption edit "
+        "with the buttons arriving at the fake) − image latency − critic latency. First photo = "
+        "enqueued → sendPhoto arriving, − image latency. Loop lag is sampled inside the bot "
+        "every 20 ms. Bot CPU = user+sys of the bot process over the scenario ÷ rounds, less "
+        "the lag sampler's own cost (the bot's idle CPU rate, measured before each scenario; "
+        "raw figures in latest.json). The fakes' (and driver's) CPU is this harness process's. "
+        "API calls = every Bot API call but getUpdates; *limited* = calls with a chat_id, the "
+        "ones AIORateLimiter meters at 30/s. Late button answers = answerCallbackQuery refused "
+        "as too old (> 15 s after the press). DB B/round = database file growth ÷ rounds "
+        "stored (the warm-up round included); image files are stored beside it."
+    )
+    add("")
+    add("## Rate limiter vs the bot's own work")
+    add("")
+    if one:
+        per_round = one["limited_calls_per_round"]
+        budget_50 = TELEGRAM_CEILING * 1.2 * one["total_s"] / (50 * settings["rounds"])
+        add(
+            f"AIORateLimiter meters every call with a chat_id at 30/s. A round makes "
+            f"{per_round:.1f} such calls with one chat (more under load: chat actions repeat "
+            f"every 4.5 s while a round waits). At 30/s that caps the bot at "
+            f"{TELEGRAM_CEILING / per_round:.1f} rounds/s whatever its CPU; ≥ 10 rounds/s needs "
+            f"≤ 3 metered calls per round, and 50 chats × {settings['rounds']} rounds within "
+            f"1.2× of one chat ({1.2 * one['total_s']:.1f} s) needs ≤ {budget_50:.1f}."
+        )
+        add("")
+    for key in sorted(s, key=int):
+        sc = s[key]
+        off = report.get("no_limiter", {}).get(key)
+        text = (
+            f"- **{key} chats**: {sc['limited_calls']:.0f} rate-limited calls in "
+            f"{sc['total_s']:.1f} s = {sc['limited_calls_per_s']:.1f}/s against the limiter's "
+            f"30/s, so the limiter alone needs ≥ {sc['limiter_floor_s']:.1f} s "
+            f"({min(1.0, sc['limiter_floor_s'] / sc['total_s']) * 100:.0f} % of the wall time); "
+            f"the bot's own CPU was {sc['bot_cpu_s']:.1f} s "
+            f"({sc['bot_cpu_busy'] * 100:.0f} % of one core over the run)."
+        )
+        if off:
+            share = max(0.0, (sc["total_s"] - off["total_s"]) / sc["total_s"])
+            text += (
+                f" Without the limiter the same scenario took {off['total_s']:.1f} s "
+                f"({off['rounds_per_s']:.1f} rounds/s): the limiter accounts for ≈ "
+                f"{share * 100:.0f} % of the wall time."
+            )
+        add(text)
+    add("")
+    if critic:
+        add("## Critic payload per round")
+        add("")
+        add("| | Bytes | Share of raw | Image tokens (tile rule) | USD per round |")
+        add("|---|---:|---:|---:|---:|")
+        add(
+            f"| Raw generated image ({critic['raw_width']}×{critic['raw_height']} "
+            f"{critic['raw_format']}) "
+            f"| {_fmt(critic['raw_bytes'])} | 100 % | {critic['raw_tokens']} "
+            f"| {critic['raw_usd']:.5f} |"
+        )
+        add(
+            f"| Critic JPEG as sent ({critic['width']}×{critic['height']}, "
+            f"detail={critic['detail']}) | {_fmt(critic['jpeg_bytes'])} "
+            f"| {critic['jpeg_ratio'] * 100:.1f} % | {critic['tokens']} "
+            f"| {critic['usd']:.5f} |"
+        )
+        add(
+            f"| … its base64 data URL on the wire | {_fmt(critic['data_url_chars'])} "
+            f"| {critic['data_url_ratio'] * 100:.1f} % | | |"
+        )
+        add(
+            f"| Image generation itself ({critic['image_output_tokens']:.0f} output image "
+            f"tokens) | | | | {critic['image_usd']:.4f} |"
+        )
+        add("")
+        add(
+            f"The critic's image costs {critic['usd'] / critic['image_usd'] * 100:.2f} % of "
+            "the image generation. By the tile rule a 1024×1024 image and its 768×768 copy are "
+            "the same 4 tiles (765 tokens): the downscale saves bytes and the bot's CPU, not "
+            "tokens. Prices assumed: image output tokens "
+            f"${IMAGE_OUT_USD_PER_MTOK:g}/M and text input ${IMAGE_TEXT_IN_USD_PER_MTOK:g}/M "
+            f"(GPT image models), critic input ${CRITIC_IN_USD_PER_MTOK:g}/M (a small GPT "
+            "vision model); token counts from the usage the fake returns (its image usage "
+            "follows the GPT-image medium-quality rate: 1056 tokens per 1024² image)."
+        )
+        add("")
+    add("## Reproduce")
+    add("")
+    add(f"`{report['command']}` (the default is `make bench`).")
+    add("")
+    return "\n".join(lines)
+
+
+def critic_summary(sc: dict[str, Any]) -> dict[str, Any] | None:
+    if not sc.get("critic_jpeg_bytes") or not sc.get("raw_image_bytes"):
+        return None
+    raw_w, raw_h = int(sc["raw_width"]), int(sc["raw_height"])
+    width, height = int(sc["critic_width"]), int(sc["critic_height"])
+    detail = sc.get("critic_detail") or "auto"
+    tokens = image_tokens(width, height, detail)
+    raw_tokens = image_tokens(raw_w, raw_h, detail)
+    out_tokens = sc.get("image_output_tokens") or 0
+    text_tokens = sc.get("image_text_tokens") or 0
+    return {
+        "raw_bytes": sc["raw_image_bytes"],
+        "raw_width": raw_w,
+        "raw_height": raw_h,
+        "raw_tokens": raw_tokens,
+        "raw_format": (sc.get("raw_image_format") or "png").upper(),
+        "raw_usd": raw_tokens * CRITIC_IN_USD_PER_MTOK / 1e6,
+        "jpeg_bytes": sc["critic_jpeg_bytes"],
+        "jpeg_ratio": sc["critic_jpeg_bytes"] / sc["raw_image_bytes"],
+        "data_url_chars": sc["critic_data_url_chars"],
+        "data_url_ratio": sc["critic_data_url_chars"] / sc["raw_image_bytes"],
+        "width": width,
+        "height": height,
+        "detail": detail,
+        "tokens": tokens,
+        "usd": tokens * CRITIC_IN_USD_PER_MTOK / 1e6,
+        "image_output_tokens": out_tokens,
+        "image_usd": (
+            out_tokens * IMAGE_OUT_USD_PER_MTOK + text_tokens * IMAGE_TEXT_IN_USD_PER_MTOK
+        )
+        / 1e6,
+    }
+
+
+# --- running ---------------------------------------------------------------------------------
+
+
+def _ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--chats", type=_ints, default=[1, 50, 500], help="N list (1,50,500)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per N up to 50 (3)")
+    parser.add_argument(
+        "--repeats-large", type=int, default=1, help="runs per N above 50 (1: ~5 min each)"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per chat (3)")
+    parser.add_argument("--image-latency", type=float, default=2.0, help="seconds (2.0)")
+    parser.add_argument("--critic-latency", type=float, default=1.0, help="seconds (1.0)")
+    parser.add_argument("--telegram-latency", type=float, default=0.0, help="seconds (0)")
+    parser.add_argument("--image", choices=IMAGE_KINDS, default="photo", help="(photo)")
+    parser.add_argument(
+        "--no-limiter",
+        type=_ints,
+        default=[50],
+        metavar="N,...",
+        help="also run these N with the rate limiter off, once each (50); '' for none",
+    )
+    parser.add_argument("--think", type=float, default=0.0, help="user think time, s (0)")
+    parser.add_argument("--stall-timeout", type=float, default=120.0, help="seconds (120)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 and 20 chats, once")
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        const=50,
+        type=int,
+        metavar="N",
+        help="only profile the N-chat scenario (50) with py-spy and report hotspots",
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.chats, args.repeats, args.repeats_large, args.no_limiter = [1, 20], 1, 1, [20]
+    return args
+
+
+def _config(args: argparse.Namespace, chats: int, *, rate_limiter: bool = True) -> Config:
+    return Config(
+        chats=chats,
+        rounds=args.rounds,
+        image_latency=args.image_latency,
+        critic_latency=args.critic_latency,
+        telegram_latency=args.telegram_latency,
+        image_kind=args.image,
+        rate_limiter=rate_limiter,
+        think=args.think,
+        stall_timeout=args.stall_timeout,
+    )
+
+
+def _log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+async def _scenario(args: argparse.Namespace, chats: int, runs: int, limiter: bool) -> dict:
+    summaries = []
+    for index in range(runs):
+        began = time.monotonic()
+        result = await run_once(_config(args, chats, rate_limiter=limiter))
+        summary = summarize_run(result)
+        summaries.append(summary)
+        _log(
+            f"  {chats:>4} chats, limiter {'on ' if limiter else 'off'} run {index + 1}/{runs}: "
+            f"{summary['total_s']:.1f} s, {summary['rounds_done']}/{summary['rounds_planned']} "
+            f"rounds, overhead p50 {_fmt(summary['overhead_p50_ms'])} ms, bot CPU "
+            f"{summary['bot_cpu_ms_per_round']:.1f} ms/round "
+            f"(took {time.monotonic() - began:.0f} s)"
+        )
+        if summary["rounds_failed"]:
+            _log(f"    failed rounds: {summary['failures']}; bot stderr: {summary['stderr_tail']}")
+    return aggregate(summaries)
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python -m bench.run " + " ".join(sys.argv[1:]),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "settings": {
+            "image_latency": args.image_latency,
+            "critic_latency": args.critic_latency,
+            "telegram_latency": args.telegram_latency,
+            "image_kind": args.image,
+            "rounds": args.rounds,
+            "rate_limiter": True,
+            "repeats": args.repeats,
+            "repeats_large": args.repeats_large,
+            "think": args.think,
+        },
+        "targets": TARGETS,
+        "scenarios": {},
+        "no_limiter": {},
+    }
+    for chats in args.chats:
+        runs = args.repeats if chats <= 50 else args.repeats_large
+        report["scenarios"][str(chats)] = await _scenario(args, chats, runs, True)
+    for chats in args.no_limiter:
+        report["no_limiter"][str(chats)] = await _scenario(args, chats, 1, False)
+    scenarios = report["scenarios"]
+    source = scenarios.get("50") or next(iter(scenarios.values()), None)
+    report["critic"] = critic_summary(source) if source else None
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    # The fakes' server logs (client disconnects when the bot stops) go to a file, not the tty.
+    fakes_log = logging.FileHandler(args.out / "fakes.log", mode="w")
+    fakes_log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("aiohttp").addHandler(fakes_log)
+    logging.getLogger("aiohttp").propagate = False
+    if args.profile is not None:
+        from bench.profile import profile_scenario
+
+        return asyncio.run(profile_scenario(_config(args, args.profile), args.out))
+    began = time.monotonic()
+    report = asyncio.run(main_async(args))
+    report["elapsed_s"] = time.monotonic() - began
+    markdown = build_report(report)
+    (args.out / "latest.md").write_text(markdown)
+    (args.out / "latest.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print(markdown)
+    _log(f"wrote {args.out / 'latest.md'} and latest.json in {report['elapsed_s']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
