@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     image_model: str = "gpt-image-2.5-flare"
     image_format: Literal["square", "portrait", "story", "banner"] = "square"
     image_quality: Literal["low", "medium", "high", "auto"] = "medium"
+    image_output_format: Literal["png", "jpeg", "webp"] = "jpeg"
     image_timeout: float = Field(default=180.0, gt=0)
 
     critic_model: str = "gpt-5.4-mini"
@@ -72,7 +73,7 @@ class Settings(BaseSettings):
     stability_api_key: SecretStr | None = None
     stability_api_base_url: str = "https://api.stability.ai"
     stability_model: str = "sd3.5-large"
-    stability_output_format: Literal["png", "jpeg", "webp"] = "png"
+    stability_output_format: Literal["png", "jpeg", "webp"] = "jpeg"
     stability_image_strength: float = Field(default=0.6, ge=0.0, le=1.0)
 
     max_upload_mb: float = Field(default=20.0, gt=0, le=2000)

@@ -58,6 +58,7 @@ def build_generator(settings: Settings) -> ImageGenerator:
         settings.image_model,
         settings.image_quality,
         settings.image_timeout,
+        output_format=settings.image_output_format,
     )
 
 

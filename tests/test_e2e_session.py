@@ -194,7 +194,7 @@ async def test_stop_on_a_pruned_image_keeps_the_session_usable(
 ) -> None:
     telegram.user_sends_text(ana_chat, ana, "/new tote bag")
     round1 = await next_round(telegram, ana_chat)
-    for image in (data_dir / "images").rglob("*.png"):
+    for image in (data_dir / "images").rglob("*.jpg"):
         image.unlink()  # as IMAGE_RETENTION_DAYS would
     query = telegram.user_presses(ana_chat, ana, round1, "Stop")
     assert "deleted by the retention policy" in await toast(telegram, query)

@@ -34,7 +34,7 @@ async def test_refine_writes_images_and_a_report(openai_fake, make_settings, tmp
     assert report["plan"] == {"rounds": 3, "drafts": 2, "threshold": 8, "max_images": 6}
     assert [r["score"] for r in report["rounds"]] == [7, 6, 7]
     assert report["stop_reason"] == "no_improvement"
-    assert report["best"]["round"] == 1 and report["best"]["file"] == "best.png"
+    assert report["best"]["round"] == 1 and report["best"]["file"] == "best.jpg"
     for entry in report["rounds"]:
         assert entry["critique"]["revised_prompt"] and entry["kept_draft"] in (1, 2)
         [kept] = [d for d in entry["drafts"] if d["number"] == entry["kept_draft"]]
@@ -44,8 +44,8 @@ async def test_refine_writes_images_and_a_report(openai_fake, make_settings, tmp
             assert prompt_of(image) == entry["prompt"]
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(
-        ["best.png", "report.html", "report.json"]
-        + [f"round-0{r}-draft-{d}.png" for r in (1, 2, 3) for d in (1, 2)]
+        ["best.jpg", "report.html", "report.json"]
+        + [f"round-0{r}-draft-{d}.jpg" for r in (1, 2, 3) for d in (1, 2)]
     )
     html = (out / "report.html").read_text()
     assert html.count("data:image/jpeg;base64,") == 7  # best + six drafts, embedded
@@ -87,7 +87,7 @@ async def test_python_m_bot_refine_as_a_process(openai_fake, tmp_path) -> None:
     )
     assert finished.returncode == 0, finished.stderr
     assert re.search(r"best: round \d \(\d+/10\)", finished.stdout)
-    assert (out / "report.html").exists() and (out / "round-02-draft-2.png").exists()
+    assert (out / "report.html").exists() and (out / "round-02-draft-2.jpg").exists()
     assert openai_fake.api_key not in finished.stdout + finished.stderr
 
     bad = await run_cli(
