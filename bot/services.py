@@ -72,6 +72,31 @@ def build_critic(settings: Settings) -> Critic:
     return OpenAICritic(client, settings.critic_model, settings.critic_timeout)
 
 
+def build_refine(
+    settings: Settings,
+    store: Store,
+    generator: ImageGenerator,
+    critic: Critic,
+    quota: QuotaPolicy,
+) -> RefineService:
+    """Return the domain service configured from the settings (critic image size, default
+    format, autopilot defaults), under the given quota policy."""
+    autopilot = AutopilotDefaults(
+        rounds=settings.autopilot_rounds,
+        drafts=settings.autopilot_drafts,
+        threshold=settings.autopilot_threshold,
+    )
+    return RefineService(
+        store,
+        generator,
+        critic,
+        settings.critic_image_max_side,
+        quota,
+        settings.image_format,
+        autopilot=autopilot,
+    )
+
+
 async def build_services(settings: Settings) -> Services:
     """Open the store and build the backends and the domain service."""
     store = await Store.open(settings.database_path)
@@ -82,18 +107,5 @@ async def build_services(settings: Settings) -> Services:
         rounds_per_chat_per_day=settings.quota_rounds_per_chat_per_day,
         exempt_user_ids=settings.admin_user_ids,
     )
-    autopilot = AutopilotDefaults(
-        rounds=settings.autopilot_rounds,
-        drafts=settings.autopilot_drafts,
-        threshold=settings.autopilot_threshold,
-    )
-    refine = RefineService(
-        store,
-        generator,
-        critic,
-        settings.critic_image_max_side,
-        quota,
-        settings.image_format,
-        autopilot=autopilot,
-    )
+    refine = build_refine(settings, store, generator, critic, quota)
     return Services(settings, store, generator, critic, refine)

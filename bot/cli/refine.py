@@ -32,8 +32,8 @@ from bot.config import Settings, describe_errors, load_settings
 from bot.images import InvalidImage, critic_jpeg, prepare_reference
 from bot.refine.errors import RefineError
 from bot.refine.models import Actor, AutopilotOutcome, AutopilotProgress, QuotaPolicy, Scope
-from bot.refine.service import AutopilotDefaults, RefineService, critique_of
-from bot.services import build_critic, build_generator
+from bot.refine.service import critique_of
+from bot.services import build_critic, build_generator, build_refine
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -118,18 +118,9 @@ async def refine_to_directory(
     with tempfile.TemporaryDirectory(prefix="refinebot-") as scratch:
         store = await Store.open(Path(scratch) / "refine.db")
         try:
-            defaults = AutopilotDefaults(
-                rounds=settings.autopilot_rounds,
-                drafts=settings.autopilot_drafts,
-                threshold=settings.autopilot_threshold,
-            )
-            refine = RefineService(
-                store,
-                generator,
-                critic,
-                settings.critic_image_max_side,
-                QuotaPolicy(exempt_user_ids=None),
-                autopilot=defaults,
+            # No quota in the terminal: whoever runs it pays directly.
+            refine = build_refine(
+                settings, store, generator, critic, QuotaPolicy(exempt_user_ids=None)
             )
             pending = await refine.begin_autopilot(
                 TERMINAL_SCOPE,

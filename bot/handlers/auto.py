@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from telegram import Bot, InlineKeyboardMarkup, Message, ReplyParameters, Update
+from telegram import Bot, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ContextTypes
 
@@ -25,7 +25,6 @@ from bot.handlers.common import (
     reply,
     scope_of,
     services,
-    thread_kwargs,
 )
 from bot.handlers.presenter import RoundPresenter
 from bot.handlers.uploads import DeliveryMemory
@@ -163,22 +162,8 @@ class AutopilotPresenter(RoundPresenter):
     async def _send_progress(
         self, text: str, keyboard: InlineKeyboardMarkup | None = None, *, quiet: bool = False
     ) -> None:
-        reply_to = (
-            ReplyParameters(self._reply_to, allow_sending_without_reply=True)
-            if self._reply_to
-            else None
-        )
         try:
-            message = await self._call(
-                lambda chat_id: self._bot.send_message(
-                    chat_id,
-                    text,
-                    parse_mode=HTML,
-                    reply_parameters=reply_to,
-                    reply_markup=keyboard,
-                    **thread_kwargs(self._scope),
-                )
-            )
+            message = await self._send_text(text, keyboard)
         except TelegramError as error:
             log.warning("could not send autopilot progress: %s", error)
             return

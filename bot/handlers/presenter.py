@@ -64,6 +64,24 @@ class RoundPresenter:
         self._gone = False
         self._announce = announce
 
+    async def _send_text(self, text: str, keyboard: InlineKeyboardMarkup | None = None) -> Message:
+        """Send an HTML text to the scope, as a reply to the message that asked (if any)."""
+        reply = (
+            ReplyParameters(self._reply_to, allow_sending_without_reply=True)
+            if self._reply_to
+            else None
+        )
+        return await self._call(
+            lambda chat_id: self._bot.send_message(
+                chat_id,
+                text,
+                parse_mode=HTML,
+                reply_parameters=reply,
+                reply_markup=keyboard,
+                **thread_kwargs(self._scope),
+            )
+        )
+
     async def _call(self, send: Callable[[int], Awaitable[T]]) -> T:
         """Call `send(chat_id)`, following a chat migration once; a lost chat is AudienceGone."""
         try:
@@ -84,20 +102,8 @@ class RoundPresenter:
         self._keep_alive = asyncio.create_task(self._chat_action_loop())
         if not self._announce:
             return
-        reply = (
-            ReplyParameters(self._reply_to, allow_sending_without_reply=True)
-            if self._reply_to
-            else None
-        )
         try:
-            status = await self._call(
-                lambda chat_id: self._bot.send_message(
-                    chat_id,
-                    views.status_text(round, "generating"),
-                    reply_parameters=reply,
-                    **thread_kwargs(self._scope),
-                )
-            )
+            status = await self._send_text(views.status_text(round, "generating"))
             self._status_id = status.message_id
         except TelegramError as error:
             log.warning("could not send status for round %s: %s", round.id, error)
