@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 from tests.fakes.telegram_server import BotMessage, FakeTelegram
 
 
@@ -52,3 +55,9 @@ async def history_of_latest_session(telegram: FakeTelegram, chat: dict, user: di
             (m := telegram.message(chat["id"], page.message_id)).plain.startswith("Session #") and m
         )
     )
+
+
+def stored_message_ids(data_dir: Path) -> list[int | None]:
+    """Read the rounds' message ids straight from the bot's database (WAL, read-only)."""
+    with sqlite3.connect(f"file:{data_dir / 'refinebot.db'}?mode=ro", uri=True) as db:
+        return [row[0] for row in db.execute("SELECT message_id FROM rounds ORDER BY id")]

@@ -11,7 +11,7 @@ from storage.records import AutopilotStatus, RoundStatus
 from storage.store import Store
 from tests.fakes.openai_server import OpenAIFault, default_critic
 from tests.fakes.pngs import prompt_of
-from tests.helpers import next_round, next_text, toast
+from tests.helpers import next_round, next_text, stored_message_ids, toast
 from tests.test_e2e_photos import product_photo
 
 BRIEF = "leather wallet on dark slate"
@@ -96,6 +96,8 @@ async def test_stops_when_two_rounds_do_not_improve_and_shows_the_best(
     # Each round continues from the previous round's suggestion.
     assert [r.json["prompt"] for r in images[::2]] == [BRIEF + SUFFIX * n for n in range(3)]
 
+    # The best image's message id is stored just after it is shown.
+    await telegram.wait_for(lambda: stored_message_ids(data_dir)[0] == best.message_id)
     store, _session, rounds = await session_of(data_dir, ana_chat["id"])
     assert [r.score for r in rounds] == [7, 5, 6]
     run = await store.get_autopilot_run(rounds[0].autopilot_id)

@@ -6,13 +6,12 @@ import asyncio
 import os
 import re
 import signal
-import sqlite3
 import sys
 from pathlib import Path
 
 from tests.conftest import ANA_ID
 from tests.fakes.openai_server import OpenAIFault
-from tests.helpers import next_round, next_text
+from tests.helpers import next_round, next_text, stored_message_ids
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -107,12 +106,6 @@ async def test_rejected_token_is_one_clear_line(telegram, openai_fake, tmp_path,
     assert process.returncode == 2
     assert "Telegram rejected TELEGRAM_BOT_TOKEN" in text
     assert "999:wrong" not in text
-
-
-def stored_message_ids(data_dir: Path) -> list[int | None]:
-    """Read the rounds' message ids straight from the bot's database (WAL, read-only)."""
-    with sqlite3.connect(f"file:{data_dir / 'refinebot.db'}?mode=ro", uri=True) as db:
-        return [row[0] for row in db.execute("SELECT message_id FROM rounds ORDER BY id")]
 
 
 async def kill_bot(process: asyncio.subprocess.Process) -> None:
