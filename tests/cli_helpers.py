@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.conftest import ANA_ID
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,3 +70,40 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def fakes_environment(telegram, openai_fake, data_dir: Path, **extra: str) -> dict[str, str]:
+    """Return a clean environment that points the bot at the fakes, Ana as admin, DEBUG logs;
+    `extra` keys are added or override."""
+    values = {
+        "TELEGRAM_BOT_TOKEN": telegram.token,
+        "TELEGRAM_API_BASE_URL": telegram.base_url,
+        "TELEGRAM_FILE_BASE_URL": telegram.base_file_url,
+        "OPENAI_API_KEY": openai_fake.api_key,
+        "OPENAI_BASE_URL": openai_fake.base_url,
+        "DATABASE_PATH": str(data_dir / "refinebot.db"),
+        "ADMIN_USER_IDS": str(ANA_ID),
+        "LOG_LEVEL": "DEBUG",
+    }
+    values.update(extra)
+    return clean_environment(**values)
+
+
+async def start_bot(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+    """Start `python -m bot` (running the bot) with this environment."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def stop_bot(process: asyncio.subprocess.Process) -> str:
+    """Stop the bot with SIGTERM, as systemd or Docker would; return what it logged."""
+    process.send_signal(signal.SIGTERM)
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    return stderr.decode()

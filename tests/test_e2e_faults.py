@@ -7,6 +7,7 @@ import logging
 
 from storage.records import RoundStatus
 from storage.store import Store
+from tests.cli_helpers import fakes_environment, start_bot, stop_bot
 from tests.fakes.faults import Fault
 from tests.helpers import next_round, next_text, toast
 
@@ -142,10 +143,8 @@ async def test_malformed_critic_response_is_retried(
 async def test_bot_api_unreachable_at_start_up_is_waited_for(
     telegram, openai_fake, ana, ana_chat, tmp_path, data_dir
 ) -> None:
-    from tests.test_process import bot_environment, start_bot, stop_bot
-
     telegram.fail_next("getMe", error_code=502, description="Bad Gateway", count=3)
-    process = await start_bot(bot_environment(telegram, openai_fake, data_dir), tmp_path)
+    process = await start_bot(fakes_environment(telegram, openai_fake, data_dir), tmp_path)
     try:
         telegram.user_sends_text(ana_chat, ana, "/new canvas tote")
         await next_round(telegram, ana_chat)

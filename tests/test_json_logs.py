@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import logging
-import signal
-import sys
 from collections.abc import Iterator
 
 import pytest
 
 from bot.logs import TEXT_FORMAT, JsonFormatter, RedactSecrets
-from tests.cli_helpers import clean_environment
-from tests.conftest import ANA_ID
+from tests.cli_helpers import fakes_environment, start_bot, stop_bot
 
 SECRET = "sk-very-secret-value-42"
 
@@ -64,37 +60,18 @@ def test_json_lines_survive_awkward_text(captured) -> None:
 
 
 async def test_the_process_logs_json(telegram, openai_fake, ana, ana_chat, tmp_path) -> None:
-    env = clean_environment(
-        TELEGRAM_BOT_TOKEN=telegram.token,
-        TELEGRAM_API_BASE_URL=telegram.base_url,
-        TELEGRAM_FILE_BASE_URL=telegram.base_file_url,
-        OPENAI_API_KEY=openai_fake.api_key,
-        OPENAI_BASE_URL=openai_fake.base_url,
-        DATABASE_PATH=str(tmp_path / "data" / "refinebot.db"),
-        ADMIN_USER_IDS=str(ANA_ID),
-        LOG_LEVEL="DEBUG",
-        LOG_FORMAT="json",
-    )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        env=env,
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    env = fakes_environment(telegram, openai_fake, tmp_path / "data", LOG_FORMAT="json")
+    process = await start_bot(env, tmp_path)
     try:
         telegram.user_sends_text(ana_chat, ana, "/help")
         await telegram.wait_for(lambda: telegram.last_message(ana_chat), timeout=30)
     finally:
-        process.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+        stderr = await stop_bot(process)
     assert process.returncode == 0
-    lines = stderr.decode().splitlines()
+    lines = stderr.splitlines()
     assert len(lines) > 5
     entries = [json.loads(line) for line in lines]  # every line is one JSON object
     assert all({"time", "level", "logger", "message"} <= set(entry) for entry in entries)
     assert any(entry["level"] == "DEBUG" for entry in entries)
-    text = stderr.decode()
+    text = stderr
     assert telegram.token not in text and openai_fake.api_key not in text

@@ -3,57 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
-import sys
-from pathlib import Path
 
+from tests.cli_helpers import clean_environment, fakes_environment, start_bot, stop_bot
 from tests.conftest import ANA_ID
 from tests.fakes.openai_server import OpenAIFault
 from tests.helpers import next_round, next_text, stored_message_ids
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def bot_environment(telegram, openai_fake, data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TELEGRAM_"))}
-    env.update(
-        TELEGRAM_BOT_TOKEN=telegram.token,
-        TELEGRAM_API_BASE_URL=telegram.base_url,
-        TELEGRAM_FILE_BASE_URL=telegram.base_file_url,
-        OPENAI_API_KEY=openai_fake.api_key,
-        OPENAI_BASE_URL=openai_fake.base_url,
-        DATABASE_PATH=str(data_dir / "refinebot.db"),
-        ADMIN_USER_IDS=str(ANA_ID),
-        LOG_LEVEL="DEBUG",
-    )
-    env.update(extra)
-    return env
-
-
-async def start_bot(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        env={**env, "PYTHONPATH": str(ROOT)},
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-
-
-async def stop_bot(process: asyncio.subprocess.Process) -> str:
-    process.send_signal(signal.SIGTERM)
-    _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
-    return stderr.decode()
 
 
 async def test_run_stop_restart_keeps_history(
     telegram, openai_fake, ana, ana_chat, tmp_path, data_dir
 ) -> None:
-    env = bot_environment(telegram, openai_fake, data_dir)
+    env = fakes_environment(telegram, openai_fake, data_dir)
     process = await start_bot(env, tmp_path)
     try:
         # An error path too, so its logs are searched for secrets as well.
@@ -89,8 +50,7 @@ async def test_run_stop_restart_keeps_history(
 
 
 async def test_missing_token_is_one_clear_line(tmp_path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "OPENAI_"))}
-    process = await start_bot(env, tmp_path)
+    process = await start_bot(clean_environment(), tmp_path)
     _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
     text = stderr.decode().strip()
     assert process.returncode == 2
@@ -99,7 +59,7 @@ async def test_missing_token_is_one_clear_line(tmp_path) -> None:
 
 
 async def test_rejected_token_is_one_clear_line(telegram, openai_fake, tmp_path, data_dir) -> None:
-    env = bot_environment(telegram, openai_fake, data_dir, TELEGRAM_BOT_TOKEN="999:wrong")
+    env = fakes_environment(telegram, openai_fake, data_dir, TELEGRAM_BOT_TOKEN="999:wrong")
     process = await start_bot(env, tmp_path)
     _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
     text = stderr.decode()
@@ -117,7 +77,7 @@ async def kill_bot(process: asyncio.subprocess.Process) -> None:
 async def test_crash_before_the_image_offers_retry(
     telegram, openai_fake, ana, ana_chat, tmp_path, data_dir
 ) -> None:
-    env = bot_environment(telegram, openai_fake, data_dir)
+    env = fakes_environment(telegram, openai_fake, data_dir)
     openai_fake.image_latency = 60
     process = await start_bot(env, tmp_path)
     telegram.user_sends_text(ana_chat, ana, "/new rattan lamp")
@@ -139,7 +99,7 @@ async def test_crash_before_the_image_offers_retry(
 async def test_crash_after_the_image_delivers_it_without_paying_again(
     telegram, openai_fake, ana, ana_chat, tmp_path, data_dir
 ) -> None:
-    env = bot_environment(telegram, openai_fake, data_dir)
+    env = fakes_environment(telegram, openai_fake, data_dir)
     openai_fake.chat_latency = 60
     process = await start_bot(env, tmp_path)
     telegram.user_sends_text(ana_chat, ana, "/new rattan lamp")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -17,8 +15,14 @@ from bot.app import build_application
 from bot.config import Settings
 from bot.health import heartbeat_path
 from bot.webhook import SECRET_HEADER, webhook_options
-from tests.cli_helpers import clean_environment, free_port, run_cli
-from tests.conftest import ANA_ID
+from tests.cli_helpers import (
+    clean_environment,
+    fakes_environment,
+    free_port,
+    run_cli,
+    start_bot,
+)
+from tests.cli_helpers import stop_bot as stop_process
 from tests.fakes.telegram_server import FakeTelegram
 
 SECRET = "s3cret-Webhook_token-0123456789"
@@ -124,29 +128,16 @@ async def test_the_process_runs_in_webhook_mode(
     telegram: FakeTelegram, openai_fake, ana, ana_chat, tmp_path, data_dir
 ) -> None:
     port = free_port()
-    env = clean_environment(
-        TELEGRAM_BOT_TOKEN=telegram.token,
-        TELEGRAM_API_BASE_URL=telegram.base_url,
-        TELEGRAM_FILE_BASE_URL=telegram.base_file_url,
-        OPENAI_API_KEY=openai_fake.api_key,
-        OPENAI_BASE_URL=openai_fake.base_url,
-        DATABASE_PATH=str(data_dir / "refinebot.db"),
-        ADMIN_USER_IDS=str(ANA_ID),
-        LOG_LEVEL="DEBUG",
+    env = fakes_environment(
+        telegram,
+        openai_fake,
+        data_dir,
         WEBHOOK_URL=PUBLIC_URL,
         WEBHOOK_SECRET=SECRET,
         WEBHOOK_LISTEN="127.0.0.1",
         WEBHOOK_PORT=str(port),
     )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        env=env,
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await start_bot(env, tmp_path)
     try:
         await telegram.wait_for(lambda: telegram.webhook, timeout=30)
         await telegram.wait_for(lambda: heartbeat_path(data_dir).exists(), timeout=15)
@@ -160,9 +151,7 @@ async def test_the_process_runs_in_webhook_mode(
         assert health.returncode == 0, health.stdout + health.stderr
         assert health.stdout.startswith("healthy: webhook")
     finally:
-        process.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
-    logs = stderr.decode()
+        logs = await stop_process(process)
     assert process.returncode == 0, logs
     assert "webhook mode" in logs
     # Neither the webhook secret nor the token reach the logs, even at DEBUG.
