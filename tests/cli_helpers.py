@@ -107,3 +107,9 @@ async def stop_bot(process: asyncio.subprocess.Process) -> str:
     process.send_signal(signal.SIGTERM)
     _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
     return stderr.decode()
+
+
+async def kill_bot(process: asyncio.subprocess.Process) -> None:
+    """End the bot the hard way, as a crash or a power cut would."""
+    process.kill()
+    await asyncio.wait_for(process.communicate(), timeout=30)

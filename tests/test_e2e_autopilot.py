@@ -230,9 +230,9 @@ async def test_bad_requests_and_failures(telegram, openai_fake, bot, ana, ana_ch
 async def test_a_crash_mid_autopilot_offers_retry(
     telegram, openai_fake, ana, ana_chat, tmp_path, data_dir
 ) -> None:
-    from tests.test_process import bot_environment, kill_bot, start_bot, stop_bot
+    from tests.cli_helpers import fakes_environment, kill_bot, start_bot, stop_bot
 
-    env = bot_environment(telegram, openai_fake, data_dir)
+    env = fakes_environment(telegram, openai_fake, data_dir)
     openai_fake.image_latency = 60
     process = await start_bot(env, tmp_path)
     telegram.user_sends_text(ana_chat, ana, "/auto 2 " + BRIEF)

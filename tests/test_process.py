@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-from tests.cli_helpers import clean_environment, fakes_environment, start_bot, stop_bot
+from tests.cli_helpers import clean_environment, fakes_environment, kill_bot, start_bot, stop_bot
 from tests.conftest import ANA_ID
 from tests.fakes.openai_server import OpenAIFault
 from tests.helpers import next_round, next_text, stored_message_ids
@@ -66,12 +66,6 @@ async def test_rejected_token_is_one_clear_line(telegram, openai_fake, tmp_path,
     assert process.returncode == 2
     assert "Telegram rejected TELEGRAM_BOT_TOKEN" in text
     assert "999:wrong" not in text
-
-
-async def kill_bot(process: asyncio.subprocess.Process) -> None:
-    """End the bot the hard way, as a crash or a power cut would."""
-    process.kill()
-    await asyncio.wait_for(process.communicate(), timeout=30)
 
 
 async def test_crash_before_the_image_offers_retry(
