@@ -31,6 +31,7 @@ from typing import Any
 
 from bench import loopmon
 from bench.images import renderer
+from bot.rate_limit import UNPACED_ENDPOINTS
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.telegram_server import Call, FakeTelegram
 
@@ -184,7 +185,8 @@ class Driver:
         if call.method == "getUpdates":
             return
         params = call.params
-        self.api_calls.append((call.at, call.method, call.ok, "chat_id" in params))
+        metered = "chat_id" in params and call.method not in UNPACED_ENDPOINTS
+        self.api_calls.append((call.at, call.method, call.ok, metered))
         chat_id = params.get("chat_id")
         state = self.chats.get(chat_id) if isinstance(chat_id, int) else None
         if call.method == "answerCallbackQuery":

@@ -362,10 +362,12 @@ def build_report(report: dict[str, Any]) -> str:
         "every 20 ms. Bot CPU = user+sys of the bot process over the scenario ÷ rounds, less "
         "the lag sampler's own cost (the bot's idle CPU rate, measured before each scenario; "
         "raw figures in latest.json). The fakes' (and driver's) CPU is this harness process's. "
-        "API calls = every Bot API call but getUpdates; *limited* = calls with a chat_id, the "
-        "ones AIORateLimiter meters at 30/s. Late button answers = answerCallbackQuery refused "
-        "as too old (> 15 s after the press). DB B/round = database file growth ÷ rounds "
-        "stored (the warm-up round included); image files are stored beside it."
+        "API calls = every Bot API call but getUpdates; *limited* = the calls the bot's rate "
+        "limiter meters at 30/s (every call with a chat_id but chat actions and reactions, "
+        "which are not messages: bot/rate_limit.py). Late button answers = "
+        "answerCallbackQuery refused as too old (> 15 s after the press). DB B/round = "
+        "database file growth ÷ rounds stored (the warm-up round included); image files are "
+        "stored beside it."
     )
     add("")
     add("## Rate limiter vs the bot's own work")
@@ -374,9 +376,8 @@ def build_report(report: dict[str, Any]) -> str:
         per_round = one["limited_calls_per_round"]
         budget_50 = TELEGRAM_CEILING * 1.2 * one["total_s"] / (50 * settings["rounds"])
         add(
-            f"AIORateLimiter meters every call with a chat_id at 30/s. A round makes "
-            f"{per_round:.1f} such calls with one chat (more under load: chat actions repeat "
-            f"every 4.5 s while a round waits). At 30/s that caps the bot at "
+            f"The rate limiter meters messages (sends, edits, deletes) at 30/s. A round makes "
+            f"{per_round:.1f} such calls with one chat. At 30/s that caps the bot at "
             f"{TELEGRAM_CEILING / per_round:.1f} rounds/s whatever its CPU; ≥ 10 rounds/s needs "
             f"≤ 3 metered calls per round, and 50 chats × {settings['rounds']} rounds within "
             f"1.2× of one chat ({1.2 * one['total_s']:.1f} s) needs ≤ {budget_50:.1f}."

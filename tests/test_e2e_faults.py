@@ -36,13 +36,13 @@ async def test_blocked_chat_stops_before_paying_and_without_a_storm(
 ) -> None:
     telegram.user_blocks_bot(ana_chat)
     telegram.user_sends_text(ana_chat, ana, "/new canvas tote")
-    await telegram.wait_for(lambda: telegram.calls_to("sendMessage"))
+    await telegram.wait_for(lambda: telegram.calls_to("sendChatAction"))
     await asyncio.sleep(0.5)
     assert openai_fake.requests_to("images") == []  # nothing paid for a chat nobody reads
     [round] = await rounds_of(data_dir, ana_chat["id"])
     assert round.status is RoundStatus.CANCELLED
-    to_chat = [c for c in telegram.calls if c.params.get("chat_id") == ana_chat["id"]]
-    assert len(to_chat) <= 2  # the status message, at most one chat action: no retries
+    to_chat = [c.method for c in telegram.calls if c.params.get("chat_id") == ana_chat["id"]]
+    assert sorted(to_chat) == ["sendChatAction", "setMessageReaction"]  # no retries, no more
 
 
 async def test_blocked_after_the_image_ends_the_round_quietly(
@@ -64,14 +64,15 @@ async def test_quiet_telegram_errors_never_reach_the_error_handler(
     telegram, openai_fake, bot, ana, ana_chat, caplog
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    telegram.fail_next("setMessageReaction", description="Bad Request: REACTION_INVALID")
     telegram.user_sends_text(ana_chat, ana, "/new canvas tote")
     round1 = await next_round(telegram, ana_chat)
+    assert [c.ok for c in telegram.calls_to("setMessageReaction")] == [False]
     telegram.fail_next(
         "answerCallbackQuery",
         description="Bad Request: query is too old and response timeout expired or query ID "
         "is invalid",
     )
-    telegram.fail_next("deleteMessage", description="Bad Request: message to delete not found")
     telegram.user_presses(ana_chat, ana, round1, "Accept")
     round2 = await next_round(telegram, ana_chat, after=round1.message_id)
     assert "Round 2" in round2.plain

@@ -31,14 +31,18 @@ async def test_accept_edit_stop_then_history(
     chat_id = ana_chat["id"]
 
     # A plain message in a private chat is a brief: progress, then the photo, then the critique.
-    telegram.user_sends_text(ana_chat, ana, BRIEF)
+    brief = telegram.user_sends_text(ana_chat, ana, BRIEF)
     round1 = await next_round(telegram, ana_chat)
     assert "Round 1" in round1.plain and "/10" in round1.plain
     assert "Suggested next prompt" in round1.plain
     assert [label for label in round1.buttons[0]] == ["✅ Accept", "✏️ Edit", "⏹ Stop"]
+    # Progress costs no messages: a 👀 on the brief, a chat action, and the photo answers the
+    # brief; its caption is edited once into the critique.
+    assert telegram.reactions[(chat_id, brief["message_id"])] == ["👀"]
     assert any(action == "upload_photo" for c, action, _ in telegram.chat_actions if c == chat_id)
-    status = telegram.messages(chat_id)[0]
-    assert status.text and "generating" in status.text and status.deleted
+    assert round1.reply_to_message_id == brief["message_id"]
+    assert [m.message_id for m in telegram.messages(chat_id)] == [round1.message_id]
+    assert round1.edits == 1
     assert prompt_of(round1.photo) == BRIEF
 
     # The critic saw a downscaled JPEG, not the raw image, and the brief.

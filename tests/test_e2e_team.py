@@ -59,9 +59,10 @@ async def test_three_group_triggers_and_ignored_chatter(
     round3 = await next_round(telegram, group, after=round2.message_id)
     assert "Round 2" in round3.plain and "edited by Ana" in round3.plain
     assert len(openai_fake.requests_to("images")) == 3
-    # Progress in groups is one status message per round, edited or replaced, never a stream.
-    texts = [c for c in telegram.calls_to("sendMessage") if c.params["chat_id"] == GROUP_ID]
-    assert len(texts) == 3
+    # Progress in groups costs no messages: each round is one photo answering whoever asked.
+    assert not [c for c in telegram.calls_to("sendMessage") if c.params["chat_id"] == GROUP_ID]
+    asked = [m.reply_to_message_id for m in (round1, round2, round3)]
+    assert all(asked) and len(set(asked)) == 3
 
 
 async def test_forum_topics_keep_their_own_sessions(

@@ -120,7 +120,7 @@ class AutopilotPresenter(RoundPresenter):
         group: bool,
         reply_to: Message | None = None,
     ) -> None:
-        super().__init__(bot, scope, deliveries, group=group, reply_to=reply_to)
+        super().__init__(bot, scope, deliveries, group=group, asked_by=reply_to)
         self._progress_id: int | None = None
         self._progress_text = ""
 

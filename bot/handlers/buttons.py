@@ -64,7 +64,7 @@ async def _next_round(
     else:
         pending = await refine.begin_retry(press.number, scope, actor)
     await answer_quietly(update.callback_query, f"Working on round {pending.round.number}…")
-    launch_round(update, context, pending, reply_to=update.callback_query.message, announce=False)
+    launch_round(update, context, pending)
 
 
 async def _autopilot(

@@ -50,7 +50,7 @@ async def start_brief(update: Update, context: ContextTypes.DEFAULT_TYPE, brief:
     except RefineError as error:
         await reply(update.effective_message, views.refusal_text(error))
         return
-    launch_round(update, context, pending, reply_to=update.effective_message)
+    launch_round(update, context, pending, asked_by=update.effective_message)
 
 
 async def history(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -72,7 +72,7 @@ async def _edit(update: Update, context: ContextTypes.DEFAULT_TYPE, round_id: in
     except RefineError as error:
         await reply(message, views.refusal_text(error))
         return
-    launch_round(update, context, pending, reply_to=message)
+    launch_round(update, context, pending, asked_by=message)
 
 
 def mentioned_brief(message: Message, bot_username: str) -> str | None:

@@ -76,7 +76,7 @@ async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     except RefineError as error:
         await reply(message, views.refusal_text(error))
         return
-    launch_round(update, context, round_pending, reply_to=message)
+    launch_round(update, context, round_pending, asked_by=message)
 
 
 async def _download_reference(

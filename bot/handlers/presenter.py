@@ -1,8 +1,10 @@
 """Shows a running round in the chat: progress, the image as soon as it exists, the critique.
 
-One status message says the image is being drawn and is replaced by the photo; the photo's
-caption says the critic is looking, then becomes the critique with the Accept / Edit / Stop
-keyboard. A chat action stays alive while the round runs.
+A round a message asked for gets a 👀 reaction on that message, and its photo answers it; a
+button press already got its toast. A chat action ("sending a photo…") stays alive while the
+image is drawn. The photo's caption says the critic is looking, then becomes the critique with
+the Accept / Edit / Stop keyboard. So a round costs Telegram two messages (the photo and one
+caption edit): the flood limit of 30 a second is what caps a busy bot's rounds per second.
 
 Telegram failures never lose the round (it is already stored): they are logged, except that
 a chat the bot can no longer write to (blocked, removed) raises AudienceGone so the domain
@@ -19,7 +21,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from telegram import Bot, InlineKeyboardMarkup, InputFile, Message, ReplyParameters
-from telegram.constants import ChatAction
+from telegram.constants import ChatAction, ReactionEmoji
 from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 
 from bot import views
@@ -36,6 +38,8 @@ T = TypeVar("T")
 
 CHAT_ACTION_EVERY = 4.5
 """Telegram shows a chat action for about five seconds."""
+ACKNOWLEDGE = ReactionEmoji.EYES
+"""The reaction that tells whoever sent a brief or an edit that the bot is on it."""
 
 
 class RoundPresenter:
@@ -48,36 +52,37 @@ class RoundPresenter:
         deliveries: DeliveryMemory,
         *,
         group: bool,
-        reply_to: Message | None = None,
+        asked_by: Message | None = None,
         photo_message_id: int | None = None,
-        announce: bool = True,
     ) -> None:
+        """`asked_by`: the message that started the round (a brief, an edit), if any; it gets
+        the reaction, and what the round shows answers it."""
         self._bot = bot
         self._deliveries = deliveries
         self._scope = scope
         self._group = group
-        self._reply_to = reply_to.message_id if reply_to else None
-        self._status_id: int | None = None
+        self._asked_by = asked_by.message_id if asked_by else None
         self._photo_message_id = photo_message_id
         self._image: bytes | None = None
         self._keep_alive: asyncio.Task[None] | None = None
         self._gone = False
-        self._announce = announce
+
+    def _answering(self) -> dict[str, Any]:
+        """Return the send options that make a message answer the one that asked, if any."""
+        if self._asked_by is None:
+            return {}
+        reply = ReplyParameters(self._asked_by, allow_sending_without_reply=True)
+        return {"reply_parameters": reply}
 
     async def _send_text(self, text: str, keyboard: InlineKeyboardMarkup | None = None) -> Message:
-        """Send an HTML text to the scope, as a reply to the message that asked (if any)."""
-        reply = (
-            ReplyParameters(self._reply_to, allow_sending_without_reply=True)
-            if self._reply_to
-            else None
-        )
+        """Send an HTML text to the scope, as an answer to the message that asked (if any)."""
         return await self._call(
             lambda chat_id: self._bot.send_message(
                 chat_id,
                 text,
                 parse_mode=HTML,
-                reply_parameters=reply,
                 reply_markup=keyboard,
+                **self._answering(),
                 **thread_kwargs(self._scope),
             )
         )
@@ -97,24 +102,19 @@ class RoundPresenter:
     # --- RoundListener -------------------------------------------------------------------
 
     async def generating(self, round: RoundRecord) -> None:
-        """Post the status line (for rounds a message asked for; a button press already got
-        its toast) and keep the chat action alive."""
-        self._keep_alive = asyncio.create_task(self._chat_action_loop())
-        if not self._announce:
-            return
-        try:
-            status = await self._send_text(views.status_text(round, "generating"))
-            self._status_id = status.message_id
-        except TelegramError as error:
-            log.warning("could not send status for round %s: %s", round.id, error)
+        """Show that the bot is on it: the chat action (kept alive until the photo is out)
+        and the reaction, neither of which Telegram counts as a message. Raises AudienceGone
+        if the chat is gone, before anything is paid for."""
+        await asyncio.gather(self._chat_action(), self._acknowledge())
+        self._keep_alive = asyncio.create_task(self._chat_action_loop(CHAT_ACTION_EVERY))
 
     async def image_ready(self, round: RoundRecord, image: bytes) -> int | None:
+        await self.stop_chat_action()  # the photo is what it announced
         self._image = image
         message = await self._send_photo(round, views.critiquing_caption(round), None)
         if message is None:
             return None
         self._photo_message_id = message.message_id
-        await self._delete_status()
         return message.message_id
 
     async def critiquing(self, round: RoundRecord) -> None:
@@ -183,7 +183,6 @@ class RoundPresenter:
             return
         # The photo never arrived (or its message vanished): send it once more, complete.
         await self._send_photo(round, caption, keyboard)
-        await self._delete_status()
 
     async def _send_photo(
         self, round: RoundRecord, caption: str, keyboard: InlineKeyboardMarkup | None
@@ -194,7 +193,11 @@ class RoundPresenter:
         image, sha = self._image, round.image_sha
         assert image is not None and sha is not None
         options: dict[str, Any] = dict(
-            caption=caption, parse_mode=HTML, reply_markup=keyboard, **thread_kwargs(self._scope)
+            caption=caption,
+            parse_mode=HTML,
+            reply_markup=keyboard,
+            **self._answering(),
+            **thread_kwargs(self._scope),
         )
         try:
             return await self._call(
@@ -227,46 +230,35 @@ class RoundPresenter:
 
     async def _show_text(self, text: str, keyboard: InlineKeyboardMarkup | None) -> None:
         try:
-            if self._status_id is not None:
-                await self._call(
-                    lambda chat_id: self._bot.edit_message_text(
-                        text,
-                        chat_id=chat_id,
-                        message_id=self._status_id,
-                        parse_mode=HTML,
-                        reply_markup=keyboard,
-                    )
-                )
-            else:
-                await self._call(
-                    lambda chat_id: self._bot.send_message(
-                        chat_id,
-                        text,
-                        parse_mode=HTML,
-                        reply_markup=keyboard,
-                        **thread_kwargs(self._scope),
-                    )
-                )
+            await self._send_text(text, keyboard)
         except TelegramError as error:
             log.warning("could not show round result: %s", error)
 
-    async def _delete_status(self) -> None:
-        if self._status_id is None:
-            return
-        status_id, self._status_id = self._status_id, None
+    async def _chat_action(self) -> None:
+        """Send the chat action once; raise AudienceGone if the chat is gone."""
         try:
-            await self._call(lambda chat_id: self._bot.delete_message(chat_id, status_id))
-        except (TelegramError, AudienceGone) as error:
-            log.debug("could not delete status message: %s", error)
-
-    async def _chat_action_loop(self) -> None:
-        while not self._gone:
-            try:
-                await self._call(
-                    lambda chat_id: self._bot.send_chat_action(
-                        chat_id, ChatAction.UPLOAD_PHOTO, **thread_kwargs(self._scope)
-                    )
+            await self._call(
+                lambda chat_id: self._bot.send_chat_action(
+                    chat_id, ChatAction.UPLOAD_PHOTO, **thread_kwargs(self._scope)
                 )
-            except (TelegramError, AudienceGone) as error:
-                log.debug("chat action failed: %s", error)
+            )
+        except TelegramError as error:
+            log.debug("chat action failed: %s", error)
+
+    async def _acknowledge(self) -> None:
+        """React to the message that asked, if any (a chat may not allow reactions: fine)."""
+        if self._asked_by is None:
+            return
+        try:
+            await self._call(
+                lambda chat_id: self._bot.set_message_reaction(chat_id, self._asked_by, ACKNOWLEDGE)
+            )
+        except (TelegramError, AudienceGone) as error:  # the chat action reports a gone chat
+            log.debug("could not react to message %s: %s", self._asked_by, error)
+
+    async def _chat_action_loop(self, first_after: float = 0.0) -> None:
+        await asyncio.sleep(first_after)
+        while not self._gone:
+            with contextlib.suppress(AudienceGone):
+                await self._chat_action()
             await asyncio.sleep(CHAT_ACTION_EVERY)

@@ -22,21 +22,19 @@ def launch_round(
     update: Update,
     context: ContextTypes.DEFAULT_TYPE,
     pending: PendingRound,
-    reply_to: Message | None = None,
-    announce: bool = True,
+    asked_by: Message | None = None,
 ) -> None:
     """Run the pending round as a background task of the application, shown in the chat.
 
-    `announce`: post a status line while the image is drawn (for rounds a message started;
-    a button press has its toast already, and Telegram counts every message).
+    `asked_by`: the message that started the round (a button press has none: its toast
+    answers it).
     """
     presenter = RoundPresenter(
         context.bot,
         pending.scope,
         services(context).refine,
         group=pending.scope.is_group,
-        reply_to=reply_to,
-        announce=announce,
+        asked_by=asked_by,
     )
     context.application.create_task(
         _run_and_show(context.application, pending, presenter),

@@ -92,6 +92,12 @@ NOT_MODIFIED = (
 )
 QUERY_TOO_OLD = "Bad Request: query is too old and response timeout expired or query ID is invalid"
 
+REACTION_EMOJI = _words(
+    "👍 👎 ❤ 🔥 🥰 👏 😁 🤔 🤯 😱 🤬 😢 🎉 🤩 🤮 💩 🙏 👌 🕊 🤡 🥱 🥴 😍 🐳 🌚 🌭 💯 🤣 ⚡ 🍌 🏆 💔 "
+    "🤨 😐 🍓 🍾 💋 🖕 😈 😴 😭 🤓 👻 👀 🎃 🙈 😇 😨 🤝 ✍ 🤗 🫡 🎅 🎄 ☃ 💅 🤪 🗿 🆒 💘 🙉 🦄 "
+    "😘 💊 🙊 😎 👾 🤷 😡"
+) | {"❤️\u200d🔥", "👨\u200d💻", "🤷\u200d♂️", "🤷\u200d♀️"}
+"""The emoji a bot may react with (ReactionTypeEmoji); anything else is REACTION_INVALID."""
 CHAT_ACTIONS = _words(
     "typing upload_photo record_video upload_video record_voice upload_voice "
     "upload_document choose_sticker find_location record_video_note upload_video_note"
@@ -780,6 +786,8 @@ class FakeTelegram:
         self.calls: list[Call] = []
         self.callback_answers: dict[str, JSONDict] = {}
         self.chat_actions: list[tuple[int, str, float]] = []
+        # The bot's reactions: (chat id, message id) -> its emoji, as last set.
+        self.reactions: dict[tuple[int, int], list[str]] = {}
         self.commands: dict[str, list[JSONDict]] = {}
         self.users: dict[int, JSONDict] = {}
         self.chats: dict[int, JSONDict] = {}
@@ -824,6 +832,7 @@ class FakeTelegram:
                 "sendDocument": self._send_document,
                 "sendMediaGroup": self._send_media_group,
                 "sendChatAction": self._send_chat_action,
+                "setMessageReaction": self._set_message_reaction,
                 "editMessageText": self._edit_message_text,
                 "editMessageCaption": self._edit_message_caption,
                 "editMessageReplyMarkup": self._edit_message_reply_markup,
@@ -1842,6 +1851,24 @@ class FakeTelegram:
         if action not in CHAT_ACTIONS:
             raise _bad("wrong parameter action in request")
         self.chat_actions.append((chat["id"], action, time.monotonic()))
+        return True
+
+    async def _set_message_reaction(self, params: JSONDict, uploads: dict[str, _Upload]) -> bool:
+        chat = self._chat(params.get("chat_id"))
+        message_id = params.get("message_id")
+        if not isinstance(message_id, int) or self._find_message(chat["id"], message_id) is None:
+            raise _bad("message to react not found")
+        reaction = params.get("reaction") or []
+        if not isinstance(reaction, list) or len(reaction) > 1:  # bots: at most one
+            raise _bad("REACTION_INVALID")
+        emoji = []
+        for item in reaction:
+            if not isinstance(item, dict) or item.get("type") != "emoji":
+                raise _bad("REACTION_INVALID")
+            if item.get("emoji") not in REACTION_EMOJI:
+                raise _bad("REACTION_INVALID")
+            emoji.append(item["emoji"])
+        self.reactions[(chat["id"], message_id)] = emoji
         return True
 
     # --- editing and deleting --------------------------------------------------------------
