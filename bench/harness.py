@@ -150,6 +150,8 @@ class Driver:
         self.api_calls: list[tuple[float, str, bool, bool]] = []
         self.raw_image_bytes: list[int] = []
         self.failed_answers = 0
+        self.pressed_at: dict[str, float] = {}  # callback query id -> when it was pressed
+        self.answer_s: list[float] = []  # press -> answerCallbackQuery at the fake
         self.progress = 0
         self.last_progress = time.monotonic()
         self.all_done = asyncio.Event()
@@ -173,6 +175,7 @@ class Driver:
         number = len(state.timings) + 1
         state.timings.append(RoundTiming(state.chat["id"], number, time.monotonic()))
         state.query_id = self.telegram.user_presses(state.chat, state.user, message_id, "Accept")
+        self.pressed_at[state.query_id] = time.monotonic()
 
     def _finish(self, state: _Chat, timing: RoundTiming) -> None:
         self._outstanding -= 1
@@ -190,6 +193,9 @@ class Driver:
         chat_id = params.get("chat_id")
         state = self.chats.get(chat_id) if isinstance(chat_id, int) else None
         if call.method == "answerCallbackQuery":
+            pressed = self.pressed_at.pop(str(params.get("callback_query_id")), None)
+            if pressed is not None:
+                self.answer_s.append(call.at - pressed)
             if not call.ok:
                 self.failed_answers += 1
             return
@@ -513,7 +519,11 @@ async def run_once(cfg: Config) -> RunResult:
         generated=generated,
         stderr_tail=stderr_path.read_text(errors="replace").splitlines()[-20:],
         profile_path=cfg.profile,
-        extra={"completed_all": completed, "failed_callback_answers": driver.failed_answers},
+        extra={
+            "completed_all": completed,
+            "failed_callback_answers": driver.failed_answers,
+            "answer_s": driver.answer_s,
+        },
     )
     if cfg.keep_dir is None:
         temp.cleanup()

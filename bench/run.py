@@ -105,6 +105,7 @@ def summarize_run(result: RunResult) -> dict[str, Any]:
     limited = [c for c in window if c[3]]
     methods = Counter(c[1] for c in window)
     n_done = max(len(done), 1)
+    answers = result.extra.get("answer_s", [])
     usage_image = [u for kind, u in result.usage if kind == "image"]
     return {
         "chats": cfg.chats,
@@ -146,6 +147,8 @@ def summarize_run(result: RunResult) -> dict[str, Any]:
         "methods": dict(methods),
         "failed_api_calls": sum(1 for c in window if not c[2]),
         "failed_callback_answers": result.extra.get("failed_callback_answers", 0),
+        "answer_p95_ms": (percentile(answers, 95) or 0.0) * 1000,
+        "answer_max_ms": max(answers, default=0.0) * 1000,
         "image_output_tokens": median([u.get("output_tokens") for u in usage_image]),
         "image_text_tokens": median([u.get("input_tokens") for u in usage_image]),
         "critic_images": len(result.critic_images),
@@ -177,6 +180,26 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # --- the report -------------------------------------------------------------------------------
+
+
+def _scenario_row(key: str, limiter: str, sc: dict[str, Any], base_total: float | None) -> str:
+    """Return one scenario's row of the Markdown table."""
+    ratio = sc["total_s"] / base_total if base_total else None
+    return (
+        f"| {key} | {limiter} | {sc['runs']} | {_fmt(sc['total_s'], 1)} | {_fmt(ratio, 2)} "
+        f"| {_fmt(sc['rounds_per_s'], 2)} "
+        f"| {_fmt(sc['overhead_p50_ms'])} / {_fmt(sc['overhead_p95_ms'])} "
+        f"| {_fmt(sc['ttfp_p50_ms'])} / {_fmt(sc['ttfp_p95_ms'])} "
+        f"| {_fmt(sc['lag_p99_ms'])} / {_fmt(sc['lag_max_ms'])} "
+        f"| {_fmt(sc['rss_peak_mb'])} | {_fmt(sc['bot_cpu_ms_per_round'], 1)} "
+        f"| {_fmt(sc['fakes_cpu_ms_per_round'], 1)} "
+        f"| {_fmt(sc['api_calls_per_s'], 1)} ({_fmt(sc['limited_calls_per_s'], 1)}) "
+        f"| {_fmt(sc['api_calls_per_round'], 1)} ({_fmt(sc['limited_calls_per_round'], 1)}) "
+        f"| {_fmt(sc.get('answer_p95_ms'))} / {_fmt(sc.get('answer_max_ms'))} "
+        f"({_fmt(sc['failed_callback_answers'])}) "
+        f"| {_fmt(sc['db_bytes_per_round'])} | {_fmt(sc['image_store_bytes_per_round'])} "
+        f"| {_fmt(sc['rounds_failed'])} |"
+    )
 
 
 def _fmt(value: float | None, digits: int = 0, unit: str = "") -> str:
@@ -316,44 +339,14 @@ def build_report(report: dict[str, Any]) -> str:
         "| Chats | Limiter | Runs | Total s | × 1 chat | Rounds/s | Overhead p50 / p95 ms "
         "| First photo − image p50 / p95 ms | Loop lag p99 / max ms | Peak RSS MB "
         "| Bot CPU ms/round | Fakes CPU ms/round | API calls/s (limited) "
-        "| Calls/round (limited) | Late button answers | DB B/round | Image files B/round "
+        "| Calls/round (limited) | Button answer p95 / max ms (late) | DB B/round "
+        "| Image files B/round "
         "| Failed rounds |"
     )
     add("|" + "---:|" * 18)
-    for key in sorted(s, key=int):
-        sc = s[key]
-        ratio = sc["total_s"] / base_total if base_total else None
-        add(
-            f"| {key} | on | {sc['runs']} | {_fmt(sc['total_s'], 1)} | {_fmt(ratio, 2)} "
-            f"| {_fmt(sc['rounds_per_s'], 2)} "
-            f"| {_fmt(sc['overhead_p50_ms'])} / {_fmt(sc['overhead_p95_ms'])} "
-            f"| {_fmt(sc['ttfp_p50_ms'])} / {_fmt(sc['ttfp_p95_ms'])} "
-            f"| {_fmt(sc['lag_p99_ms'])} / {_fmt(sc['lag_max_ms'])} "
-            f"| {_fmt(sc['rss_peak_mb'])} | {_fmt(sc['bot_cpu_ms_per_round'], 1)} "
-            f"| {_fmt(sc['fakes_cpu_ms_per_round'], 1)} "
-            f"| {_fmt(sc['api_calls_per_s'], 1)} ({_fmt(sc['limited_calls_per_s'], 1)}) "
-            f"| {_fmt(sc['api_calls_per_round'], 1)} ({_fmt(sc['limited_calls_per_round'], 1)}) "
-            f"| {_fmt(sc['failed_callback_answers'])} "
-            f"| {_fmt(sc['db_bytes_per_round'])} | {_fmt(sc['image_store_bytes_per_round'])} "
-            f"| {_fmt(sc['rounds_failed'])} |"
-        )
-    for key in sorted(report.get("no_limiter", {}), key=int):
-        sc = report["no_limiter"][key]
-        ratio = sc["total_s"] / base_total if base_total else None
-        add(
-            f"| {key} | **off** | {sc['runs']} | {_fmt(sc['total_s'], 1)} | {_fmt(ratio, 2)} "
-            f"| {_fmt(sc['rounds_per_s'], 2)} "
-            f"| {_fmt(sc['overhead_p50_ms'])} / {_fmt(sc['overhead_p95_ms'])} "
-            f"| {_fmt(sc['ttfp_p50_ms'])} / {_fmt(sc['ttfp_p95_ms'])} "
-            f"| {_fmt(sc['lag_p99_ms'])} / {_fmt(sc['lag_max_ms'])} "
-            f"| {_fmt(sc['rss_peak_mb'])} | {_fmt(sc['bot_cpu_ms_per_round'], 1)} "
-            f"| {_fmt(sc['fakes_cpu_ms_per_round'], 1)} "
-            f"| {_fmt(sc['api_calls_per_s'], 1)} ({_fmt(sc['limited_calls_per_s'], 1)}) "
-            f"| {_fmt(sc['api_calls_per_round'], 1)} ({_fmt(sc['limited_calls_per_round'], 1)}) "
-            f"| {_fmt(sc['failed_callback_answers'])} "
-            f"| {_fmt(sc['db_bytes_per_round'])} | {_fmt(sc['image_store_bytes_per_round'])} "
-            f"| {_fmt(sc['rounds_failed'])} |"
-        )
+    for limiter, scenarios in (("on", s), ("**off**", report.get("no_limiter", {}))):
+        for key in sorted(scenarios, key=int):
+            add(_scenario_row(key, limiter, scenarios[key], base_total))
     add("")
     add(
         "Overhead = round wall time (the user's update enqueued at the fake → the caption edit "
@@ -364,8 +357,8 @@ def build_report(report: dict[str, Any]) -> str:
         "raw figures in latest.json). The fakes' (and driver's) CPU is this harness process's. "
         "API calls = every Bot API call but getUpdates; *limited* = the calls the bot's rate "
         "limiter meters at 30/s (every call with a chat_id but chat actions and reactions, "
-        "which are not messages: bot/rate_limit.py). Late button answers = "
-        "answerCallbackQuery refused as too old (> 15 s after the press). DB B/round = "
+        "which are not messages: bot/rate_limit.py). Button answer = a press → its "
+        "answerCallbackQuery at the fake; late = refused as too old (> 15 s). DB B/round = "
         "database file growth ÷ rounds stored (the warm-up round included); image files are "
         "stored beside it."
     )

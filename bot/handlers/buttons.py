@@ -63,8 +63,8 @@ async def _next_round(
         pending = await refine.begin_accept(press.number, scope, actor)
     else:
         pending = await refine.begin_retry(press.number, scope, actor)
-    await answer_quietly(update.callback_query, f"Working on round {pending.round.number}…")
     launch_round(update, context, pending)
+    await answer_quietly(update.callback_query, f"Working on round {pending.round.number}…")
 
 
 async def _autopilot(

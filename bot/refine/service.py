@@ -12,16 +12,23 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from bot.backends.base import Critic, CritiqueRequest, EarlierCritique, ImageGenerator
+from bot.backends.base import (
+    Critic,
+    CritiqueRequest,
+    EarlierCritique,
+    GeneratedImage,
+    ImageGenerator,
+)
 from bot.backends.critique import Critique
 from bot.backends.errors import BackendError, BadOutput, Interrupted
 from bot.backends.formats import ImageOptions
 from bot.images import (
+    ImageInfo,
     InvalidImage,
     ReferencePhoto,
     SheetTile,
@@ -137,6 +144,16 @@ class Drawn:
     cost_usd: float | None
     generate_ms: int
     jpeg: bytes  # what the critic sees
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """A drawn image that decoded, not stored yet: what `_keep` stores."""
+
+    image: GeneratedImage
+    info: ImageInfo
+    jpeg: bytes
+    generate_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,10 +380,7 @@ class RefineService:
         await _notify(listener.generating(round))
         reference = await self.reference_of(session)
         try:
-            drawn = await self.draw(
-                session,
-                round.id,
-                actor,
+            drawn = await self._draw_checked(
                 round.prompt,
                 session_seed(session.id),
                 reference,
@@ -382,19 +396,25 @@ class RefineService:
                 finished_at=now_iso(),
             )
             return RoundOutcome(failed, error=error)
-        round = await self._store.update_round(
-            round.id,
-            image_sha=drawn.sha256,
-            image_at=now_iso(),
-            generate_ms=drawn.generate_ms,
-            status=RoundStatus.CRITIQUING,
-        )
-        # The photo goes out while the critic looks at it: neither waits for the other.
-        shown = asyncio.create_task(self._show(listener, round, drawn.data))
+        # The critic starts on the checked image at once; storing and showing it run alongside
+        # (the photo still goes out only once the image is stored).
+        judging = _background(self._judge_round(pending, round, drawn.jpeg))
         try:
-            outcome = await self._critique(pending, round, drawn.jpeg, listener, drawn.cost_usd)
+            stored = await self._keep(drawn, session, round.id, actor)
+            round = await self._store.update_round(
+                round.id,
+                image_sha=stored.sha256,
+                image_at=now_iso(),
+                generate_ms=stored.generate_ms,
+                status=RoundStatus.CRITIQUING,
+            )
+            shown = asyncio.create_task(self._show(listener, round, stored.data))
+            try:
+                outcome = await self._critique(pending, round, judging, listener, stored.cost_usd)
+            finally:
+                message_id = await shown
         finally:
-            message_id = await shown
+            judging.cancel()  # only if storing failed or the round was cancelled
         return replace(outcome, round=replace(outcome.round, message_id=message_id))
 
     async def _show(self, listener: RoundListener, round: RoundRecord, image: bytes) -> int | None:
@@ -420,29 +440,32 @@ class RefineService:
         actor's own Telegram language."""
         return pending.settings.language or pending.actor.language
 
+    async def _judge_round(self, pending: PendingRound, round: RoundRecord, jpeg: bytes) -> Judged:
+        """Critique the round's image (as the critic's JPEG) against the session's product
+        photo, if any, in the chat's language. Raises BackendError or ReferenceExpired."""
+        session = pending.session
+        return await self.judge(
+            session,
+            round.id,
+            pending.actor,
+            round.prompt,
+            jpeg,
+            await self.reference_jpeg(await self.reference_of(session)),
+            self.critique_language(pending),
+        )
+
     async def _critique(
         self,
         pending: PendingRound,
         round: RoundRecord,
-        jpeg: bytes,
+        judging: Awaitable[Judged],
         listener: RoundListener,
         spent: float | None = None,
     ) -> RoundOutcome:
-        """Critique the stored image (as the critic's JPEG) and finish the round; `spent` is
-        its image's cost."""
-        session, actor = pending.session, pending.actor
+        """Finish the round with the critique `judging` brings; `spent` is its image's cost."""
         await _notify(listener.critiquing(round))
         try:
-            reference = await self.reference_jpeg(await self.reference_of(session))
-            judged = await self.judge(
-                session,
-                round.id,
-                actor,
-                round.prompt,
-                jpeg,
-                reference,
-                self.critique_language(pending),
-            )
+            judged = await judging
         except (BackendError, ReferenceExpired) as failure:
             error = (
                 failure
@@ -489,6 +512,18 @@ class RefineService:
 
         Raises BackendError (an unusable image is BadOutput).
         """
+        drawn = await self._draw_checked(prompt, seed, reference, options)
+        return await self._keep(drawn, session, round_id, actor)
+
+    async def _draw_checked(
+        self,
+        prompt: str,
+        seed: int | None,
+        reference: bytes | None,
+        options: ImageOptions | None,
+    ) -> _Checked:
+        """Draw one image and check it, making the critic's JPEG in the same decode; nothing
+        is stored yet. Raises BackendError (an unusable image is BadOutput)."""
         started = time.monotonic()
         try:
             image = await self._generator.generate(
@@ -497,6 +532,13 @@ class RefineService:
             info, jpeg = await asyncio.to_thread(prepare, image.data, self._critic_max_side)
         except InvalidImage as error:
             raise BadOutput("image", str(error)) from error
+        return _Checked(image, info, jpeg, int((time.monotonic() - started) * 1000))
+
+    async def _keep(
+        self, drawn: _Checked, session: SessionRecord, round_id: int, actor: Actor
+    ) -> Drawn:
+        """Store a checked image and its usage in one trip to the store; return it as Drawn."""
+        image, info = drawn.image, drawn.info
         cost = estimate_cost(image.model, image.usage)
         usage = UsageEntry(
             round_id, session.chat_id, actor.user_id, "image", image.model, image.usage, cost
@@ -504,8 +546,7 @@ class RefineService:
         stored = await self._store.save_image(
             image.data, info.mime, info.width, info.height, usage=usage
         )
-        elapsed = int((time.monotonic() - started) * 1000)
-        return Drawn(image.data, stored.sha256, cost, elapsed, jpeg)
+        return Drawn(image.data, stored.sha256, cost, drawn.generate_ms, drawn.jpeg)
 
     async def judge(
         self,
@@ -722,7 +763,9 @@ class RefineService:
                 if message_id is not None:
                     round = await self._store.update_round(round.id, message_id=message_id)
             jpeg = await asyncio.to_thread(critic_jpeg, image, self._critic_max_side)
-            return await self._critique(pending, round, jpeg, listener)
+            return await self._critique(
+                pending, round, self._judge_round(pending, round, jpeg), listener
+            )
         except AudienceGone:
             return await self._cancelled(round)
 
@@ -947,6 +990,14 @@ def _log_round_end(session: SessionRecord, outcome: RoundOutcome) -> None:
         round.critique_ms if round.critique_ms is not None else "-",
         cost,
     )
+
+
+def _background(work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    """Start `work` as a task whose failure is never reported as "never retrieved" (whoever
+    awaits it sees the error; a task cancelled unawaited has nobody to tell)."""
+    task = asyncio.create_task(work)
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
+    return task
 
 
 async def _notify(call: Awaitable[T]) -> T | None:
