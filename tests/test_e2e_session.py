@@ -202,3 +202,29 @@ async def test_stop_on_a_pruned_image_keeps_the_session_usable(
     round2 = await next_round(telegram, ana_chat, after=round1.message_id)
     telegram.user_presses(ana_chat, ana, round2, "Stop")
     await telegram.wait_for(lambda: any(m.document for m in telegram.messages(ana_chat["id"])))
+
+
+async def test_a_burst_of_briefs_waits_for_image_slots(
+    telegram, openai_fake, bots, make_settings
+) -> None:
+    """IMAGE_CONCURRENCY caps the images drawn at once across chats; the rest wait their turn
+    and every round still finishes."""
+    await bots.start(make_settings(allowed_user_ids="*", image_concurrency=2))
+    openai_fake.image_latency = 0.3
+    chats = []
+    for index in range(5):
+        user = telegram.make_user(60_000 + index, f"User{index}")
+        chat = telegram.private_chat(user)
+        telegram.user_sends_text(chat, user, f"/new enamel pin {index}")
+        chats.append(chat)
+    rounds = await asyncio.gather(*(next_round(telegram, chat) for chat in chats))
+    assert all("Round 1" in r.plain for r in rounds)
+
+    images = openai_fake.requests_to("images")
+    assert len(images) == 5
+    edges = sorted([(r.started_at, 1) for r in images] + [(r.finished_at, -1) for r in images])
+    in_flight = peak = 0
+    for _, change in edges:  # a finish before a start at the same instant: -1 sorts first
+        in_flight += change
+        peak = max(peak, in_flight)
+    assert peak == 2

@@ -204,7 +204,10 @@ class RefineService:
         quota: QuotaPolicy | None = None,
         default_format: str = "square",
         autopilot: AutopilotDefaults | None = None,
+        image_concurrency: int = 32,
     ) -> None:
+        """`image_concurrency`: images drawn at once across all chats; more wait their turn
+        (the provider's rate limit, and the bot's memory, see every one of them at once)."""
         self._store = store
         self._generator = generator
         self._critic = critic
@@ -213,6 +216,7 @@ class RefineService:
         self._default_format = default_format
         self.autopilot_defaults = autopilot or AutopilotDefaults()
         self._running: dict[int, _Running] = {}
+        self._image_slots = asyncio.Semaphore(image_concurrency)
 
     # --- beginning a round -------------------------------------------------------------------
 
@@ -522,16 +526,18 @@ class RefineService:
         reference: bytes | None,
         options: ImageOptions | None,
     ) -> _Checked:
-        """Draw one image and check it, making the critic's JPEG in the same decode; nothing
-        is stored yet. Raises BackendError (an unusable image is BadOutput)."""
-        started = time.monotonic()
-        try:
-            image = await self._generator.generate(
-                prompt, seed=seed, options=options, reference=reference
-            )
-            info, jpeg = await asyncio.to_thread(prepare, image.data, self._critic_max_side)
-        except InvalidImage as error:
-            raise BadOutput("image", str(error)) from error
+        """Draw one image (when one of the image slots is free) and check it, making the
+        critic's JPEG in the same decode; nothing is stored yet. Raises BackendError (an
+        unusable image is BadOutput)."""
+        async with self._image_slots:
+            started = time.monotonic()
+            try:
+                image = await self._generator.generate(
+                    prompt, seed=seed, options=options, reference=reference
+                )
+                info, jpeg = await asyncio.to_thread(prepare, image.data, self._critic_max_side)
+            except InvalidImage as error:
+                raise BadOutput("image", str(error)) from error
         return _Checked(image, info, jpeg, int((time.monotonic() - started) * 1000))
 
     async def _keep(
