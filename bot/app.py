@@ -80,9 +80,10 @@ def build_application(settings: Settings, services: Services | None = None) -> A
         .base_file_url(settings.telegram_file_base_url)
         .concurrent_updates(PerChatUpdateProcessor())
         .rate_limiter(MessageRateLimiter(max_retries=3))
-        # Calls are paced to ~30/s, so a few connections carry them; a larger pool only
-        # costs time scanning it on every request.
-        .connection_pool_size(16)
+        # Messages are paced to ~30/s, but under load each call holds its connection for
+        # many event-loop turns, and button answers and chat actions share the pool: with 16
+        # connections, answers queued for seconds at 200 busy chats (bench/).
+        .connection_pool_size(64)
         .connect_timeout(10.0)
         .read_timeout(30.0)
         .write_timeout(60.0)

@@ -263,6 +263,16 @@ class Store:
         """Return the round, or None if there is none with that id."""
         return await self._run(self._get_round, round_id)
 
+    async def round_and_session(self, round_id: int) -> tuple[RoundRecord, SessionRecord] | None:
+        """Return the round and its session in one trip, or None if there is no such round."""
+
+        def work() -> tuple[RoundRecord, SessionRecord] | None:
+            round = self._get_round(round_id)
+            session = self._get_session(round.session_id) if round else None
+            return (round, session) if round and session else None
+
+        return await self._run(work)
+
     async def update_round(self, round_id: int, **values: Any) -> RoundRecord:
         """Set the given columns of the round; return the updated round."""
         allowed = {f.name for f in fields(RoundRecord)} - {"id", "session_id", "created_at"}

@@ -8,7 +8,6 @@ text and logo more closely), and is dropped for models or servers that refuse it
 
 from __future__ import annotations
 
-import base64
 import binascii
 import logging
 from typing import Any
@@ -98,8 +97,8 @@ class OpenAIImageGenerator:
             raise BadOutput("image", "response is not valid JSON") from error
         if not response.data or not response.data[0].b64_json:
             raise BadOutput("image", "response has no b64_json image")
-        try:  # ~1 ms per MB: cheaper inline than a hop to a thread
-            data = base64.b64decode(response.data[0].b64_json, validate=True)
+        try:  # ~2 ms per 1024 px image: cheaper inline than a hop to a thread
+            data = binascii.a2b_base64(response.data[0].b64_json, strict_mode=True)
         except (binascii.Error, ValueError) as error:
             raise BadOutput("image", "b64_json is not valid base64") from error
         usage = response.usage.model_dump() if response.usage else {}

@@ -854,13 +854,11 @@ class RefineService:
         self, round_id: int, scope: Scope
     ) -> tuple[RoundRecord, SessionRecord]:
         """Return the round and its session; raise RoundNotFound unless it belongs to the scope."""
-        round = await self._store.get_round(round_id)
-        session = await self._store.get_session(round.session_id) if round else None
-        if (
-            round is None
-            or session is None
-            or (session.chat_id, session.thread_id) != (scope.chat_id, scope.thread_id)
-        ):
+        found = await self._store.round_and_session(round_id)
+        if found is None:
+            raise RoundNotFound()
+        round, session = found
+        if (session.chat_id, session.thread_id) != (scope.chat_id, scope.thread_id):
             raise RoundNotFound()
         return round, session
 
