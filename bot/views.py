@@ -269,12 +269,6 @@ def _credit(round: RoundRecord, group: bool) -> str:
     return f" · {verb} by {escape(round.acted_by_name)}" if verb else ""
 
 
-def status_text(round: RoundRecord, stage: str) -> str:
-    """Return the one-line progress text for a round ('generating' or 'critiquing')."""
-    icon = {"generating": "🎨", "critiquing": "🔍"}.get(stage, "⏳")
-    return f"{icon} Round {round.number}: {stage}…"
-
-
 def critiquing_caption(round: RoundRecord) -> str:
     return f"<b>Round {round.number}</b> · 🔍 critiquing…"
 

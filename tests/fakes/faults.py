@@ -324,6 +324,12 @@ class FakeServer:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
+    async def finish_latency(self, record: RecordedRequest, seconds: float) -> None:
+        """Sleep until `seconds` after the request arrived. The fake's own work (reading and
+        checking the request, encoding the reply) counts toward its latency, as a real server's
+        does, so it is never measured as the bot's overhead."""
+        await self.sleep(seconds - (time.monotonic() - record.started_at))
+
     async def apply_fault(
         self,
         request: web.Request,

@@ -614,8 +614,9 @@ class FakeOpenAI(FakeServer):
             size = (1024, 1024) if size_param == "auto" else _parse_size(size_param, model)
         except _BadRequest as exc:
             return self._json(exc.body, record, 400)
-        await self.sleep(self.image_latency)
-        return await self._image_reply(record, params, size)
+        reply = await self._image_reply(record, params, size)
+        await self.finish_latency(record, self.image_latency)
+        return reply
 
     async def _edits(self, request: web.Request) -> web.StreamResponse:
         record, early = await self._prelude(request, multipart=True)
@@ -648,8 +649,9 @@ class FakeOpenAI(FakeServer):
                 size = _parse_size(size_param, model)
         except _BadRequest as exc:
             return self._json(exc.body, record, 400)
-        await self.sleep(self.image_latency)
-        return await self._image_reply(record, params, size, input_images=len(uploads))
+        reply = await self._image_reply(record, params, size, input_images=len(uploads))
+        await self.finish_latency(record, self.image_latency)
+        return reply
 
     @staticmethod
     def _edit_uploads(record: RecordedRequest) -> list[DecodedImage]:
@@ -739,7 +741,7 @@ class FakeOpenAI(FakeServer):
             self._check_chat(body, record)
         except _BadRequest as exc:
             return self._json(exc.body, record, 400)
-        await self.sleep(self.chat_latency)
+        await self.finish_latency(record, self.chat_latency)
         reply = await self._next_reply(body)
         return self._json(self._completion(body, record, reply), record)
 

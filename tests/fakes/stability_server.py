@@ -295,7 +295,7 @@ class FakeStability(FakeServer):
         except _BadRequest as exc:
             return self._error(400, "bad_request", *exc.errors)
 
-        await self.sleep(self.latency)
+        await self.finish_latency(record, self.latency)
         filtered = self._filter_next > 0
         if filtered:
             self._filter_next -= 1
