@@ -80,7 +80,7 @@ def build_refine(
     quota: QuotaPolicy,
 ) -> RefineService:
     """Return the domain service configured from the settings (critic image size, default
-    format, autopilot defaults, images in flight), under the given quota policy."""
+    format, autopilot defaults, rounds in flight), under the given quota policy."""
     autopilot = AutopilotDefaults(
         rounds=settings.autopilot_rounds,
         drafts=settings.autopilot_drafts,
@@ -94,7 +94,7 @@ def build_refine(
         quota,
         settings.image_format,
         autopilot=autopilot,
-        image_concurrency=settings.image_concurrency,
+        max_rounds_in_flight=settings.max_rounds_in_flight,
     )
 
 

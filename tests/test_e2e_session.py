@@ -204,27 +204,41 @@ async def test_stop_on_a_pruned_image_keeps_the_session_usable(
     await telegram.wait_for(lambda: any(m.document for m in telegram.messages(ana_chat["id"])))
 
 
-async def test_a_burst_of_briefs_waits_for_image_slots(
-    telegram, openai_fake, bots, make_settings
-) -> None:
-    """IMAGE_CONCURRENCY caps the images drawn at once across chats; the rest wait their turn
-    and every round still finishes."""
-    await bots.start(make_settings(allowed_user_ids="*", image_concurrency=2))
+async def test_a_burst_of_briefs_waits_its_turn(telegram, openai_fake, bots, make_settings) -> None:
+    """MAX_ROUNDS_IN_FLIGHT caps the rounds drawn and critiqued at once across chats: every
+    brief gets its 👀 at once, the rest of its round when a slot is free, and all finish."""
+    await bots.start(make_settings(allowed_user_ids="*", max_rounds_in_flight=2))
     openai_fake.image_latency = 0.3
-    chats = []
+    openai_fake.chat_latency = 0.2
+    chats, briefs = [], []
     for index in range(5):
         user = telegram.make_user(60_000 + index, f"User{index}")
         chat = telegram.private_chat(user)
-        telegram.user_sends_text(chat, user, f"/new enamel pin {index}")
+        briefs.append(telegram.user_sends_text(chat, user, f"/new enamel pin {index}"))
         chats.append(chat)
+    acknowledged = [
+        (chat["id"], brief["message_id"]) for chat, brief in zip(chats, briefs, strict=True)
+    ]
+    await telegram.wait_for(lambda: all(key in telegram.reactions for key in acknowledged))
+    assert len(openai_fake.requests_to("images")) <= 2  # the others wait their turn
     rounds = await asyncio.gather(*(next_round(telegram, chat) for chat in chats))
     assert all("Round 1" in r.plain for r in rounds)
 
-    images = openai_fake.requests_to("images")
-    assert len(images) == 5
-    edges = sorted([(r.started_at, 1) for r in images] + [(r.finished_at, -1) for r in images])
-    in_flight = peak = 0
-    for _, change in edges:  # a finish before a start at the same instant: -1 sorts first
-        in_flight += change
-        peak = max(peak, in_flight)
-    assert peak == 2
+    # A round holds its slot from its image request to its critique's answer.
+    spans = []
+    for index in range(5):
+        pin = f"enamel pin {index}"
+        [image] = [r for r in openai_fake.requests_to("images") if pin in r.json["prompt"]]
+        [critique] = [r for r in openai_fake.requests_to("chat") if pin in str(r.json)]
+        spans.append((image.started_at, critique.finished_at))
+    assert _peak(spans) == 2
+
+
+def _peak(spans: list[tuple[float, float]]) -> int:
+    """The most spans open at one instant (one ending as another starts counts once)."""
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    open_now = peak = 0
+    for _, change in edges:
+        open_now += change
+        peak = max(peak, open_now)
+    return peak

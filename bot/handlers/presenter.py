@@ -1,10 +1,11 @@
 """Shows a running round in the chat: progress, the image as soon as it exists, the critique.
 
-A round a message asked for gets a 👀 reaction on that message, and its photo answers it; a
-button press already got its toast. A chat action ("sending a photo…") stays alive while the
-image is drawn. The photo's caption says the critic is looking, then becomes the critique with
-the Accept / Edit / Stop keyboard. So a round costs Telegram two messages (the photo and one
-caption edit): the flood limit of 30 a second is what caps a busy bot's rounds per second.
+A round a message asked for gets a 👀 reaction on that message at once (even while it waits
+its turn), and its photo answers it; a button press already got its toast. A chat action
+("sending a photo…") stays alive while the image is drawn. The photo's caption says the
+critic is looking, then becomes the critique with the Accept / Edit / Stop keyboard. So a
+round costs Telegram two messages (the photo and one caption edit): the flood limit of 30 a
+second is what caps a busy bot's rounds per second.
 
 Telegram failures never lose the round (it is already stored): they are logged, except that
 a chat the bot can no longer write to (blocked, removed) raises AudienceGone so the domain
@@ -65,6 +66,7 @@ class RoundPresenter:
         self._photo_message_id = photo_message_id
         self._image: bytes | None = None
         self._keep_alive: asyncio.Task[None] | None = None
+        self._reaction: asyncio.Task[None] | None = None
         self._gone = False
 
     def _answering(self) -> dict[str, Any]:
@@ -101,11 +103,16 @@ class RoundPresenter:
 
     # --- RoundListener -------------------------------------------------------------------
 
+    def acknowledge(self) -> None:
+        """React to the message that asked, if any, without waiting for Telegram (the round
+        may wait its turn first). Telegram does not count a reaction as a message."""
+        if self._asked_by is not None:
+            self._reaction = asyncio.create_task(self._react(self._asked_by))
+
     async def generating(self, round: RoundRecord) -> None:
-        """Show that the bot is on it: the chat action (kept alive until the photo is out)
-        and the reaction, neither of which Telegram counts as a message. Raises AudienceGone
-        if the chat is gone, before anything is paid for."""
-        await asyncio.gather(self._chat_action(), self._acknowledge())
+        """Show the chat action (kept alive until the photo is out; not a message either).
+        Raises AudienceGone if the chat is gone, before anything is paid for."""
+        await self._chat_action()
         self._keep_alive = asyncio.create_task(self._chat_action_loop(CHAT_ACTION_EVERY))
 
     async def image_ready(self, round: RoundRecord, image: bytes) -> int | None:
@@ -245,16 +252,14 @@ class RoundPresenter:
         except TelegramError as error:
             log.debug("chat action failed: %s", error)
 
-    async def _acknowledge(self) -> None:
-        """React to the message that asked, if any (a chat may not allow reactions: fine)."""
-        if self._asked_by is None:
-            return
+    async def _react(self, message_id: int) -> None:
+        """React to the message (a chat may not allow reactions: fine); never raises."""
         try:
             await self._call(
-                lambda chat_id: self._bot.set_message_reaction(chat_id, self._asked_by, ACKNOWLEDGE)
+                lambda chat_id: self._bot.set_message_reaction(chat_id, message_id, ACKNOWLEDGE)
             )
         except (TelegramError, AudienceGone) as error:  # the chat action reports a gone chat
-            log.debug("could not react to message %s: %s", self._asked_by, error)
+            log.debug("could not react to message %s: %s", message_id, error)
 
     async def _chat_action_loop(self, first_after: float = 0.0) -> None:
         await asyncio.sleep(first_after)

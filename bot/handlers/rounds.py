@@ -36,6 +36,7 @@ def launch_round(
         group=pending.scope.is_group,
         asked_by=asked_by,
     )
+    presenter.acknowledge()
     context.application.create_task(
         _run_and_show(context.application, pending, presenter),
         update=update,

@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -204,10 +204,11 @@ class RefineService:
         quota: QuotaPolicy | None = None,
         default_format: str = "square",
         autopilot: AutopilotDefaults | None = None,
-        image_concurrency: int = 32,
+        max_rounds_in_flight: int = 48,
     ) -> None:
-        """`image_concurrency`: images drawn at once across all chats; more wait their turn
-        (the provider's rate limit, and the bot's memory, see every one of them at once)."""
+        """`max_rounds_in_flight`: rounds and autopilot runs drawn and critiqued at once across
+        all chats; later ones wait their turn, so a burst never floods the provider's rate
+        limit, the bot's memory (each holds its images) or its event loop."""
         self._store = store
         self._generator = generator
         self._critic = critic
@@ -216,7 +217,7 @@ class RefineService:
         self._default_format = default_format
         self.autopilot_defaults = autopilot or AutopilotDefaults()
         self._running: dict[int, _Running] = {}
-        self._image_slots = asyncio.Semaphore(image_concurrency)
+        self._slots = asyncio.Semaphore(max_rounds_in_flight)
 
     # --- beginning a round -------------------------------------------------------------------
 
@@ -368,7 +369,8 @@ class RefineService:
 
     async def _execute(self, pending: PendingRound, listener: RoundListener) -> RoundOutcome:
         try:
-            return await self._draw_and_critique(pending, listener)
+            async with self._slots:  # a /cancel while it waits its turn ends it here too
+                return await self._draw_and_critique(pending, listener)
         except asyncio.CancelledError:
             await asyncio.shield(self._cancelled(pending.round))
             raise
@@ -526,18 +528,16 @@ class RefineService:
         reference: bytes | None,
         options: ImageOptions | None,
     ) -> _Checked:
-        """Draw one image (when one of the image slots is free) and check it, making the
-        critic's JPEG in the same decode; nothing is stored yet. Raises BackendError (an
-        unusable image is BadOutput)."""
-        async with self._image_slots:
-            started = time.monotonic()
-            try:
-                image = await self._generator.generate(
-                    prompt, seed=seed, options=options, reference=reference
-                )
-                info, jpeg = await asyncio.to_thread(prepare, image.data, self._critic_max_side)
-            except InvalidImage as error:
-                raise BadOutput("image", str(error)) from error
+        """Draw one image and check it, making the critic's JPEG in the same decode; nothing
+        is stored yet. Raises BackendError (an unusable image is BadOutput)."""
+        started = time.monotonic()
+        try:
+            image = await self._generator.generate(
+                prompt, seed=seed, options=options, reference=reference
+            )
+            info, jpeg = await asyncio.to_thread(prepare, image.data, self._critic_max_side)
+        except InvalidImage as error:
+            raise BadOutput("image", str(error)) from error
         return _Checked(image, info, jpeg, int((time.monotonic() - started) * 1000))
 
     async def _keep(
@@ -680,7 +680,7 @@ class RefineService:
         try:
             if running.cancel_requested:
                 return await runner.finish("cancelled")
-            running.task = asyncio.create_task(runner.loop())
+            running.task = asyncio.create_task(self._in_turn(runner.loop))
             try:
                 reason = await running.task
             except asyncio.CancelledError:
@@ -694,6 +694,11 @@ class RefineService:
             return await runner.finish(reason)
         finally:
             self._running.pop(session_id, None)
+
+    async def _in_turn(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run `work()` once one of the round slots is free."""
+        async with self._slots:
+            return await work()
 
     async def latest_round(self, scope: Scope) -> RoundRecord:
         """Return the newest finished round of the scope's newest session (for `/auto`).
