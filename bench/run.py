@@ -425,8 +425,9 @@ def build_report(report: dict[str, Any]) -> str:
         add(
             f"The critic's image costs {critic['usd'] / critic['image_usd'] * 100:.2f} % of "
             "the image generation. By the tile rule a 1024×1024 image and its 768×768 copy are "
-            "the same 4 tiles (765 tokens): the downscale saves bytes and the bot's CPU, not "
-            "tokens. Prices assumed: image output tokens "
+            "the same 4 tiles (765 tokens): the downscale saves upload bytes (and pixels for "
+            "self-hosted critics that bill by them), not OpenAI tokens. Prices assumed: image "
+            "output tokens "
             f"${IMAGE_OUT_USD_PER_MTOK:g}/M and text input ${IMAGE_TEXT_IN_USD_PER_MTOK:g}/M "
             f"(GPT image models), critic input ${CRITIC_IN_USD_PER_MTOK:g}/M (a small GPT "
             "vision model); token counts from the usage the fake returns (its image usage "
