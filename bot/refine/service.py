@@ -369,8 +369,8 @@ class RefineService:
 
     async def _execute(self, pending: PendingRound, listener: RoundListener) -> RoundOutcome:
         try:
-            async with self._slots:  # a /cancel while it waits its turn ends it here too
-                return await self._draw_and_critique(pending, listener)
+            # A /cancel while the round waits its turn ends it here too.
+            return await self._in_turn(lambda: self._draw_and_critique(pending, listener))
         except asyncio.CancelledError:
             await asyncio.shield(self._cancelled(pending.round))
             raise
