@@ -175,7 +175,7 @@ class Driver:
         number = len(state.timings) + 1
         state.timings.append(RoundTiming(state.chat["id"], number, time.monotonic()))
         state.query_id = self.telegram.user_presses(state.chat, state.user, message_id, "Accept")
-        self.pressed_at[state.query_id] = time.monotonic()
+        self.pressed_at[state.query_id] = state.timings[-1].enqueued
 
     def _finish(self, state: _Chat, timing: RoundTiming) -> None:
         self._outstanding -= 1

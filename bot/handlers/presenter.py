@@ -101,13 +101,13 @@ class RoundPresenter:
             self._gone = True
             raise AudienceGone() from error
 
-    # --- RoundListener -------------------------------------------------------------------
-
     def acknowledge(self) -> None:
         """React to the message that asked, if any, without waiting for Telegram (the round
         may wait its turn first). Telegram does not count a reaction as a message."""
         if self._asked_by is not None:
             self._reaction = asyncio.create_task(self._react(self._asked_by))
+
+    # --- RoundListener -------------------------------------------------------------------
 
     async def generating(self, round: RoundRecord) -> None:
         """Show the chat action (kept alive until the photo is out; not a message either).
