@@ -62,22 +62,23 @@ async def auto_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     except RefineError as error:
         await reply(message, views.refusal_text(error))
         return
-    launch_autopilot(update, context, pending, reply_to=message)
+    launch_autopilot(update, context, pending, asked_by=message)
 
 
 def launch_autopilot(
     update: Update,
     context: ContextTypes.DEFAULT_TYPE,
     pending: PendingAutopilot,
-    reply_to: Message | None = None,
+    asked_by: Message | None = None,
 ) -> None:
-    """Run the pending autopilot as a background task of the application, shown in the chat."""
+    """Run the pending autopilot as a background task of the application, shown in the chat
+    (answering `asked_by`, the message that started it, if any)."""
     presenter = AutopilotPresenter(
         context.bot,
         pending.scope,
         services(context).refine,
         group=pending.scope.is_group,
-        reply_to=reply_to,
+        asked_by=asked_by,
     )
     context.application.create_task(
         _run_and_show(context.application, pending, presenter),
@@ -118,9 +119,9 @@ class AutopilotPresenter(RoundPresenter):
         deliveries: DeliveryMemory,
         *,
         group: bool,
-        reply_to: Message | None = None,
+        asked_by: Message | None = None,
     ) -> None:
-        super().__init__(bot, scope, deliveries, group=group, asked_by=reply_to)
+        super().__init__(bot, scope, deliveries, group=group, asked_by=asked_by)
         self._progress_id: int | None = None
         self._progress_text = ""
 

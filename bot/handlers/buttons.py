@@ -76,7 +76,7 @@ async def _autopilot(
     )
     images = pending.plan.max_images
     await answer_quietly(update.callback_query, f"Autopilot: at most {images} images…")
-    launch_autopilot(update, context, pending, reply_to=update.callback_query.message)
+    launch_autopilot(update, context, pending, asked_by=update.callback_query.message)
 
 
 async def _ask_for_edit(

@@ -70,7 +70,7 @@ async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             pending = await refine.begin_autopilot(
                 scope, actor, brief=caption, reference=reference, rounds=rounds
             )
-            launch_autopilot(update, context, pending, reply_to=message)
+            launch_autopilot(update, context, pending, asked_by=message)
             return
         round_pending = await refine.begin_start(scope, actor, caption, reference=reference)
     except RefineError as error:
