@@ -319,6 +319,24 @@ async def backend_truncated_png(world: World) -> None:
 
 
 @case
+async def backend_truncated_jpeg(world: World) -> None:
+    data = image_bytes(Image.open(io.BytesIO(render_png(1024, 1024))).convert("RGB"), "JPEG")
+    await backend_image_is_refused(world, data[: len(data) // 2])
+
+
+@case
+async def backend_jpeg_with_garbage_after_the_header(world: World) -> None:
+    await backend_image_is_refused(world, b"\xff\xd8\xff\xe0" + os.urandom(3000))
+
+
+@case
+async def backend_answer_not_base64(world: World) -> None:
+    body = {"created": int(time.time()), "data": [{"b64_json": "not base64 at all!"}]}
+    world.openai.fail_next("images", Fault(status=200, body=body))
+    await world.says("/new product shot", "sent back something unusable")
+
+
+@case
 async def backend_animated_gif(world: World) -> None:
     frames = [Image.new("RGB", (64, 64), c) for c in ("red", "blue")]
     data = image_bytes(frames[0], "GIF", save_all=True, append_images=frames[1:])
