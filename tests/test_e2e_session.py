@@ -242,3 +242,27 @@ def _peak(spans: list[tuple[float, float]]) -> int:
         open_now += change
         peak = max(peak, open_now)
     return peak
+
+
+async def test_cancel_while_waiting_its_turn_pays_nothing(
+    telegram, openai_fake, bots, make_settings
+) -> None:
+    await bots.start(make_settings(allowed_user_ids="*", max_rounds_in_flight=1))
+    openai_fake.image_latency = 1.0
+    busy_user = telegram.make_user(61_000, "Busy")
+    busy = telegram.private_chat(busy_user)
+    telegram.user_sends_text(busy, busy_user, "/new teak tray")
+    await telegram.wait_for(lambda: openai_fake.requests_to("images"))
+
+    waiting_user = telegram.make_user(61_001, "Waiting")
+    waiting = telegram.private_chat(waiting_user)
+    brief = telegram.user_sends_text(waiting, waiting_user, "/new linen napkins")
+    await telegram.wait_for(lambda: (waiting["id"], brief["message_id"]) in telegram.reactions)
+    telegram.user_sends_text(waiting, waiting_user, "/cancel")
+    cancelled = await next_text(telegram, waiting, "cancelled")
+    assert cancelled.reply_to_message_id == brief["message_id"]
+
+    await next_round(telegram, busy)
+    await asyncio.sleep(0.3)
+    prompts = [r.json["prompt"] for r in openai_fake.requests_to("images")]
+    assert prompts == ["teak tray"]  # the cancelled round never reached the image API
