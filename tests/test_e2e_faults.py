@@ -31,18 +31,30 @@ async def test_flood_control_is_waited_out(telegram, openai_fake, bot, ana, ana_
     assert "Round 1" in round1.plain
 
 
-async def test_blocked_chat_stops_before_paying_and_without_a_storm(
-    telegram, openai_fake, bot, ana, ana_chat, data_dir
+async def test_a_chat_gone_while_its_round_waited_is_not_paid_for(
+    telegram, openai_fake, bots, make_settings, ana, ana_chat, data_dir
 ) -> None:
-    telegram.user_blocks_bot(ana_chat)
-    telegram.user_sends_text(ana_chat, ana, "/new canvas tote")
-    await telegram.wait_for(lambda: telegram.calls_to("sendChatAction"))
+    await bots.start(make_settings(allowed_user_ids="*", max_rounds_in_flight=1))
+    openai_fake.image_latency = 1.5
+    busy_user = telegram.make_user(62_000, "Busy")
+    busy = telegram.private_chat(busy_user)
+    telegram.user_sends_text(busy, busy_user, "/new teak tray")
+    await telegram.wait_for(lambda: openai_fake.requests_to("images"))
+    brief = telegram.user_sends_text(ana_chat, ana, "/new canvas tote")
+    await telegram.wait_for(lambda: (ana_chat["id"], brief["message_id"]) in telegram.reactions)
+    telegram.user_blocks_bot(ana_chat)  # while her round waits its turn
+    await next_round(telegram, busy)
+
+    def ana_calls() -> list[str]:
+        return [c.method for c in telegram.calls if c.params.get("chat_id") == ana_chat["id"]]
+
+    await telegram.wait_for(lambda: "sendChatAction" in ana_calls())
     await asyncio.sleep(0.5)
-    assert openai_fake.requests_to("images") == []  # nothing paid for a chat nobody reads
+    prompts = [r.json["prompt"] for r in openai_fake.requests_to("images")]
+    assert prompts == ["teak tray"]  # nothing paid for a chat nobody reads
     [round] = await rounds_of(data_dir, ana_chat["id"])
     assert round.status is RoundStatus.CANCELLED
-    to_chat = [c.method for c in telegram.calls if c.params.get("chat_id") == ana_chat["id"]]
-    assert sorted(to_chat) == ["sendChatAction", "setMessageReaction"]  # no retries, no more
+    assert sorted(ana_calls()) == ["sendChatAction", "setMessageReaction"]  # no retries, no more
 
 
 async def test_blocked_after_the_image_ends_the_round_quietly(
