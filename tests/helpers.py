@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.telegram_server import BotMessage, FakeTelegram
 
 
@@ -61,3 +62,21 @@ def stored_message_ids(data_dir: Path) -> list[int | None]:
     """Read the rounds' message ids straight from the bot's database (WAL, read-only)."""
     with sqlite3.connect(f"file:{data_dir / 'refinebot.db'}?mode=ro", uri=True) as db:
         return [row[0] for row in db.execute("SELECT message_id FROM rounds ORDER BY id")]
+
+
+async def occupy_the_only_slot(
+    telegram: FakeTelegram, openai_fake: FakeOpenAI, latency: float
+) -> dict:
+    """With MAX_ROUNDS_IN_FLIGHT=1: start a round in a chat of its own whose image takes
+    `latency` seconds, and return that chat once the round holds the slot."""
+    openai_fake.image_latency = latency
+    user = telegram.make_user(61_000, "Busy")
+    chat = telegram.private_chat(user)
+    telegram.user_sends_text(chat, user, "/new teak tray")
+    await telegram.wait_for(lambda: openai_fake.requests_to("images"))
+    return chat
+
+
+async def acknowledged(telegram: FakeTelegram, chat: dict, message: dict) -> None:
+    """Wait until the bot has reacted to the message (its round was accepted)."""
+    await telegram.wait_for(lambda: (chat["id"], message["message_id"]) in telegram.reactions)

@@ -9,7 +9,7 @@ from storage.records import RoundStatus
 from storage.store import Store
 from tests.cli_helpers import fakes_environment, start_bot, stop_bot
 from tests.fakes.faults import Fault
-from tests.helpers import next_round, next_text, toast
+from tests.helpers import acknowledged, next_round, next_text, occupy_the_only_slot, toast
 
 ERROR_HANDLER = "error while handling an update"
 
@@ -35,13 +35,8 @@ async def test_a_chat_gone_while_its_round_waited_is_not_paid_for(
     telegram, openai_fake, bots, make_settings, ana, ana_chat, data_dir
 ) -> None:
     await bots.start(make_settings(allowed_user_ids="*", max_rounds_in_flight=1))
-    openai_fake.image_latency = 1.5
-    busy_user = telegram.make_user(62_000, "Busy")
-    busy = telegram.private_chat(busy_user)
-    telegram.user_sends_text(busy, busy_user, "/new teak tray")
-    await telegram.wait_for(lambda: openai_fake.requests_to("images"))
-    brief = telegram.user_sends_text(ana_chat, ana, "/new canvas tote")
-    await telegram.wait_for(lambda: (ana_chat["id"], brief["message_id"]) in telegram.reactions)
+    busy = await occupy_the_only_slot(telegram, openai_fake, latency=1.5)
+    await acknowledged(telegram, ana_chat, telegram.user_sends_text(ana_chat, ana, "/new tote"))
     telegram.user_blocks_bot(ana_chat)  # while her round waits its turn
     await next_round(telegram, busy)
 

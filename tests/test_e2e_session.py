@@ -7,7 +7,14 @@ import asyncio
 from storage.records import RoundStatus
 from storage.store import Store
 from tests.conftest import BOB_ID
-from tests.helpers import history_of_latest_session, next_round, next_text, toast
+from tests.helpers import (
+    acknowledged,
+    history_of_latest_session,
+    next_round,
+    next_text,
+    occupy_the_only_slot,
+    toast,
+)
 
 
 async def test_restart_keeps_every_round_and_old_buttons_work(
@@ -248,16 +255,11 @@ async def test_cancel_while_waiting_its_turn_pays_nothing(
     telegram, openai_fake, bots, make_settings
 ) -> None:
     await bots.start(make_settings(allowed_user_ids="*", max_rounds_in_flight=1))
-    openai_fake.image_latency = 1.0
-    busy_user = telegram.make_user(61_000, "Busy")
-    busy = telegram.private_chat(busy_user)
-    telegram.user_sends_text(busy, busy_user, "/new teak tray")
-    await telegram.wait_for(lambda: openai_fake.requests_to("images"))
-
+    busy = await occupy_the_only_slot(telegram, openai_fake, latency=1.0)
     waiting_user = telegram.make_user(61_001, "Waiting")
     waiting = telegram.private_chat(waiting_user)
     brief = telegram.user_sends_text(waiting, waiting_user, "/new linen napkins")
-    await telegram.wait_for(lambda: (waiting["id"], brief["message_id"]) in telegram.reactions)
+    await acknowledged(telegram, waiting, brief)
     telegram.user_sends_text(waiting, waiting_user, "/cancel")
     cancelled = await next_text(telegram, waiting, "cancelled")
     assert cancelled.reply_to_message_id == brief["message_id"]
