@@ -107,8 +107,8 @@ class OpenAIImageGenerator:
     async def _edit(self, prompt: str, reference: bytes, size: str, quality: str) -> Any:
         mime = image_mime(reference)
         upload = (f"product.{_EXTENSIONS[mime]}", reference, mime)
-        options: dict[str, Any] = {"input_fidelity": "high"} if self._input_fidelity else {}
-        try:
+
+        async def edit(**options: Any) -> Any:
             return await self._client.images.edit(
                 model=self.model,
                 image=upload,
@@ -119,21 +119,18 @@ class OpenAIImageGenerator:
                 **options,
                 **self._format,
             )
+
+        if not self._input_fidelity:
+            return await edit()
+        try:
+            return await edit(input_fidelity="high")
         except openai.BadRequestError as error:
-            if not options or not _about_input_fidelity(error):
+            if not _about_input_fidelity(error):
                 raise
         # A 400 is not billed: remember the model has no input_fidelity and ask again.
         log.info("%s refused input_fidelity; editing without it", self.model)
         self._input_fidelity = False
-        return await self._client.images.edit(
-            model=self.model,
-            image=upload,
-            prompt=prompt,
-            n=1,
-            size=size,
-            quality=quality,  # type: ignore[arg-type]
-            **self._format,
-        )
+        return await edit()
 
     async def aclose(self) -> None:
         await self._client.close()
