@@ -26,6 +26,7 @@ from bot.health import schedule_heartbeat
 from bot.rate_limit import MessageRateLimiter
 from bot.retention import schedule_retention
 from bot.services import Services, build_services
+from bot.telegram_request import AiohttpRequest
 from bot.update_order import PerChatUpdateProcessor
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,23 @@ GROUP_COMMANDS = [
     BotCommand("cancel", "Stop the running round or autopilot"),
     BotCommand("help", "How this bot works"),
 ]
+
+
+def bot_api_request(connection_pool_size: int, read_timeout: float = 30.0) -> AiohttpRequest:
+    """Return the HTTP client for Bot API calls (getUpdates has its own, with one connection).
+
+    Messages are paced to ~30/s, but under load each call holds its connection for many
+    event-loop turns, and button answers and chat actions share the pool: with 16 connections,
+    answers queued for seconds at 200 busy chats (bench/).
+    """
+    return AiohttpRequest(
+        connection_pool_size=connection_pool_size,
+        read_timeout=read_timeout,
+        write_timeout=60.0,
+        connect_timeout=10.0,
+        pool_timeout=10.0,
+        media_write_timeout=120.0,
+    )
 
 
 def build_application(settings: Settings, services: Services | None = None) -> Application:
@@ -80,16 +98,8 @@ def build_application(settings: Settings, services: Services | None = None) -> A
         .base_file_url(settings.telegram_file_base_url)
         .concurrent_updates(PerChatUpdateProcessor())
         .rate_limiter(MessageRateLimiter(max_retries=3))
-        # Messages are paced to ~30/s, but under load each call holds its connection for
-        # many event-loop turns, and button answers and chat actions share the pool: with 16
-        # connections, answers queued for seconds at 200 busy chats (bench/).
-        .connection_pool_size(64)
-        .connect_timeout(10.0)
-        .read_timeout(30.0)
-        .write_timeout(60.0)
-        .media_write_timeout(120.0)
-        .pool_timeout(10.0)
-        .get_updates_read_timeout(40.0)
+        .request(bot_api_request(connection_pool_size=64))
+        .get_updates_request(bot_api_request(connection_pool_size=1, read_timeout=40.0))
         .post_init(post_init)
         .post_shutdown(post_shutdown)
         .build()

@@ -31,6 +31,18 @@ async def test_flood_control_is_waited_out(telegram, openai_fake, bot, ana, ana_
     assert "Round 1" in round1.plain
 
 
+async def test_a_photo_lost_on_the_network_arrives_with_the_critique(
+    telegram, openai_fake, bot, ana, ana_chat
+) -> None:
+    telegram.fail_next("sendPhoto", drop_connection=True)
+    telegram.user_sends_text(ana_chat, ana, "/new canvas tote")
+    round1 = await next_round(telegram, ana_chat)
+    assert [c.ok for c in telegram.calls_to("sendPhoto")] == [False, True]
+    assert "Round 1" in round1.plain
+    assert "Accept" in " ".join(round1.flat_buttons)
+    assert len(openai_fake.requests_to("images")) == 1  # sent again, never drawn again
+
+
 async def test_a_chat_gone_while_its_round_waited_is_not_paid_for(
     telegram, openai_fake, bots, make_settings, ana, ana_chat, data_dir
 ) -> None:

@@ -24,9 +24,18 @@ _CREDIT_CODES = {"insufficient_quota", "billing_hard_limit_reached", "billing_no
 
 
 def make_client(base_url: str | None, api_key: str, timeout: float) -> openai.AsyncOpenAI:
-    """Return an AsyncOpenAI client with an explicit timeout and the shared retry policy."""
+    """Return an AsyncOpenAI client with an explicit timeout and the shared retry policy.
+
+    Its HTTP goes through aiohttp (the SDK's `openai[aiohttp]` option): a few ms less Python
+    per request than the default, and no pool bookkeeping that grows with the connections
+    (the bot holds dozens when many rounds run at once; bench/).
+    """
     return openai.AsyncOpenAI(
-        api_key=api_key, base_url=base_url, timeout=timeout, max_retries=MAX_RETRIES
+        api_key=api_key,
+        base_url=base_url,
+        timeout=timeout,
+        max_retries=MAX_RETRIES,
+        http_client=openai.DefaultAioHttpClient(timeout=timeout),
     )
 
 

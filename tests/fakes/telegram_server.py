@@ -682,12 +682,24 @@ class BotMessage:
         return [label for row in self.buttons for label in row]
 
 
+DROPPED: JSONDict = {"ok": False, "description": "connection dropped by the fake"}
+"""The `Call.error` of a call whose connection `fail_next(drop_connection=True)` closed."""
+
+
+def _dropped(request: web.Request) -> web.Response:
+    """Close the request's connection; the response returned goes nowhere."""
+    if request.transport is not None:
+        request.transport.abort()
+    return web.Response(status=499)
+
+
 @dataclass
 class _Fault:
     error_code: int
     description: str
     parameters: JSONDict | None
     remaining: int
+    drop_connection: bool = False
 
 
 @dataclass
@@ -1172,11 +1184,13 @@ class FakeTelegram:
         retry_after: int | None = None,
         migrate_to_chat_id: int | None = None,
         count: int = 1,
+        drop_connection: bool = False,
     ) -> None:
         """Make the next ``count`` calls of ``method`` fail (nothing else happens for them).
 
         ``error_code`` defaults to 429 when ``retry_after`` is given, else 400. The description
-        defaults to Telegram's usual text for the code.
+        defaults to Telegram's usual text for the code. ``drop_connection``: close the
+        connection instead of answering (a network failure; the call is recorded as failed).
         """
         if error_code is None:
             error_code = 429 if retry_after is not None else 400
@@ -1200,7 +1214,7 @@ class FakeTelegram:
                 500: "Internal Server Error",
                 502: "Bad Gateway",
             }.get(error_code, f"Error {error_code}")
-        fault = _Fault(error_code, description, parameters or None, count)
+        fault = _Fault(error_code, description, parameters or None, count, drop_connection)
         self._faults.setdefault(method.lower(), []).append(fault)
 
     def stub(self, method: str, result: Any | Callable[[JSONDict], Any]) -> None:
@@ -1270,8 +1284,12 @@ class FakeTelegram:
             if name != "getUpdates" and self.latency > 0:
                 await asyncio.sleep(self.latency)
             fault = self._pop_fault(name)
+            if fault is not None and fault.drop_connection:
+                self.calls.append(Call(name, params, files, False, error=DROPPED, at=at))
+                self._touch()
+                return _dropped(request)
             if fault is not None:
-                raise fault
+                raise TelegramApiError(fault.error_code, fault.description, fault.parameters)
             if stub is not None:
                 result = stub(params)
             elif known is not None:
@@ -1296,7 +1314,7 @@ class FakeTelegram:
         self.downloads.append(path)
         return web.Response(body=stored.data, content_type="application/octet-stream")
 
-    def _pop_fault(self, method: str) -> TelegramApiError | None:
+    def _pop_fault(self, method: str) -> _Fault | None:
         queue = self._faults.get(method.lower())
         if not queue:
             return None
@@ -1304,7 +1322,7 @@ class FakeTelegram:
         fault.remaining -= 1
         if fault.remaining <= 0:
             queue.pop(0)
-        return TelegramApiError(fault.error_code, fault.description, fault.parameters)
+        return fault
 
     def _timeout_report(self, timeout: float, last_error: LookupError | None) -> str:
         lines = [f"wait_for: condition not met within {timeout:.2f}s"]
