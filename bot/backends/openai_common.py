@@ -23,7 +23,9 @@ _BLOCKED_CODES = {"moderation_blocked", "content_policy_violation", "content_fil
 _CREDIT_CODES = {"insufficient_quota", "billing_hard_limit_reached", "billing_not_active"}
 
 
-def make_client(base_url: str | None, api_key: str, timeout: float) -> openai.AsyncOpenAI:
+def make_client(
+    base_url: str | None, api_key: str, timeout: float, max_retries: int = MAX_RETRIES
+) -> openai.AsyncOpenAI:
     """Return an AsyncOpenAI client with an explicit timeout and the shared retry policy.
 
     Its HTTP goes through aiohttp (the SDK's `openai[aiohttp]` option): a few ms less Python
@@ -34,7 +36,7 @@ def make_client(base_url: str | None, api_key: str, timeout: float) -> openai.As
         api_key=api_key,
         base_url=base_url,
         timeout=timeout,
-        max_retries=MAX_RETRIES,
+        max_retries=max_retries,
         http_client=openai.DefaultAioHttpClient(timeout=timeout),
     )
 

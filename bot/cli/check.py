@@ -147,9 +147,11 @@ def _writable(folder: Path) -> bool:
 
 def _telegram_bot(settings: Settings, seconds: float) -> Bot:
     from telegram import Bot
-    from telegram.request import HTTPXRequest
 
-    request = HTTPXRequest(
+    from bot.telegram_request import AiohttpRequest
+
+    # The bot's own transport, so that a proxy or certificate problem shows up here too.
+    request = AiohttpRequest(
         connect_timeout=seconds, read_timeout=seconds, write_timeout=seconds, pool_timeout=seconds
     )
     return Bot(
@@ -167,7 +169,8 @@ async def check_telegram(settings: Settings, seconds: float = CHECK_TIMEOUT) -> 
 
     bot = _telegram_bot(settings, seconds)
     try:
-        me = await bot.get_me()
+        await bot.initialize()  # opens the connection pool and asks getMe
+        me = bot.bot
     except InvalidToken:
         return CheckResult(
             "Telegram",
@@ -204,6 +207,7 @@ async def check_webhook(settings: Settings, seconds: float = CHECK_TIMEOUT) -> C
 
     bot = _telegram_bot(settings, seconds)
     try:
+        await bot.request.initialize()
         info = await bot.get_webhook_info()
     except TelegramError as error:
         return CheckResult(
@@ -286,7 +290,9 @@ async def check_openai_model(
     """
     import openai
 
-    client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=seconds, max_retries=0)
+    from bot.backends.openai_common import make_client
+
+    client = make_client(base_url, api_key, seconds, max_retries=0)
     where = str(client.base_url).rstrip("/")
     try:
         try:
