@@ -385,6 +385,8 @@ class RefineService:
         round = await self._store.update_round(pending.round.id, status=RoundStatus.GENERATING)
         await _notify(listener.generating(round))
         reference = await self.reference_of(session)
+        # What the critic sees besides the image is read while the image is drawn.
+        context = _background(self._critic_context(session, round.id))
         try:
             drawn = await self._draw_checked(
                 round.prompt,
@@ -393,6 +395,7 @@ class RefineService:
                 self.image_options(pending.settings),
             )
         except BackendError as error:
+            context.cancel()
             log.warning("round %s: image failed: %s", round.id, error)
             failed = await self._store.update_round(
                 round.id,
@@ -402,9 +405,12 @@ class RefineService:
                 finished_at=now_iso(),
             )
             return RoundOutcome(failed, error=error)
+        except BaseException:
+            context.cancel()
+            raise
         # The critic starts on the checked image at once; storing and showing it run alongside
         # (the photo still goes out only once the image is stored).
-        judging = _background(self._judge_round(pending, round, drawn.jpeg))
+        judging = _background(self._judge_round(pending, round, drawn.jpeg, context))
         try:
             stored = await self._keep(drawn, session, round.id, actor)
             round = await self._store.update_round(
@@ -446,18 +452,36 @@ class RefineService:
         actor's own Telegram language."""
         return pending.settings.language or pending.actor.language
 
-    async def _judge_round(self, pending: PendingRound, round: RoundRecord, jpeg: bytes) -> Judged:
-        """Critique the round's image (as the critic's JPEG) against the session's product
-        photo, if any, in the chat's language. Raises BackendError or ReferenceExpired."""
-        session = pending.session
+    async def _critic_context(
+        self, session: SessionRecord, round_id: int
+    ) -> tuple[tuple[EarlierCritique, ...], bytes | None]:
+        """Return what the critic sees of a round besides its image: the session's earlier
+        critiques and the product photo's JPEG (None without one).
+
+        Raises ReferenceExpired when the photo's file is gone.
+        """
+        earlier = await self._earlier_critiques(session.id, round_id)
+        return earlier, await self.reference_jpeg(await self.reference_of(session))
+
+    async def _judge_round(
+        self,
+        pending: PendingRound,
+        round: RoundRecord,
+        jpeg: bytes,
+        context: Awaitable[tuple[tuple[EarlierCritique, ...], bytes | None]],
+    ) -> Judged:
+        """Critique the round's image (as the critic's JPEG) with its `_critic_context`, in the
+        chat's language. Raises BackendError or ReferenceExpired."""
+        earlier, reference_jpeg = await context
         return await self.judge(
-            session,
+            pending.session,
             round.id,
             pending.actor,
             round.prompt,
             jpeg,
-            await self.reference_jpeg(await self.reference_of(session)),
+            reference_jpeg,
             self.critique_language(pending),
+            earlier,
         )
 
     async def _critique(
@@ -563,20 +587,24 @@ class RefineService:
         jpeg: bytes,
         reference_jpeg: bytes | None = None,
         language: str | None = None,
+        earlier: tuple[EarlierCritique, ...] | None = None,
     ) -> Judged:
         """Critique one image of the round, given as the critic's JPEG (against the product
-        photo's small JPEG, if any), in `language`; store the usage; return the critique with
-        a low fidelity named first.
+        photo's small JPEG, if any), in `language`, with the session's `earlier` critiques
+        (read here if None); store the usage; return the critique with a low fidelity named
+        first.
 
         Raises BackendError.
         """
         started = time.monotonic()
+        if earlier is None:
+            earlier = await self._earlier_critiques(session.id, round_id)
         result = await self._critic.critique(
             CritiqueRequest(
                 brief=session.brief,
                 prompt=prompt,
                 image_jpeg=jpeg,
-                earlier=await self._earlier_critiques(session.id, round_id),
+                earlier=earlier,
                 reference_jpeg=reference_jpeg,
                 language=language,
             )
@@ -775,7 +803,12 @@ class RefineService:
                     round = await self._store.update_round(round.id, message_id=message_id)
             jpeg = await asyncio.to_thread(critic_jpeg, image, self._critic_max_side)
             return await self._critique(
-                pending, round, self._judge_round(pending, round, jpeg), listener
+                pending,
+                round,
+                self._judge_round(
+                    pending, round, jpeg, self._critic_context(pending.session, round.id)
+                ),
+                listener,
             )
         except AudienceGone:
             return await self._cancelled(round)
