@@ -283,7 +283,7 @@ def build_report(report: dict[str, Any]) -> str:
     cpu_sc = fifty or big or one
     if cpu_sc:
         row(
-            f"Bot CPU per round, user+sys ({cpu_sc['chats']} chats)",
+            f"Bot CPU per round, user+sys ({cpu_sc['chats']:g} chats)",
             _fmt(cpu_sc["bot_cpu_ms_per_round"], 1, " ms"),
             "≤ 25 ms",
             _le(cpu_sc["bot_cpu_ms_per_round"], TARGETS["cpu_ms_per_round"]),
@@ -313,13 +313,13 @@ def build_report(report: dict[str, Any]) -> str:
         )
     if big:
         row(
-            f"Bot API calls/s sustained ({big['chats']} chats)",
+            f"Bot API calls/s sustained ({big['chats']:g} chats)",
             _fmt(big["api_calls_per_s"], 1),
             "≈ 30 (Telegram's ceiling)",
             _ge(big["api_calls_per_s"], TELEGRAM_CEILING * 0.9),
         )
         row(
-            f"Bot API calls per bot CPU-second ({big['chats']} chats)",
+            f"Bot API calls per bot CPU-second ({big['chats']:g} chats)",
             _fmt(big["api_calls_per_cpu_s"], 0),
             "≥ 30 (one core reaches the ceiling)",
             _ge(big["api_calls_per_cpu_s"], TELEGRAM_CEILING),

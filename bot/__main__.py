@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import gc
 import logging
 import sys
 
@@ -106,6 +107,10 @@ def run_bot() -> int:
 
     configure_logging(settings.log_level, settings.secret_values(), settings.log_format)
     application = build_application(settings)
+    # What is loaded by now (the libraries: ~135,000 objects) lives as long as the process;
+    # frozen, the collector's full passes skip it instead of stalling the event loop for
+    # ~0.1 s each under load (bench/, 500 chats).
+    gc.freeze()
     if settings.webhook_mode:
         log.info(
             "webhook mode: Telegram posts to %s; listening on %s:%s%s",
