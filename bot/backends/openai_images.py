@@ -35,8 +35,6 @@ def supports_input_fidelity(model: str) -> bool:
 
 OUTPUT_COMPRESSION = 95
 """JPEG/WebP quality asked of the API: visually lossless for product photos."""
-INLINE_BASE64_CHARS = 1_000_000
-"""Longer base64 (PNGs, big images) is decoded on a worker thread, off the event loop."""
 
 
 class OpenAIImageGenerator:
@@ -101,12 +99,10 @@ class OpenAIImageGenerator:
         if not response.data or not response.data[0].b64_json:
             raise BadOutput("image", "response has no b64_json image")
         b64 = response.data[0].b64_json
-        try:  # ~5 ms per MB: a JPEG's worth is cheaper inline than a hop to a thread
-            data = (
-                _from_base64(b64)
-                if len(b64) <= INLINE_BASE64_CHARS
-                else await asyncio.to_thread(_from_base64, b64)
-            )
+        try:
+            # ~5 ms per MB, on a worker thread: inline, it held up every other chat's work when
+            # many rounds' images arrived together (bench: 50-chat overhead p50 0.5 -> 0.3 s).
+            data = await asyncio.to_thread(_from_base64, b64)
         except (binascii.Error, ValueError) as error:
             raise BadOutput("image", "b64_json is not valid base64") from error
         usage = response.usage.model_dump() if response.usage else {}
