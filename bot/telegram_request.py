@@ -3,9 +3,9 @@
 Why (bench/, README → Performance): every round makes about five Bot API calls, and httpx
 spends about 1.5 ms more Python per call than aiohttp, which parses HTTP in C. Worse, with many
 pooled connections httpcore looks at every one of them, twice, for every request: at 50 busy
-chats that pool bookkeeping alone cost the bot ~10 ms of CPU a round. With this class the
-bot's CPU per round at 50 chats fell from ~83 to ~48 ms and button answers from ~0.9 s to
-~0.1 s (p95).
+chats that pool bookkeeping alone cost the bot ~10 ms of CPU a round. With this class (and the
+openai SDK's aiohttp client) the bot's CPU per round at 50 chats fell from ~83 to ~48 ms and
+button answers from ~0.9 s to ~0.2 s (p95).
 
 The contract is PTB's HTTPXRequest's: the four timeouts (None waits forever), TimedOut for
 any timeout, NetworkError for any other transport failure, HTTP(S)_PROXY / ALL_PROXY /
