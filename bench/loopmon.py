@@ -2,7 +2,8 @@
 
 How: `install()` wraps `asyncio.BaseEventLoop.run_forever` (which `run_until_complete` uses
 too), so the first time any event loop of the process starts running, a timer chain is put on
-it: every `interval` seconds a callback is scheduled with `loop.call_at(deadline)`, and when
+it (uvloop's loops, which are not BaseEventLoops, get it when `uvloop.new_event_loop()` makes
+them): every `interval` seconds a callback is scheduled with `loop.call_at(deadline)`, and when
 it runs, `loop.time() - deadline` is the lag: how long ready work kept the loop from serving
 a timer that was due (the same delay every socket read and every handler sees). Nothing
 depends on python-telegram-bot; the application never knows.
@@ -83,8 +84,25 @@ def install(path: str | Path, interval: float = 0.02) -> None:
         return original(self)
 
     asyncio.base_events.BaseEventLoop.run_forever = run_forever  # type: ignore[method-assign]
+    _attach_to_uvloop(sampler)
     threading.Thread(target=sampler.run_flusher, name="loopmon", daemon=True).start()
     atexit.register(sampler.flush)
+
+
+def _attach_to_uvloop(sampler: _Sampler) -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    original = uvloop.new_event_loop
+
+    def new_event_loop() -> asyncio.AbstractEventLoop:
+        loop = original()
+        _attached.add(loop)
+        sampler.attach(loop)
+        return loop
+
+    uvloop.new_event_loop = new_event_loop
 
 
 def read_samples(path: str | Path) -> list[tuple[float, float]]:

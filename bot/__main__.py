@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import errno
 import gc
 import logging
@@ -88,6 +89,19 @@ def main(argv: list[str] | None = None) -> int:
     return run_bot()
 
 
+def use_fast_event_loop() -> None:
+    """Run the bot's asyncio on uvloop's event loop (libuv, in C) where it is installed (it is
+    a dependency everywhere but Windows): ~10 % less CPU per round and ~5 ms less overhead
+    (bench/). python-telegram-bot runs on the loop set here."""
+    try:
+        import uvloop
+    except ImportError:
+        log.info("event loop: asyncio's own (uvloop is not installed)")
+        return
+    asyncio.set_event_loop(uvloop.new_event_loop())
+    log.info("event loop: uvloop %s", uvloop.__version__)
+
+
 def run_bot() -> int:
     """Run the bot until interrupted; return the process exit status."""
     try:
@@ -111,6 +125,7 @@ def run_bot() -> int:
     # frozen, the collector's full passes skip it instead of stalling the event loop for
     # ~0.1 s each under load (bench/, 500 chats).
     gc.freeze()
+    use_fast_event_loop()
     if settings.webhook_mode:
         log.info(
             "webhook mode: Telegram posts to %s; listening on %s:%s%s",
