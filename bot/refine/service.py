@@ -386,7 +386,7 @@ class RefineService:
         await _notify(listener.generating(round))
         reference = await self.reference_of(session)
         # What the critic sees besides the image is read while the image is drawn.
-        context = _background(self._critic_context(session, round.id))
+        context = _background(self._critic_context(session, round.id, reference))
         try:
             drawn = await self._draw_checked(
                 round.prompt,
@@ -394,8 +394,10 @@ class RefineService:
                 reference,
                 self.image_options(pending.settings),
             )
-        except BackendError as error:
+        except BaseException as error:
             context.cancel()
+            if not isinstance(error, BackendError):
+                raise
             log.warning("round %s: image failed: %s", round.id, error)
             failed = await self._store.update_round(
                 round.id,
@@ -405,9 +407,6 @@ class RefineService:
                 finished_at=now_iso(),
             )
             return RoundOutcome(failed, error=error)
-        except BaseException:
-            context.cancel()
-            raise
         # The critic starts on the checked image at once; storing and showing it run alongside
         # (the photo still goes out only once the image is stored).
         judging = _background(self._judge_round(pending, round, drawn.jpeg, context))
@@ -453,15 +452,18 @@ class RefineService:
         return pending.settings.language or pending.actor.language
 
     async def _critic_context(
-        self, session: SessionRecord, round_id: int
+        self, session: SessionRecord, round_id: int, reference: bytes | None = None
     ) -> tuple[tuple[EarlierCritique, ...], bytes | None]:
         """Return what the critic sees of a round besides its image: the session's earlier
-        critiques and the product photo's JPEG (None without one).
+        critiques and the product photo's JPEG (None without one). `reference`: the product
+        photo if the caller has read it already.
 
         Raises ReferenceExpired when the photo's file is gone.
         """
         earlier = await self._earlier_critiques(session.id, round_id)
-        return earlier, await self.reference_jpeg(await self.reference_of(session))
+        if reference is None:
+            reference = await self.reference_of(session)
+        return earlier, await self.reference_jpeg(reference)
 
     async def _judge_round(
         self,
