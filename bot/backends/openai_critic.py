@@ -6,12 +6,12 @@ common ground across OpenAI and self-hosted servers (Ollama, vLLM, LM Studio, ll
 
 from __future__ import annotations
 
-import base64
 import logging
 from html import escape
 from typing import Any
 
 import openai
+import pybase64
 from pydantic import ValidationError
 
 from bot.backends.base import CritiqueRequest, CritiqueResult, deadline
@@ -83,7 +83,7 @@ def build_user_text(request: CritiqueRequest) -> str:
 
 
 def _image_part(jpeg: bytes) -> dict[str, Any]:
-    data_url = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()
+    data_url = "data:image/jpeg;base64," + pybase64.b64encode_as_string(jpeg)
     return {"type": "image_url", "image_url": {"url": data_url, "detail": "high"}}
 
 
