@@ -263,13 +263,18 @@ class Store:
         """Return the round, or None if there is none with that id."""
         return await self._run(self._get_round, round_id)
 
-    async def round_and_session(self, round_id: int) -> tuple[RoundRecord, SessionRecord] | None:
-        """Return the round and its session in one trip, or None if there is no such round."""
+    async def round_with_context(
+        self, round_id: int
+    ) -> tuple[RoundRecord, SessionRecord, ChatSettings] | None:
+        """Return the round, its session and its chat's settings in one trip, or None if there
+        is no such round."""
 
-        def work() -> tuple[RoundRecord, SessionRecord] | None:
+        def work() -> tuple[RoundRecord, SessionRecord, ChatSettings] | None:
             round = self._get_round(round_id)
             session = self._get_session(round.session_id) if round else None
-            return (round, session) if round and session else None
+            if round is None or session is None:
+                return None
+            return round, session, self._chat_settings(session.chat_id)
 
         return await self._run(work)
 
@@ -525,9 +530,10 @@ class Store:
 
     async def chat_settings(self, chat_id: int) -> ChatSettings:
         """Return the chat's settings (defaults if it never changed any)."""
-        row = await self._run(
-            self._one, "SELECT * FROM chat_settings WHERE chat_id = ?", (chat_id,)
-        )
+        return await self._run(self._chat_settings, chat_id)
+
+    def _chat_settings(self, chat_id: int) -> ChatSettings:
+        row = self._one("SELECT * FROM chat_settings WHERE chat_id = ?", (chat_id,))
         return _record(ChatSettings, row) or ChatSettings(chat_id)
 
     async def save_chat_settings(self, settings: ChatSettings) -> ChatSettings:
@@ -602,20 +608,23 @@ class Store:
             ),
         )
 
-    async def count_rounds_since(
-        self, since: str, *, user_id: int | None = None, chat_id: int | None = None
-    ) -> int:
-        """Return how many rounds the user (or the chat) started at or after `since` (ISO)."""
-        if user_id is not None:
-            sql, key = "SELECT COUNT(*) FROM rounds WHERE acted_by = ? AND created_at >= ?", user_id
-        else:
-            sql = (
-                "SELECT COUNT(*) FROM rounds r JOIN sessions s ON s.id = r.session_id "
-                "WHERE s.chat_id = ? AND r.created_at >= ?"
+    async def rounds_since(self, since: str, user_id: int, chat_id: int) -> tuple[int, int]:
+        """Return how many rounds the user, and how many the chat, started at or after `since`
+        (ISO), in one trip."""
+
+        def work() -> tuple[int, int]:
+            by_user = self._one(
+                "SELECT COUNT(*) FROM rounds WHERE acted_by = ? AND created_at >= ?",
+                (user_id, since),
             )
-            key = chat_id
-        row = await self._run(self._one, sql, (key, since))
-        return int(row[0]) if row else 0
+            in_chat = self._one(
+                "SELECT COUNT(*) FROM rounds r JOIN sessions s ON s.id = r.session_id "
+                "WHERE s.chat_id = ? AND r.created_at >= ?",
+                (chat_id, since),
+            )
+            return int(by_user[0]) if by_user else 0, int(in_chat[0]) if in_chat else 0
+
+        return await self._run(work)
 
     async def usage_since(self, since: str, user_id: int | None = None) -> list[UsageSummary]:
         """Return rounds, images and estimated cost since `since`, per chat and user.

@@ -267,12 +267,12 @@ class RefineService:
 
     async def begin_retry(self, round_id: int, scope: Scope, actor: Actor) -> PendingRound:
         """Pend a new try of a round that produced no image (failed or interrupted)."""
-        round, session = await self.round_in_scope(round_id, scope)
+        round, session, settings = await self.round_in_scope(round_id, scope)
         if session.status is SessionStatus.STOPPED:
             raise SessionStopped()
         if round.status is not RoundStatus.FAILED:
             raise RoundNotReady()
-        settings = await self._steering_settings(session, actor)
+        self._check_press_policy(session, settings, actor)
         await self._check_quota(scope, actor)
         parent_id = round.parent_round_id
         parent = await self._store.get_round(parent_id) if parent_id else None
@@ -299,12 +299,11 @@ class RefineService:
             raise
         return PendingRound(session, round, actor, scope, settings)
 
-    async def _steering_settings(self, session: SessionRecord, actor: Actor) -> ChatSettings:
-        """Return the chat's settings; raise NotYourSession if they keep the actor's hands off."""
-        settings = await self._store.chat_settings(session.chat_id)
+    @staticmethod
+    def _check_press_policy(session: SessionRecord, settings: ChatSettings, actor: Actor) -> None:
+        """Raise NotYourSession if the chat's settings keep the actor's hands off the session."""
         if settings.press_policy == "starter" and actor.user_id != session.started_by:
             raise NotYourSession()
-        return settings
 
     def _reserve(self, session_id: int, scope: Scope) -> None:
         # No await between the check and the reservation: two presses cannot both pass.
@@ -315,17 +314,18 @@ class RefineService:
     async def _check_quota(self, scope: Scope, actor: Actor) -> None:
         quota = self._quota
         exempt = quota.exempt_user_ids is None or actor.user_id in quota.exempt_user_ids
-        if exempt:
+        if exempt or not (quota.rounds_per_user_per_day or quota.rounds_per_chat_per_day):
             return
         now = datetime.now(UTC)
         since = _start_of_day(now).isoformat(timespec="milliseconds")
         resets_at = _start_of_day(now) + timedelta(days=1)
+        by_user, in_chat = await self._store.rounds_since(since, actor.user_id, scope.chat_id)
         checks = [
-            ("user", quota.rounds_per_user_per_day, {"user_id": actor.user_id}),
-            ("chat", quota.rounds_per_chat_per_day, {"chat_id": scope.chat_id}),
+            ("user", quota.rounds_per_user_per_day, by_user),
+            ("chat", quota.rounds_per_chat_per_day, in_chat),
         ]
-        for name, limit, key in checks:
-            if limit and await self._store.count_rounds_since(since, **key) >= limit:
+        for name, limit, started in checks:
+            if limit and started >= limit:
                 raise QuotaExceeded(name, limit, resets_at)
 
     # --- running it -----------------------------------------------------------------------------
@@ -892,15 +892,16 @@ class RefineService:
 
     async def round_in_scope(
         self, round_id: int, scope: Scope
-    ) -> tuple[RoundRecord, SessionRecord]:
-        """Return the round and its session; raise RoundNotFound unless it belongs to the scope."""
-        found = await self._store.round_and_session(round_id)
+    ) -> tuple[RoundRecord, SessionRecord, ChatSettings]:
+        """Return the round, its session and the chat's settings (one trip to the store); raise
+        RoundNotFound unless the round belongs to the scope."""
+        found = await self._store.round_with_context(round_id)
         if found is None:
             raise RoundNotFound()
-        round, session = found
+        round, session, settings = found
         if (session.chat_id, session.thread_id) != (scope.chat_id, scope.thread_id):
             raise RoundNotFound()
-        return round, session
+        return round, session, settings
 
     async def history(
         self, scope: Scope, limit: int = 5, offset: int = 0
@@ -999,9 +1000,9 @@ class RefineService:
     async def _continuable(
         self, round_id: int, scope: Scope, actor: Actor
     ) -> tuple[RoundRecord, SessionRecord, ChatSettings]:
-        round, session = await self.round_in_scope(round_id, scope)
+        round, session, settings = await self.round_in_scope(round_id, scope)
         self._ensure_continuable(round, session)
-        settings = await self._steering_settings(session, actor)
+        self._check_press_policy(session, settings, actor)
         return round, session, settings
 
     async def _earlier_critiques(
