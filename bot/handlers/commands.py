@@ -41,12 +41,17 @@ async def new(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def start_brief(update: Update, context: ContextTypes.DEFAULT_TYPE, brief: str) -> None:
-    """Start a new session from the brief in the update's chat (dropping a pending edit)."""
-    refine = services(context).refine
-    scope, actor = scope_of(update), actor_of(update)
-    await refine.take_edit(scope, actor)
+    """Start a new session from the brief in the update's chat, dropping a pending edit."""
+    await services(context).refine.take_edit(scope_of(update), actor_of(update))
+    await begin_brief(update, context, brief)
+
+
+async def begin_brief(update: Update, context: ContextTypes.DEFAULT_TYPE, brief: str) -> None:
+    """Start a new session from the brief in the update's chat."""
     try:
-        pending = await refine.begin_start(scope, actor, brief)
+        pending = await services(context).refine.begin_start(
+            scope_of(update), actor_of(update), brief
+        )
     except RefineError as error:
         await reply(update.effective_message, views.refusal_text(error))
         return

@@ -9,7 +9,7 @@ from telegram import Message, MessageEntity, Update
 from telegram.ext import ContextTypes
 
 from bot import views
-from bot.handlers.commands import start_brief
+from bot.handlers.commands import begin_brief, start_brief
 from bot.handlers.common import actor_of, reply, scope_of, services
 from bot.handlers.rounds import launch_round
 from bot.refine.errors import RefineError
@@ -43,8 +43,8 @@ async def text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         edit = await refine.take_edit(scope, actor)
         if edit is not None:
             await _edit(update, context, edit.round_id)
-        else:
-            await start_brief(update, context, message.text or "")
+        else:  # the pending edit, if any, is taken already
+            await begin_brief(update, context, message.text or "")
         return
     brief = mentioned_brief(message, context.bot.username)
     if brief is not None:
