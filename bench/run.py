@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import platform
+import shlex
 import sys
 import time
 from collections import Counter
@@ -560,7 +561,7 @@ async def _scenario(args: argparse.Namespace, chats: int, runs: int, limiter: bo
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python -m bench.run " + " ".join(sys.argv[1:]),
+        "command": shlex.join(["python", "-m", "bench.run", *sys.argv[1:]]),
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
