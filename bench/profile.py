@@ -44,11 +44,20 @@ def _frame(text: str) -> tuple[str, str]:
 _THREADS = {
     "MainThread": "event loop (main thread)",
     "asyncio": "asyncio.to_thread workers",
+    "uvloop": "asyncio.to_thread workers",  # uvloop's default executor names its threads so
     "store": "store thread (SQLite, image files)",
     "loopmon": "benchmark's lag sampler",
 }
 _ENTRY = ("Handle._run", "_WorkItem.run")
 """Frames after which a callback, a task step or a thread-pool job starts."""
+_WAITING = {
+    ("Application.__run", "telegram/ext/_application.py"),
+    ("_worker", "concurrent/futures/thread.py"),
+}
+"""Innermost frames of threads that wait in C: the frame that runs the bot's event loop (on
+uvloop, a sample ending there is in the loop's own C code, mostly its epoll wait) and a thread
+pool worker between jobs (blocked on its queue). py-spy only recognises Python-level waits
+such as selectors' as idle, so these samples are counted apart, not in the shares."""
 
 
 def fold(raw: str) -> dict[str, Any]:
@@ -56,7 +65,7 @@ def fold(raw: str) -> dict[str, Any]:
     own: Counter[str] = Counter()
     leaf: Counter[str] = Counter()
     threads: Counter[str] = Counter()
-    total = 0
+    total = waiting = 0
     for line in raw.splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
@@ -71,6 +80,9 @@ def fold(raw: str) -> dict[str, Any]:
         frames = [f for f in frames if f[1]]
         if not frames:
             continue
+        if frames[-1] in _WAITING:
+            waiting += count
+            continue
         total += count
         threads[_THREADS.get(thread, f"other thread ({thread})")] += count
         func, path = frames[-1]
@@ -84,7 +96,13 @@ def fold(raw: str) -> dict[str, Any]:
         first = frames[entries[-1] + 1] if entries and entries[-1] + 1 < len(frames) else None
         package = (first or frames[-1])[1].split("/", 1)[0].removesuffix(".py")
         own[f"(no bot frame: {package})"] += count
-    return {"total": total, "own": own, "leaf": leaf, "threads": threads}
+    return {
+        "total": total,
+        "waiting": waiting,
+        "own": own,
+        "leaf": leaf,
+        "threads": threads,
+    }
 
 
 def render(folded: dict[str, Any], rate: int, rounds: int, cpu_s: float, top: int = 20) -> str:
@@ -105,7 +123,9 @@ def render(folded: dict[str, Any], rate: int, rounds: int, cpu_s: float, top: in
         f"threads); the bot's measured CPU (user+sys) over the same scenario: {cpu_s:.1f} s = "
         f"{cpu_ms_per_round:.1f} ms per round over {rounds} rounds. `≈ CPU ms/round` = share × "
         "that figure (py-spy also samples threads that are runnable but waiting for a core, "
-        "so raw sample time overstates CPU on a busy machine; shares are what to compare).",
+        "so raw sample time overstates CPU on a busy machine; shares are what to compare). "
+        f"Left out: {folded['waiting']} samples of threads waiting in C (uvloop's epoll wait, "
+        "thread-pool workers between jobs), which py-spy does not recognise as idle.",
         "",
     ]
     lines += table("By thread", folded["threads"])
