@@ -70,6 +70,7 @@ class RoundPresenter:
         self._photo_message_id = photo_message_id
         self._image: bytes | None = None
         self._keep_alive: asyncio.Task[None] | None = None
+        # Held only so the event loop's weak reference is not the task's last one.
         self._reaction: asyncio.Task[None] | None = None
         self._gone = False
         self._created = time.monotonic()
