@@ -337,6 +337,14 @@ async def backend_answer_not_base64(world: World) -> None:
 
 
 @case
+async def backend_answer_without_an_image(world: World) -> None:
+    for data in ([], ["not an image object"], [{"url": "https://example.com/a.png"}], "x"):
+        body = {"created": int(time.time()), "data": data}
+        world.openai.fail_next("images", Fault(status=200, body=body))
+        await world.says("/new product shot", "sent back something unusable")
+
+
+@case
 async def backend_animated_gif(world: World) -> None:
     frames = [Image.new("RGB", (64, 64), c) for c in ("red", "blue")]
     data = image_bytes(frames[0], "GIF", save_all=True, append_images=frames[1:])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.fakes.faults import Fault
-from tests.fakes.openai_server import OpenAIFault
+from tests.fakes.openai_server import FakeOpenAI, OpenAIFault
 from tests.fakes.stability_server import StabilityFault
 from tests.helpers import next_round, next_text
 
@@ -97,16 +97,34 @@ async def test_slow_critic_times_out_and_keeps_the_image(
     assert "The critic did not answer in time" in round1.plain
 
 
+def _chat_answers(fake: FakeOpenAI, choices: list) -> None:
+    """Make the critic's next two answers (the first and its retry) carry these choices."""
+    body = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "choices": choices}
+    fake.fail_next("chat", Fault(status=200, body=body), 2)
+
+
 @pytest.mark.parametrize(
     ("setup", "expected"),
     [
         (lambda fake: fake.queue_critique("this is not json", 2), "sent back something unusable"),
         (lambda fake: fake.queue_critique({"score": 42}, 2), "sent back something unusable"),
         (lambda fake: fake.queue_refusal(count=2), "sent back something unusable"),
+        (lambda fake: _chat_answers(fake, []), "sent back something unusable"),
+        (lambda fake: _chat_answers(fake, ["not a choice"]), "sent back something unusable"),
+        (lambda fake: _chat_answers(fake, [{"message": "text"}]), "sent back something unusable"),
         (lambda fake: fake.fail_next("chat", OpenAIFault.server_error(), 3), "did not answer"),
         (lambda fake: fake.fail_next("chat", OpenAIFault.invalid_api_key()), "API key"),
     ],
-    ids=["not-json", "wrong-schema", "refusal", "5xx", "bad-key"],
+    ids=[
+        "not-json",
+        "wrong-schema",
+        "refusal",
+        "no-choices",
+        "choice-not-an-object",
+        "message-not-an-object",
+        "5xx",
+        "bad-key",
+    ],
 )
 async def test_critic_errors_keep_the_image(
     setup, expected, telegram, openai_fake, bot, ana, ana_chat

@@ -378,6 +378,17 @@ async def test_missing_api_key_over_plain_http(fake: FakeOpenAI) -> None:
         assert response.json()["error"]["message"] == "Invalid URL (GET /v1/nope)"
 
 
+async def test_a_body_not_declared_as_json_is_refused(fake: FakeOpenAI) -> None:
+    body = json.dumps({"model": "m", "messages": vision_messages("x")})
+    headers = {"Authorization": f"Bearer {fake.api_key}", "Content-Type": "text/plain"}
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            f"{fake.base_url}/chat/completions", content=body, headers=headers
+        )
+    assert response.status_code == 400
+    assert "could not parse the JSON body" in response.json()["error"]["message"]
+
+
 async def test_sdk_honours_retry_after_ms_on_429(fake: FakeOpenAI) -> None:
     fake.fail_next("images", OpenAIFault.rate_limit(retry_after_ms=5))
     async with AsyncOpenAI(base_url=fake.base_url, api_key=fake.api_key, max_retries=2) as sdk:

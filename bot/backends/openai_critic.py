@@ -12,11 +12,13 @@ from typing import Any
 
 import openai
 import pybase64
+import pydantic_core
 from pydantic import ValidationError
 
 from bot.backends.base import CritiqueRequest, CritiqueResult, deadline
 from bot.backends.critique import Critique, critique_json_schema
 from bot.backends.errors import BadOutput
+from bot.backends.openai_answers import ChatAnswer, usage_of, what_is_wrong
 from bot.backends.openai_common import translate_openai_error
 
 log = logging.getLogger(__name__)
@@ -108,39 +110,50 @@ class OpenAICritic:
         if request.reference_jpeg is not None:
             content.append(_image_part(request.reference_jpeg))
         content.append(_image_part(request.image_jpeg))
-        messages: list[dict[str, Any]] = [
-            {"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": content},
-        ]
+        body = pydantic_core.to_json(
+            {
+                "model": self.model,
+                "messages": [
+                    {"role": "system", "content": SYSTEM_PROMPT},
+                    {"role": "user", "content": content},
+                ],
+                "response_format": critique_json_schema(),
+            }
+        )
         problem = ""
         for attempt in (1, 2):
-            result, problem = await self._ask(messages)
+            result, problem = await self._ask(body)
             if result is not None:
                 return result
             log.warning("critic answer unusable (attempt %d of 2): %s", attempt, problem)
         raise BadOutput("critic", problem)
 
-    async def _ask(self, messages: list[dict[str, Any]]) -> tuple[CritiqueResult | None, str]:
-        """Return the validated critique, or None and what was wrong with the answer."""
+    async def _ask(self, body: bytes) -> tuple[CritiqueResult | None, str]:
+        """Send the Chat Completions request `body` (JSON); return the validated critique, or
+        None and what was wrong with the answer.
+
+        Sent with the client's low-level `post` (which the SDK documents for requests it has
+        no typed method for) rather than `chat.completions.create`, which walks every message
+        through its type-driven transform and the standard json encoder: ~3.5 ms of event-loop
+        time per critique with the image in it (bench/ profile), for a body that is plain JSON
+        already. Auth, timeouts, retries and error classes are the client's either way.
+        """
         try:
-            response = await self._client.chat.completions.create(
-                model=self.model,
-                messages=messages,  # type: ignore[arg-type]
-                response_format=critique_json_schema(),  # type: ignore[arg-type]
-            )
+            raw = await self._client.post("/chat/completions", content=body, cast_to=bytes)
         except openai.OpenAIError as error:
             raise translate_openai_error(error, "critic") from error
-        except ValueError:  # a 200 whose body is not JSON
-            return None, "response is not valid JSON"
-        message = response.choices[0].message if response.choices else None
+        try:
+            answer = ChatAnswer.model_validate_json(raw)
+        except ValidationError as error:
+            return None, what_is_wrong(error)
+        message = answer.message
         if message is None or not message.content:
             return None, "refused" if message and message.refusal else "empty answer"
         try:
             critique = Critique.model_validate_json(message.content)
         except ValidationError as error:
             return None, f"invalid critique: {error.error_count()} errors"
-        usage = response.usage.model_dump() if response.usage else {}
-        return CritiqueResult(critique=critique, model=self.model, usage=usage), ""
+        return CritiqueResult(critique=critique, model=self.model, usage=usage_of(answer)), ""
 
     async def aclose(self) -> None:
         await self._client.close()

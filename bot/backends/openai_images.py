@@ -14,10 +14,12 @@ from typing import Any
 
 import openai
 import pybase64
+from pydantic import ValidationError
 
 from bot.backends.base import GeneratedImage, deadline, image_mime
 from bot.backends.errors import BadOutput
 from bot.backends.formats import ImageOptions, openai_size
+from bot.backends.openai_answers import ImagesAnswer, usage_of, what_is_wrong
 from bot.backends.openai_common import translate_openai_error
 
 log = logging.getLogger(__name__)
@@ -81,7 +83,7 @@ class OpenAIImageGenerator:
                 size = openai_size(options.image_format, self.model)
                 quality = options.quality or self._quality
                 if reference is None:
-                    response = await self._client.images.generate(
+                    response = await self._client.images.with_raw_response.generate(
                         model=self.model,
                         prompt=prompt,
                         n=1,
@@ -93,16 +95,7 @@ class OpenAIImageGenerator:
                     response = await self._edit(prompt, reference, size, quality)
         except openai.OpenAIError as error:
             raise translate_openai_error(error, "image") from error
-        except ValueError as error:
-            # A 200 whose body is not JSON. Not retried: the image may have been billed.
-            raise BadOutput("image", "response is not valid JSON") from error
-        if not response.data or not response.data[0].b64_json:
-            raise BadOutput("image", "response has no b64_json image")
-        try:
-            data = _from_base64(response.data[0].b64_json)
-        except (binascii.Error, ValueError) as error:
-            raise BadOutput("image", "b64_json is not valid base64") from error
-        usage = response.usage.model_dump() if response.usage else {}
+        data, usage = _image_and_usage(response.content)
         return GeneratedImage(data=data, model=self.model, usage=usage)
 
     async def _edit(self, prompt: str, reference: bytes, size: str, quality: str) -> Any:
@@ -110,7 +103,7 @@ class OpenAIImageGenerator:
         upload = (f"product.{_EXTENSIONS[mime]}", reference, mime)
 
         async def edit(**options: Any) -> Any:
-            return await self._client.images.edit(
+            return await self._client.images.with_raw_response.edit(
                 model=self.model,
                 image=upload,
                 prompt=prompt,
@@ -142,11 +135,21 @@ def _about_input_fidelity(error: openai.BadRequestError) -> bool:
     return body.get("param") == "input_fidelity" or "input_fidelity" in str(error.message)
 
 
-def _from_base64(text: str) -> bytes:
-    """Decode strict base64 (the alphabet and padding only); raise binascii.Error otherwise.
+def _image_and_usage(body: bytes) -> tuple[bytes, dict[str, Any]]:
+    """Return the first image and the usage data of an Images API answer's JSON `body`; raise
+    BadOutput unless it holds an image as strict base64 (the alphabet and padding only).
 
+    A 200 that is not such an answer is not retried: the image may have been billed.
     pybase64's SIMD decoder does a 1024 px JPEG's 0.44 MB in ~0.04 ms, so it runs on the loop:
     the standard library's a2b_base64 took ~2.5 ms and holds the GIL, so even on a worker
     thread it stopped every other chat's work for that long.
     """
-    return pybase64.b64decode(text, validate=True)
+    try:
+        answer = ImagesAnswer.model_validate_json(body)
+    except ValidationError as error:
+        raise BadOutput("image", what_is_wrong(error)) from error
+    try:
+        data = pybase64.b64decode(answer.data[0].b64_json, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise BadOutput("image", "b64_json is not valid base64") from error
+    return data, usage_of(answer)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import contextlib
 import inspect
 import io
 import json
@@ -525,10 +526,10 @@ class FakeOpenAI(FakeServer):
             await self.read_multipart(request, record)
         else:
             raw = await request.read()
-            try:
-                record.json = json.loads(raw) if raw else None
-            except ValueError:
-                record.json = raw.decode("utf-8", "replace")
+            record.json = raw.decode("utf-8", "replace") if raw else None
+            if raw and request.content_type == "application/json":  # undeclared: not JSON
+                with contextlib.suppress(ValueError):
+                    record.json = json.loads(raw)
         fault_response = await self.apply_fault(request, record.endpoint, self._headers())
         if fault_response is not None:
             return record, fault_response
