@@ -1,9 +1,9 @@
 """The parts of OpenAI-compatible answers the bot reads, validated straight from the JSON bytes.
 
 The SDK builds its response models without validating them, so an off-spec server's answer
-(a choice that is a string, an image entry without `b64_json`) used to surface as an
+(a choice or an image entry that is a string, not an object) used to surface as an
 AttributeError deep in a round. These models check exactly what the backends use and ignore
-every other field; pydantic reads the JSON in Rust, a quarter of the standard json module's
+every other field; pydantic reads the JSON in Rust, about a third of the standard json module's
 time on a 0.4 MB image answer (bench/).
 """
 
