@@ -33,6 +33,7 @@ from bench import loopmon
 from bench.images import renderer
 from bot.rate_limit import UNPACED_ENDPOINTS
 from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.pngs import prompt_of
 from tests.fakes.telegram_server import Call, FakeTelegram
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +56,7 @@ class Config:
     rounds: int = 3
     image_latency: float = 2.0
     critic_latency: float = 1.0
+    latency_spread: float = 0.0
     telegram_latency: float = 0.0
     image_kind: str = "photo"
     rate_limiter: bool = True
@@ -72,6 +74,7 @@ class RoundTiming:
     number: int
     enqueued: float
     first_photo: float | None = None
+    prompt: str | None = None  # read back from the photo: it sets the fakes' latencies
     done: float | None = None
     failed: str | None = None
 
@@ -208,6 +211,7 @@ class Driver:
             photo = call.files.get("photo")
             if photo is not None:
                 self.raw_image_bytes.append(len(photo))
+                current.prompt = prompt_of(photo)
             if current.first_photo is None:
                 current.first_photo = call.at
         markup = params.get("reply_markup")
@@ -428,6 +432,7 @@ async def run_once(cfg: Config) -> RunResult:
     openai_fake = FakeOpenAI(
         image_latency=cfg.image_latency,
         chat_latency=cfg.critic_latency,
+        latency_spread=cfg.latency_spread,
         render=renderer(cfg.image_kind),
     )
     await telegram.start()

@@ -23,7 +23,7 @@ import platform
 import shlex
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ import uvloop
 
 from bench.harness import Config, RunResult, median, percentile, run_once
 from bench.images import IMAGE_KINDS
+from tests.fakes.openai_server import Latencies
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TELEGRAM_CEILING = 30.0
@@ -94,14 +95,29 @@ def _peak_rate(times: list[float], window: float = 5.0) -> float:
     return best / window
 
 
+def _model_waits(result: RunResult) -> tuple[list[float], list[float], float]:
+    """Return each completed round's overhead (wall time − what the fakes made it wait) and
+    its time to first photo − the image's wait, in seconds; and the longest time one chat
+    waited for the models over all its rounds."""
+    cfg = result.config
+    waits = Latencies(cfg.image_latency, cfg.critic_latency, cfg.latency_spread)
+    overhead, ttfp = [], []
+    per_chat: defaultdict[int, float] = defaultdict(float)
+    for r in result.completed:
+        prompt = r.prompt or ""  # the photo always carries it; only a latency spread needs it
+        image_wait, critic_wait = waits.for_image(prompt), waits.for_chat(prompt)
+        per_chat[r.chat_id] += image_wait + critic_wait
+        if r.done is not None:
+            overhead.append(r.done - r.enqueued - image_wait - critic_wait)
+        if r.first_photo is not None:
+            ttfp.append(r.first_photo - r.enqueued - image_wait)
+    return overhead, ttfp, max(per_chat.values(), default=0.0)
+
+
 def summarize_run(result: RunResult) -> dict[str, Any]:
     cfg = result.config
     done = result.completed
-    models = cfg.image_latency + cfg.critic_latency
-    overhead = [(r.done - r.enqueued) - models for r in done]  # type: ignore[operator]
-    ttfp = [
-        (r.first_photo - r.enqueued) - cfg.image_latency for r in done if r.first_photo is not None
-    ]
+    overhead, ttfp, models_s = _model_waits(result)
     total = max(result.finished - result.started, 1e-9)
     window = [c for c in result.api_calls if result.started <= c[0] <= result.finished]
     limited = [c for c in window if c[3]]
@@ -117,6 +133,7 @@ def summarize_run(result: RunResult) -> dict[str, Any]:
         "failures": Counter(r.failed for r in result.rounds if r.failed)
         and dict(Counter(r.failed for r in result.rounds if r.failed)),
         "total_s": total,
+        "models_s": models_s,
         "rounds_per_s": len(done) / total,
         "overhead_p50_ms": _ms(percentile(overhead, 50)),
         "overhead_p95_ms": _ms(percentile(overhead, 95)),
@@ -184,9 +201,18 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
 # --- the report -------------------------------------------------------------------------------
 
 
-def _scenario_row(key: str, limiter: str, sc: dict[str, Any], base_total: float | None) -> str:
+def vs_one_chat(sc: dict[str, Any], one: dict[str, Any] | None) -> float | None:
+    """Return the scenario's total time relative to one chat's, each first divided by the time
+    its slowest chat waited for the models (the same for every scenario unless latencies
+    spread), so the ratio is the bot's slowdown, not luck in the latency draws."""
+    if not one or not sc.get("models_s") or not one.get("models_s"):
+        return None
+    return (sc["total_s"] / sc["models_s"]) / (one["total_s"] / one["models_s"])
+
+
+def _scenario_row(key: str, limiter: str, sc: dict[str, Any], one: dict[str, Any] | None) -> str:
     """Return one scenario's row of the Markdown table."""
-    ratio = sc["total_s"] / base_total if base_total else None
+    ratio = vs_one_chat(sc, one)
     return (
         f"| {key} | {limiter} | {sc['runs']} | {_fmt(sc['total_s'], 1)} | {_fmt(ratio, 2)} "
         f"| {_fmt(sc['rounds_per_s'], 2)} "
@@ -231,6 +257,11 @@ def _ge(value: float | None, limit: float) -> bool | None:
     return None if value is None else value >= limit
 
 
+def _spread_label(settings: dict[str, Any]) -> str:
+    spread = settings.get("latency_spread") or 0
+    return f" (each call × 1 ± {spread:g}, fixed by its prompt)" if spread else ""
+
+
 def build_report(report: dict[str, Any]) -> str:
     s = report["scenarios"]
     settings = report["settings"]
@@ -238,7 +269,6 @@ def build_report(report: dict[str, Any]) -> str:
     fifty = s.get("50")
     big_key = max(s, key=int) if s else None
     big = s.get(big_key) if big_key else None
-    base_total = one["total_s"] if one else None
     lines: list[str] = []
     add = lines.append
     add(f"# refinebot benchmark — {report['date']}")
@@ -246,7 +276,7 @@ def build_report(report: dict[str, Any]) -> str:
     add(
         f"Machine: {report['machine']['cpus']} cores, Python {report['machine']['python']}. "
         f"Image backend latency {settings['image_latency']:g} s, critic "
-        f"{settings['critic_latency']:g} s, Telegram fake latency "
+        f"{settings['critic_latency']:g} s{_spread_label(settings)}, Telegram fake latency "
         f"{settings['telegram_latency']:g} s; `{settings['image_kind']}` images as the bot "
         f"requested them ({_raw_label(big or one or {})}); "
         f"rate limiter {'as configured' if settings['rate_limiter'] else 'OFF'}. "
@@ -290,8 +320,8 @@ def build_report(report: dict[str, Any]) -> str:
             "≤ 25 ms",
             _le(cpu_sc["bot_cpu_ms_per_round"], TARGETS["cpu_ms_per_round"]),
         )
-    if fifty and base_total:
-        ratio = fifty["total_s"] / base_total
+    ratio = vs_one_chat(fifty, one) if fifty else None
+    if ratio is not None:
         row("50 chats × 3 rounds vs 1 chat", _fmt(ratio, 2, "×"), "≤ 1.2×", _le(ratio, 1.2))
     if big and big_key and int(big_key) > 50:
         label = f"{big_key} chats"
@@ -348,14 +378,14 @@ def build_report(report: dict[str, Any]) -> str:
     add("|" + "---:|" * 18)
     for limiter, scenarios in (("on", s), ("**off**", report.get("no_limiter", {}))):
         for key in sorted(scenarios, key=int):
-            add(_scenario_row(key, limiter, scenarios[key], base_total))
+            add(_scenario_row(key, limiter, scenarios[key], one))
     add("")
     add(
         "Overhead = round wall time (the user's update enqueued at the fake → the caption edit "
-        "with the buttons arriving at the fake) − image latency − critic latency. First photo = "
-        "enqueued → sendPhoto arriving, − image latency. Loop lag is sampled inside the bot "
-        "every 20 ms. Bot CPU = user+sys of the bot process over the scenario ÷ rounds, less "
-        "the lag sampler's own cost (the bot's idle CPU rate, measured before each scenario; "
+        "with the buttons arriving at the fake) − the image and critic latencies it met. First "
+        "photo = enqueued → sendPhoto arriving, − the image latency. Loop lag is sampled inside "
+        "the bot every 20 ms. Bot CPU = user+sys of the bot process over the scenario ÷ rounds, "
+        "less the lag sampler's own cost (the bot's idle CPU rate, measured before each scenario; "
         "raw figures in latest.json). The fakes' (and driver's) CPU is this harness process's. "
         "API calls = every Bot API call but getUpdates; *limited* = the calls the bot's rate "
         "limiter meters at 30/s (every call with a chat_id but chat actions and reactions, "
@@ -494,6 +524,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="rounds per chat (3)")
     parser.add_argument("--image-latency", type=float, default=2.0, help="seconds (2.0)")
     parser.add_argument("--critic-latency", type=float, default=1.0, help="seconds (1.0)")
+    parser.add_argument(
+        "--latency-spread",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="each image and critic call waits its latency × a factor in [1-F, 1+F] "
+        "(0: all calls wait exactly as long, so every wave of rounds lands at once)",
+    )
     parser.add_argument("--telegram-latency", type=float, default=0.0, help="seconds (0)")
     parser.add_argument("--image", choices=IMAGE_KINDS, default="photo", help="(photo)")
     parser.add_argument(
@@ -527,6 +565,7 @@ def _config(args: argparse.Namespace, chats: int, *, rate_limiter: bool = True) 
         rounds=args.rounds,
         image_latency=args.image_latency,
         critic_latency=args.critic_latency,
+        latency_spread=args.latency_spread,
         telegram_latency=args.telegram_latency,
         image_kind=args.image,
         rate_limiter=rate_limiter,
@@ -570,6 +609,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "settings": {
             "image_latency": args.image_latency,
             "critic_latency": args.critic_latency,
+            "latency_spread": args.latency_spread,
             "telegram_latency": args.telegram_latency,
             "image_kind": args.image,
             "rounds": args.rounds,

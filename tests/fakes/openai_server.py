@@ -22,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import binascii
 import contextlib
+import hashlib
+import html
 import inspect
 import io
 import json
@@ -47,7 +49,9 @@ __all__ = [
     "DEFAULT_API_KEY",
     "STANDARD_SIZES",
     "FakeOpenAI",
+    "Latencies",
     "OpenAIFault",
+    "current_prompt",
     "default_critic",
     "openai_error",
     "user_text",
@@ -263,6 +267,38 @@ def user_text(request: Mapping[str, Any]) -> str:
     return "\n".join(texts)
 
 
+def current_prompt(request: Mapping[str, Any]) -> str | None:
+    """The text between ``<current_prompt>`` and ``</current_prompt>`` in a chat request's
+    user text (as sent, HTML-escaped), or None when there is none."""
+    match = re.search(r"<current_prompt>(.*?)</current_prompt>", user_text(request), re.S)
+    return match.group(1).strip() if match and match.group(1).strip() else None
+
+
+@dataclass(frozen=True, slots=True)
+class Latencies:
+    """How long replies wait: ``image`` and ``chat`` seconds, each scaled by a factor in
+    [1 − spread, 1 + spread] that the prompt fixes. Real models vary from call to call; keyed
+    by the prompt, a benchmark can still tell what each of its rounds waited."""
+
+    image: float = 0.0
+    chat: float = 0.0
+    spread: float = 0.0
+
+    def for_image(self, prompt: str) -> float:
+        """Seconds an image reply for this prompt waits."""
+        return self._spread(self.image, "image:" + prompt)
+
+    def for_chat(self, prompt: str) -> float:
+        """Seconds a critique of an image drawn from this prompt waits."""
+        return self._spread(self.chat, "chat:" + prompt)
+
+    def _spread(self, seconds: float, key: str) -> float:
+        if not self.spread:
+            return seconds
+        fraction = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8]) / 2**64
+        return seconds * (1 + self.spread * (2 * fraction - 1))
+
+
 def default_critic(request: dict[str, Any]) -> dict[str, Any]:
     """Score rises with the number of earlier ``<critique `` blocks (5, 6, ... capped at 9).
 
@@ -270,8 +306,7 @@ def default_critic(request: dict[str, Any]) -> dict[str, Any]:
     (fallback ``"a product photo"``) plus ``", softer studio lighting"``.
     """
     text = user_text(request)
-    match = re.search(r"<current_prompt>(.*?)</current_prompt>", text, re.S)
-    current = match.group(1).strip() if match and match.group(1).strip() else "a product photo"
+    current = current_prompt(request) or "a product photo"
     earlier = text.count("<critique ")
     return {
         "score": min(5 + earlier, 9),
@@ -419,6 +454,8 @@ class FakeOpenAI(FakeServer):
         api_key: The only accepted bearer key.
         image_latency: Seconds every images/edits reply waits (after validation).
         chat_latency: Seconds every chat reply waits.
+        latency_spread: Each reply's wait is its latency × a factor in [1 − spread,
+            1 + spread] fixed by the prompt (`Latencies`); 0 (the default) waits exactly.
         critic: Produces chat content when nothing is queued; see `Critic`.
         require_vision: Reject chat requests without any image part (400), as a guard that
             the bot really sends its draft.
@@ -433,6 +470,7 @@ class FakeOpenAI(FakeServer):
         *,
         image_latency: float = 0.0,
         chat_latency: float = 0.0,
+        latency_spread: float = 0.0,
         critic: Critic | None = None,
         require_vision: bool = True,
         render: Callable[[int, int, str], bytes] | None = None,
@@ -441,6 +479,7 @@ class FakeOpenAI(FakeServer):
         self.api_key = api_key
         self.image_latency = image_latency
         self.chat_latency = chat_latency
+        self.latency_spread = latency_spread
         self.critic: Critic = critic or default_critic
         self.require_vision = require_vision
         # Draws the picture for (width, height, format) before the prompt is embedded; the
@@ -453,6 +492,11 @@ class FakeOpenAI(FakeServer):
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT/v1``, ready for ``AsyncOpenAI(base_url=...)``."""
         return self.root_url + "/v1"
+
+    @property
+    def latencies(self) -> Latencies:
+        """The reply waits as now set."""
+        return Latencies(self.image_latency, self.chat_latency, self.latency_spread)
 
     # --- scripting ----------------------------------------------------------------------
 
@@ -627,7 +671,7 @@ class FakeOpenAI(FakeServer):
         except _BadRequest as exc:
             return self._json(exc.body, record, 400)
         reply = await self._image_reply(record, params, size)
-        await self.finish_latency(record, self.image_latency)
+        await self.finish_latency(record, self.latencies.for_image(str(params["prompt"])))
         return reply
 
     async def _edits(self, request: web.Request) -> web.StreamResponse:
@@ -662,7 +706,7 @@ class FakeOpenAI(FakeServer):
         except _BadRequest as exc:
             return self._json(exc.body, record, 400)
         reply = await self._image_reply(record, params, size, input_images=len(uploads))
-        await self.finish_latency(record, self.image_latency)
+        await self.finish_latency(record, self.latencies.for_image(str(params["prompt"])))
         return reply
 
     @staticmethod
@@ -749,7 +793,8 @@ class FakeOpenAI(FakeServer):
             self._check_chat(body, record)
         except _BadRequest as exc:
             return self._json(exc.body, record, 400)
-        await self.finish_latency(record, self.chat_latency)
+        prompt = html.unescape(current_prompt(body) or "")
+        await self.finish_latency(record, self.latencies.for_chat(prompt))
         reply = await self._next_reply(body)
         return self._json(self._completion(body, record, reply), record)
 
