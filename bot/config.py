@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     image_quality: Literal["low", "medium", "high", "auto"] = "medium"
     image_output_format: Literal["png", "jpeg", "webp"] = "jpeg"
     image_timeout: float = Field(default=180.0, gt=0)
-    max_rounds_in_flight: int = Field(default=48, ge=1, le=10_000)
+    max_rounds_in_flight: int = Field(default=64, ge=1, le=10_000)
 
     critic_model: str = "gpt-5.4-mini"
     critic_base_url: str | None = None

@@ -204,7 +204,7 @@ class RefineService:
         quota: QuotaPolicy | None = None,
         default_format: str = "square",
         autopilot: AutopilotDefaults | None = None,
-        max_rounds_in_flight: int = 48,
+        max_rounds_in_flight: int = 64,
     ) -> None:
         """`max_rounds_in_flight`: rounds and autopilot runs drawn and critiqued at once across
         all chats; later ones wait their turn, so a burst never floods the provider's rate
