@@ -241,6 +241,26 @@ async def test_a_burst_of_briefs_waits_its_turn(telegram, openai_fake, bots, mak
     assert _peak(spans) == 2
 
 
+async def test_a_team_of_fifty_starts_at_once_by_default(
+    telegram, openai_fake, bots, make_settings
+) -> None:
+    """With the default MAX_ROUNDS_IN_FLIGHT, 50 people briefing at once all get their image
+    drawn at once: nobody waits a whole round for a slot (bench/: 1.03× one chat's time)."""
+    await bots.start(make_settings(allowed_user_ids="*"))
+    telegram.render_photo_sizes = False
+    openai_fake.image_latency = 4.0  # every draw is still running when the last one starts
+    chats = []
+    for index in range(50):
+        user = telegram.make_user(62_000 + index, f"Member{index}")
+        chats.append(telegram.private_chat(user))
+        telegram.user_sends_text(chats[-1], user, f"/new tote bag {index}")
+    await telegram.wait_for(lambda: len(openai_fake.requests_to("images")) == 50, timeout=30)
+    assert all(r.finished_at is None for r in openai_fake.requests_to("images"))
+    openai_fake.image_latency = 0
+    rounds = await asyncio.gather(*(next_round(telegram, chat) for chat in chats))
+    assert all("Round 1" in r.plain for r in rounds)
+
+
 def _peak(spans: list[tuple[float, float]]) -> int:
     """The most spans open at one instant (one ending as another starts counts once)."""
     edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
