@@ -128,6 +128,10 @@ class Store:
     def _one(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
         return self._db.execute(sql, params).fetchone()
 
+    def _count(self, sql: str, params: tuple[Any, ...]) -> int:
+        """Return the first column of the one row a `SELECT COUNT(*) ...` gives."""
+        return int(self._db.execute(sql, params).fetchone()[0])
+
     def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         return self._db.execute(sql, params).fetchall()
 
@@ -207,12 +211,11 @@ class Store:
 
     async def count_sessions(self, chat_id: int, thread_id: int) -> int:
         """Return how many sessions the scope has."""
-        row = await self._run(
-            self._one,
+        return await self._run(
+            self._count,
             "SELECT COUNT(*) FROM sessions WHERE chat_id = ? AND thread_id = ?",
             (chat_id, thread_id),
         )
-        return int(row[0]) if row else 0
 
     # --- rounds --------------------------------------------------------------------------
 
@@ -613,16 +616,16 @@ class Store:
         (ISO), in one trip."""
 
         def work() -> tuple[int, int]:
-            by_user = self._one(
+            by_user = self._count(
                 "SELECT COUNT(*) FROM rounds WHERE acted_by = ? AND created_at >= ?",
                 (user_id, since),
             )
-            in_chat = self._one(
+            in_chat = self._count(
                 "SELECT COUNT(*) FROM rounds r JOIN sessions s ON s.id = r.session_id "
                 "WHERE s.chat_id = ? AND r.created_at >= ?",
                 (chat_id, since),
             )
-            return int(by_user[0]) if by_user else 0, int(in_chat[0]) if in_chat else 0
+            return by_user, in_chat
 
         return await self._run(work)
 

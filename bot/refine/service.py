@@ -203,12 +203,13 @@ class RefineService:
         critic_max_side: int = 768,
         quota: QuotaPolicy | None = None,
         default_format: str = "square",
+        *,
+        max_rounds_in_flight: int,
         autopilot: AutopilotDefaults | None = None,
-        max_rounds_in_flight: int = 64,
     ) -> None:
-        """`max_rounds_in_flight`: rounds and autopilot runs drawn and critiqued at once across
-        all chats; later ones wait their turn, so a burst never floods the provider's rate
-        limit, the bot's memory (each holds its images) or its event loop."""
+        """`max_rounds_in_flight` (MAX_ROUNDS_IN_FLIGHT): rounds and autopilot runs drawn and
+        critiqued at once across all chats; later ones wait their turn, so a burst never floods
+        the provider's rate limit, the bot's memory (each holds its images) or its event loop."""
         self._store = store
         self._generator = generator
         self._critic = critic

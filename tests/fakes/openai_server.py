@@ -408,6 +408,17 @@ def _decoded(blob: bytes) -> tuple[str, int, int, int]:
         return image.format or "", len(blob), width, height
 
 
+def _json_or_text(raw: bytes, content_type: str) -> Any:
+    """Return the body parsed if it is declared as JSON and is JSON; otherwise its text (None
+    when empty): a body not declared as JSON is not read as JSON."""
+    if not raw:
+        return None
+    if content_type == "application/json":
+        with contextlib.suppress(ValueError):
+            return json.loads(raw)
+    return raw.decode("utf-8", "replace")
+
+
 def _check_choice(value: Any, name: str, choices: tuple[str, ...]) -> None:
     if value is not None and value not in choices:
         listed = ", ".join(f"'{choice}'" for choice in choices)
@@ -569,11 +580,7 @@ class FakeOpenAI(FakeServer):
         if multipart:
             await self.read_multipart(request, record)
         else:
-            raw = await request.read()
-            record.json = raw.decode("utf-8", "replace") if raw else None
-            if raw and request.content_type == "application/json":  # undeclared: not JSON
-                with contextlib.suppress(ValueError):
-                    record.json = json.loads(raw)
+            record.json = _json_or_text(await request.read(), request.content_type)
         fault_response = await self.apply_fault(request, record.endpoint, self._headers())
         if fault_response is not None:
             return record, fault_response
