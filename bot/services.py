@@ -12,6 +12,7 @@ from bot.backends.openai_critic import OpenAICritic
 from bot.backends.openai_images import OpenAIImageGenerator
 from bot.backends.stability import StabilityImageGenerator
 from bot.config import Settings
+from bot.refine.history import ChatHistory
 from bot.refine.models import QuotaPolicy
 from bot.refine.service import AutopilotDefaults, RefineService
 from storage.store import Store
@@ -24,6 +25,7 @@ class Services:
     generator: ImageGenerator
     critic: Critic
     refine: RefineService
+    history: ChatHistory
 
     async def close(self) -> None:
         """Close the backends' HTTP clients and the database."""
@@ -99,7 +101,7 @@ def build_refine(
 
 
 async def build_services(settings: Settings) -> Services:
-    """Open the store and build the backends and the domain service."""
+    """Open the store and build the backends and the domain services."""
     store = await Store.open(settings.database_path)
     generator = build_generator(settings)
     critic = build_critic(settings)
@@ -109,4 +111,4 @@ async def build_services(settings: Settings) -> Services:
         exempt_user_ids=settings.admin_user_ids,
     )
     refine = build_refine(settings, store, generator, critic, quota)
-    return Services(settings, store, generator, critic, refine)
+    return Services(settings, store, generator, critic, refine, ChatHistory(store))

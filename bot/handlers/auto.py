@@ -57,7 +57,7 @@ async def auto_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
             await refine.take_edit(scope, actor)
             pending = await refine.begin_autopilot(scope, actor, brief=brief, rounds=rounds)
         else:
-            latest = await refine.latest_round(scope)
+            latest = await services(context).history.latest_round(scope)
             pending = await refine.begin_autopilot(scope, actor, round_id=latest.id, rounds=rounds)
     except RefineError as error:
         await reply(message, views.refusal_text(error))
@@ -76,7 +76,7 @@ def launch_autopilot(
     presenter = AutopilotPresenter(
         context.bot,
         pending.scope,
-        services(context).refine,
+        services(context).history,
         group=pending.scope.is_group,
         asked_by=asked_by,
     )
@@ -90,19 +90,21 @@ def launch_autopilot(
 async def _run_and_show(
     application: Application, pending: PendingAutopilot, presenter: AutopilotPresenter
 ) -> None:
-    refine = application.bot_data["services"].refine
+    svc = application.bot_data["services"]
     try:
-        outcome = await refine.run_autopilot(pending, presenter)
+        outcome = await svc.refine.run_autopilot(pending, presenter)
     finally:
         await presenter.stop_chat_action()
-    image = await refine.image_of(outcome.best) if outcome.best is not None else None
+    image = await svc.history.image_of(outcome.best) if outcome.best is not None else None
     message_id = await presenter.finish_run(outcome, image)
     if message_id is not None and outcome.best is not None:
-        await refine.shown(outcome.best.id, message_id)
+        await svc.refine.shown(outcome.best.id, message_id)
         # The session's contact sheet, below the best image (a run of one image has none).
         if len(outcome.rounds) > 1:
             try:
-                await send_contact_sheet(application.bot, refine, pending.scope, pending.session.id)
+                await send_contact_sheet(
+                    application.bot, svc.history, pending.scope, pending.session.id
+                )
             except (RefineError, TelegramError) as error:
                 log.warning("no contact sheet after autopilot run %s: %s", pending.run.id, error)
 

@@ -107,7 +107,7 @@ async def _stop(
     extension = result.mime.rpartition("/")[2].replace("jpeg", "jpg")
     await send_image(
         context.bot,
-        refine,
+        services(context).history,
         query.message.chat_id,
         result.image,
         result.round.image_sha,  # type: ignore[arg-type]
@@ -132,7 +132,7 @@ async def _history_page(
     update: Update, context: ContextTypes.DEFAULT_TYPE, press: views.ButtonPress
 ) -> None:
     page = press.number - 1
-    summaries, total = await services(context).refine.sessions_page(
+    summaries, total = await services(context).history.sessions_page(
         scope_of(update), page, views.HISTORY_PAGE_SIZE
     )
     await answer_quietly(update.callback_query)
@@ -146,7 +146,7 @@ async def _history_page(
 async def _session(
     update: Update, context: ContextTypes.DEFAULT_TYPE, press: views.ButtonPress
 ) -> None:
-    session, rounds = await services(context).refine.session_detail(press.number, scope_of(update))
+    session, rounds = await services(context).history.session_detail(press.number, scope_of(update))
     await answer_quietly(update.callback_query)
     await _show(
         update.callback_query,
@@ -161,7 +161,7 @@ async def _gallery(
     await answer_quietly(update.callback_query, "Drawing the contact sheet…")
     try:
         await send_contact_sheet(
-            context.bot, services(context).refine, scope_of(update), press.number
+            context.bot, services(context).history, scope_of(update), press.number
         )
     except RefineError as error:
         await context.bot.send_message(
@@ -177,7 +177,7 @@ async def _setting(
     if scope.is_group and not await _is_chat_admin(update, context):
         raise NotChatAdmin()
     name, _equals, value = press.value.partition("=")
-    chosen = await svc.refine.choose_setting(scope.chat_id, name, value)
+    chosen = await svc.history.choose_setting(scope.chat_id, name, value)
     await answer_quietly(update.callback_query, "Saved: it applies from the next round.")
     default_format = svc.settings.image_format
     await _show(

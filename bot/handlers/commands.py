@@ -11,8 +11,8 @@ from bot.handlers.common import HTML, actor_of, reply, scope_of, services, threa
 from bot.handlers.rounds import launch_round
 from bot.handlers.uploads import send_image
 from bot.refine.errors import RefineError
+from bot.refine.history import ChatHistory
 from bot.refine.models import Scope
-from bot.refine.service import RefineService
 
 
 def argument_text(text: str | None) -> str:
@@ -60,7 +60,7 @@ async def begin_brief(update: Update, context: ContextTypes.DEFAULT_TYPE, brief:
 
 async def history(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """The chat's sessions, newest first, a page at a time (◀ ▶), each one button away."""
-    summaries, total = await services(context).refine.sessions_page(
+    summaries, total = await services(context).history.sessions_page(
         scope_of(update), 0, views.HISTORY_PAGE_SIZE
     )
     await reply(
@@ -76,23 +76,23 @@ async def gallery(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     session_id = int(argument) if argument.isdigit() else None
     try:
         await send_contact_sheet(
-            context.bot, services(context).refine, scope_of(update), session_id
+            context.bot, services(context).history, scope_of(update), session_id
         )
     except RefineError as error:
         await reply(update.effective_message, views.refusal_text(error))
 
 
 async def send_contact_sheet(
-    bot: Bot, refine: RefineService, scope: Scope, session_id: int | None
+    bot: Bot, history: ChatHistory, scope: Scope, session_id: int | None
 ) -> None:
     """Render (off the event loop) and send a session's contact sheet to the scope.
 
     Raises NothingToShow when the session has no image yet.
     """
-    sheet = await refine.contact_sheet(scope, session_id)
+    sheet = await history.contact_sheet(scope, session_id)
     await send_image(
         bot,
-        refine,
+        history,
         scope.chat_id,
         sheet.png,
         sheet.sha256,
@@ -108,7 +108,7 @@ async def settings(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """The chat's settings as an inline menu."""
     svc = services(context)
     scope = scope_of(update)
-    current = await svc.refine.chat_settings(scope.chat_id)
+    current = await svc.history.chat_settings(scope.chat_id)
     default_format = svc.settings.image_format
     await reply(
         update.effective_message,
@@ -132,6 +132,6 @@ async def usage(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Today's rounds, images and estimated cost: one's own, and every chat's for admins."""
     svc = services(context)
     actor = actor_of(update)
-    own = await svc.refine.usage_today(actor.user_id)
-    everyone = await svc.refine.usage_today() if is_admin(svc.settings, actor.user_id) else None
+    own = await svc.history.usage_today(actor.user_id)
+    everyone = await svc.history.usage_today() if is_admin(svc.settings, actor.user_id) else None
     await reply(update.effective_message, views.usage_text(own, everyone))

@@ -59,7 +59,7 @@ async def _round_to_edit(
     edit = await refine.take_edit(scope, actor, reply_to=replied_id)
     if edit is not None:
         return edit.round_id
-    round = await refine.round_shown_by(scope, replied_id)
+    round = await services(context).history.round_shown_by(scope, replied_id)
     return round.id if round is not None else None
 
 

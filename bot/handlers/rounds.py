@@ -32,7 +32,7 @@ def launch_round(
     presenter = RoundPresenter(
         context.bot,
         pending.scope,
-        services(context).refine,
+        services(context).history,
         group=pending.scope.is_group,
         asked_by=asked_by,
     )
@@ -57,13 +57,13 @@ async def _run_and_show(
 
 async def resume_interrupted(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Finish the rounds a crash or restart left running: deliver paid images, offer Retry."""
-    refine = services(context).refine
+    refine, history = services(context).refine, services(context).history
     for pending in await refine.interrupted_rounds():
         log.info("resuming round %s in chat %s", pending.round.id, pending.scope.chat_id)
         presenter = RoundPresenter(
             context.bot,
             pending.scope,
-            refine,
+            history,
             group=pending.scope.is_group,
             photo_message_id=pending.round.message_id,
         )

@@ -14,7 +14,7 @@ Kind = Literal["photo", "document"]
 
 
 class DeliveryMemory(Protocol):
-    """Where the file_ids Telegram gave earlier uploads are kept (the refine service)."""
+    """Where the file_ids Telegram gave earlier uploads are kept (the chat history)."""
 
     async def delivered_id(self, sha: str, kind: str) -> str | None: ...
 

@@ -3,13 +3,13 @@
 Order of work in a round (the contract in ARCHITECTURE.md): the round is stored as pending
 before any paid call; the image bytes are stored before the listener may show them; the
 critique is stored as soon as it arrives. One round at a time per session: a second request
-while one runs gets `SessionBusy` and starts nothing.
+while one runs gets `SessionBusy` and starts nothing. Looking things up (sessions, the contact
+sheet, usage, settings) is bot/refine/history.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -31,20 +31,15 @@ from bot.images import (
     ImageInfo,
     InvalidImage,
     ReferencePhoto,
-    SheetTile,
-    contact_sheet,
     critic_jpeg,
     prepare,
 )
-from bot.refine.chat_settings import InvalidSetting, with_choice
 from bot.refine.errors import (
     AudienceGone,
     AutopilotPlanInvalid,
     BriefTooLong,
     EmptyBrief,
     ImageExpired,
-    NothingToContinue,
-    NothingToShow,
     NotYourSession,
     QuotaExceeded,
     ReferenceExpired,
@@ -53,13 +48,13 @@ from bot.refine.errors import (
     SessionBusy,
     SessionStopped,
 )
+from bot.refine.history import round_image, start_of_day
 from bot.refine.models import (
     MAX_BRIEF_CHARS,
     Actor,
     AutopilotListener,
     AutopilotOutcome,
     AutopilotPlan,
-    ContactSheet,
     PendingAutopilot,
     PendingRound,
     QuotaPolicy,
@@ -76,9 +71,7 @@ from storage.records import (
     RoundStatus,
     SessionRecord,
     SessionStatus,
-    SessionSummary,
     UsageEntry,
-    UsageSummary,
 )
 from storage.schema import now_iso
 from storage.store import Store
@@ -183,10 +176,6 @@ class _Running:
     cancel_requested: bool = False
 
 
-def _start_of_day(now: datetime) -> datetime:
-    return now.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
 class RefineService:
     """Starts, continues, stops and cancels refinement sessions. Knows nothing of Telegram.
 
@@ -268,7 +257,7 @@ class RefineService:
 
     async def begin_retry(self, round_id: int, scope: Scope, actor: Actor) -> PendingRound:
         """Pend a new try of a round that produced no image (failed or interrupted)."""
-        round, session, settings = await self.round_in_scope(round_id, scope)
+        round, session, settings = await self._round_in_scope(round_id, scope)
         if session.status is SessionStatus.STOPPED:
             raise SessionStopped()
         if round.status is not RoundStatus.FAILED:
@@ -318,8 +307,8 @@ class RefineService:
         if exempt or not (quota.rounds_per_user_per_day or quota.rounds_per_chat_per_day):
             return
         now = datetime.now(UTC)
-        since = _start_of_day(now).isoformat(timespec="milliseconds")
-        resets_at = _start_of_day(now) + timedelta(days=1)
+        since = start_of_day(now).isoformat(timespec="milliseconds")
+        resets_at = start_of_day(now) + timedelta(days=1)
         by_user, in_chat = await self._store.rounds_since(since, actor.user_id, scope.chat_id)
         checks = [
             ("user", quota.rounds_per_user_per_day, by_user),
@@ -731,26 +720,6 @@ class RefineService:
         async with self._slots:
             return await work()
 
-    async def latest_round(self, scope: Scope) -> RoundRecord:
-        """Return the newest finished round of the scope's newest session (for `/auto`).
-
-        Raises NothingToContinue if there is none, SessionStopped if that session ended.
-        """
-        summaries = await self._store.chat_sessions(scope.chat_id, scope.thread_id, 1, 0)
-        if not summaries:
-            raise NothingToContinue()
-        session = summaries[0].session
-        if session.status is SessionStatus.STOPPED:
-            raise SessionStopped()
-        for round in reversed(await self._store.session_rounds(session.id)):
-            if round.status is RoundStatus.DONE and round.image_sha is not None:
-                return round
-        raise NothingToContinue()
-
-    async def image_of(self, round: RoundRecord) -> bytes | None:
-        """Return the round's image bytes, or None if it has none (or it is gone)."""
-        return await self._stored_image(round)
-
     async def shown(self, round_id: int, message_id: int) -> None:
         """Remember the message that shows the round (the best image of an autopilot run)."""
         await self._store.update_round(round_id, message_id=message_id)
@@ -789,7 +758,7 @@ class RefineService:
 
     async def _resume(self, pending: PendingRound, listener: RoundListener) -> RoundOutcome:
         round = pending.round
-        image = await self._stored_image(round)
+        image = await round_image(self._store, round)
         if image is None:
             failed = await self._store.update_round(
                 round.id,
@@ -815,15 +784,6 @@ class RefineService:
             )
         except AudienceGone:
             return await self._cancelled(round)
-
-    async def _stored_image(self, round: RoundRecord) -> bytes | None:
-        """Return the round's stored image bytes, or None if it has none (or it is gone)."""
-        if round.image_sha is None:
-            return None
-        try:
-            return (await self._store.read_image(round.image_sha))[1]
-        except LookupError:
-            return None
 
     # --- other commands --------------------------------------------------------------------------
 
@@ -889,9 +849,7 @@ class RefineService:
         """Follow a group upgraded to a supergroup; return how many sessions moved."""
         return await self._store.migrate_chat(old_chat_id, new_chat_id)
 
-    # --- queries -----------------------------------------------------------------------------
-
-    async def round_in_scope(
+    async def _round_in_scope(
         self, round_id: int, scope: Scope
     ) -> tuple[RoundRecord, SessionRecord, ChatSettings]:
         """Return the round, its session and the chat's settings (one trip to the store); raise
@@ -903,88 +861,6 @@ class RefineService:
         if (session.chat_id, session.thread_id) != (scope.chat_id, scope.thread_id):
             raise RoundNotFound()
         return round, session, settings
-
-    async def history(
-        self, scope: Scope, limit: int = 5, offset: int = 0
-    ) -> list[tuple[SessionSummary, list[RoundRecord]]]:
-        """Return the scope's sessions, newest first, each with its rounds."""
-        summaries = await self._store.chat_sessions(scope.chat_id, scope.thread_id, limit, offset)
-        return [(s, await self._store.session_rounds(s.session.id)) for s in summaries]
-
-    async def chat_settings(self, chat_id: int) -> ChatSettings:
-        """Return the chat's settings (defaults where it chose nothing)."""
-        return await self._store.chat_settings(chat_id)
-
-    async def choose_setting(self, chat_id: int, name: str, value: str) -> ChatSettings:
-        """Store one choice of the chat's; it applies from the next round."""
-        try:
-            chosen = with_choice(await self._store.chat_settings(chat_id), name, value)
-        except InvalidSetting:
-            raise RoundNotFound() from None  # a forged button: nothing to act on
-        return await self._store.save_chat_settings(chosen)
-
-    async def sessions_page(
-        self, scope: Scope, page: int, per_page: int
-    ) -> tuple[list[SessionSummary], int]:
-        """Return one page (0-based) of the scope's sessions, newest first, and the total."""
-        summaries = await self._store.chat_sessions(
-            scope.chat_id, scope.thread_id, per_page, page * per_page
-        )
-        return summaries, await self._store.count_sessions(scope.chat_id, scope.thread_id)
-
-    async def session_detail(
-        self, session_id: int, scope: Scope
-    ) -> tuple[SessionRecord, list[RoundRecord]]:
-        """Return the session and its rounds; raise RoundNotFound unless it is the scope's."""
-        session = await self._store.get_session(session_id)
-        if session is None or (session.chat_id, session.thread_id) != (
-            scope.chat_id,
-            scope.thread_id,
-        ):
-            raise RoundNotFound()
-        return session, await self._store.session_rounds(session.id)
-
-    async def contact_sheet(self, scope: Scope, session_id: int | None = None) -> ContactSheet:
-        """Return a PNG grid of the session's images (the scope's latest session if None).
-
-        Raises NothingToShow when there is no session or it has no image yet.
-        """
-        if session_id is None:
-            latest = await self._store.chat_sessions(scope.chat_id, scope.thread_id, 1, 0)
-            if not latest:
-                raise NothingToShow()
-            session_id = latest[0].session.id
-        session, rounds = await self.session_detail(session_id, scope)
-        tiles = []
-        for r in rounds:
-            if r.image_sha is None:
-                continue
-            image = await self._stored_image(r)
-            score = f"{r.score}/10" if r.score is not None else "-"
-            tiles.append(
-                SheetTile(image, f"R{r.number} · {score}", r.id == session.chosen_round_id)
-            )
-        if not tiles:
-            raise NothingToShow()
-        png = await asyncio.to_thread(contact_sheet, tiles)
-        return ContactSheet(session, png, hashlib.sha256(png).hexdigest(), len(tiles))
-
-    async def round_shown_by(self, scope: Scope, message_id: int) -> RoundRecord | None:
-        """Return the round whose photo is this message of the scope's chat, if any."""
-        return await self._store.round_by_message(scope.chat_id, message_id)
-
-    async def delivered_id(self, sha: str, kind: str) -> str | None:
-        """Return the id the chat platform gave this content when it was last sent as `kind`."""
-        return await self._store.file_id(sha, kind)
-
-    async def remember_delivery(self, sha: str, kind: str, delivered_id: str) -> None:
-        """Remember the platform's id for this content, so it is never uploaded twice."""
-        await self._store.remember_file_id(sha, kind, delivered_id)
-
-    async def usage_today(self, user_id: int | None = None) -> list[UsageSummary]:
-        """Return today's (UTC) usage per chat and user; with `user_id`, only that user's."""
-        since = _start_of_day(datetime.now(UTC)).isoformat(timespec="milliseconds")
-        return await self._store.usage_since(since, user_id)
 
     def is_busy(self, session_id: int) -> bool:
         """Return whether a round of the session is pending or running now."""
@@ -1001,7 +877,7 @@ class RefineService:
     async def _continuable(
         self, round_id: int, scope: Scope, actor: Actor
     ) -> tuple[RoundRecord, SessionRecord, ChatSettings]:
-        round, session, settings = await self.round_in_scope(round_id, scope)
+        round, session, settings = await self._round_in_scope(round_id, scope)
         self._ensure_continuable(round, session)
         self._check_press_policy(session, settings, actor)
         return round, session, settings
