@@ -13,14 +13,9 @@ from dataclasses import dataclass
 
 import simplejpeg
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 
-try:  # HEIC/HEIF photos from iPhones; without pillow-heif they are refused as unsupported.
-    from pillow_heif import register_heif_opener
-except ImportError:  # pragma: no cover - pillow-heif is a dependency
-    HEIF_SUPPORTED = False
-else:
-    register_heif_opener()
-    HEIF_SUPPORTED = True
+register_heif_opener()  # HEIC/HEIF photos from iPhones
 
 MAX_PIXELS = 40_000_000
 """Larger images are refused rather than decoded (decompression-bomb guard)."""

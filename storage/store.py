@@ -90,7 +90,6 @@ class Store:
     def __init__(self, db: sqlite_utils.Database, data_dir: Path) -> None:
         self._db = db
         self._data_dir = data_dir
-        self._images_dir = data_dir / "images"
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -469,11 +468,6 @@ class Store:
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (sha, relative, mime, width, height, size, now_iso()),
         )
-
-    async def get_image(self, sha: str) -> ImageRecord | None:
-        """Return the image's record, or None."""
-        row = await self._run(self._one, "SELECT * FROM images WHERE sha256 = ?", (sha,))
-        return _record(ImageRecord, row)
 
     async def read_image(self, sha: str) -> tuple[ImageRecord, bytes]:
         """Return the image's record and bytes; raise LookupError if it is gone."""
