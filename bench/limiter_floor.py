@@ -28,6 +28,8 @@ class Floor:
     """First brief → last round's caption."""
     overhead_s: list[float]
     """Per round: its wall time − the models' waits, all of it waiting for the limiter."""
+    first_photo_s: list[float]
+    """Per round: its photo's wait for the limiter after the image was drawn."""
 
 
 class _LeakyBucket:
@@ -59,9 +61,10 @@ def replay(
     """Replay every chat's rounds, given as (image wait, critic wait) in order, all chats
     briefing at 0, as the bot runs them: the image, then its photo (a message) while the critic
     looks, then the caption with the buttons (a message, after the photo it edits); the next
-    round starts `think_s` after the caption. Returns the floor's total and overheads."""
+    round starts `think_s` after the caption."""
     bucket = _LeakyBucket(burst, rate)
     overhead: list[float] = []
+    first_photo: list[float] = []
     total = 0.0
     # (asked at, chat, round, message, round started)
     asks: list[tuple[float, int, int, int, float]] = [
@@ -73,6 +76,7 @@ def replay(
         sent = bucket.grant(asked)
         image_wait, critic_wait = chats[chat][number]
         if message == PHOTO:
+            first_photo.append(sent - started - image_wait)
             critique = started + image_wait + critic_wait
             heapq.heappush(asks, (max(sent, critique), chat, number, CAPTION, started))
             continue
@@ -83,4 +87,4 @@ def replay(
             heapq.heappush(
                 asks, (start + chats[chat][number + 1][0], chat, number + 1, PHOTO, start)
             )
-    return Floor(total, overhead)
+    return Floor(total, overhead, first_photo)

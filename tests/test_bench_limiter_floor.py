@@ -15,6 +15,7 @@ def test_one_chat_never_waits_for_the_limiter() -> None:
     floor = replay([[ROUND] * 3])
     assert floor.total_s == pytest.approx(9.0)
     assert floor.overhead_s == pytest.approx([0.0, 0.0, 0.0])
+    assert floor.first_photo_s == pytest.approx([0.0, 0.0, 0.0], abs=1e-9)
 
 
 def test_the_burst_goes_at_once_and_the_rest_at_the_ceiling() -> None:
@@ -22,6 +23,9 @@ def test_the_burst_goes_at_once_and_the_rest_at_the_ceiling() -> None:
     floor = replay(chats)
     # 31 photos then 31 captions: 30 at once, the other 32 one by one at 30 a second.
     assert floor.total_s == pytest.approx(2.0 + 32 / TELEGRAM_CEILING)
+    critiqued_later = replay([[(2.0, 1.0)] for _ in range(LIMITER_BURST + 1)])
+    expected = [0.0] * LIMITER_BURST + [1 / TELEGRAM_CEILING]
+    assert sorted(critiqued_later.first_photo_s) == pytest.approx(expected, abs=1e-9)
 
 
 def test_a_caption_waits_for_its_photo_and_the_next_round_for_the_think_time() -> None:
