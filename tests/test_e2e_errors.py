@@ -39,6 +39,8 @@ async def still_usable(telegram, chat, user) -> None:
         (OpenAIFault.server_error(), ATTEMPTS, "did not answer in time", ATTEMPTS),
         (Fault.bad_gateway_html(), ATTEMPTS, "did not answer in time", ATTEMPTS),
         (Fault.drop_connection(), ATTEMPTS, "did not answer in time", ATTEMPTS),
+        (OpenAIFault.error(408, "Request timed out"), ATTEMPTS, "did not answer in time", ATTEMPTS),
+        (OpenAIFault.error(409, "Conflict"), ATTEMPTS, "did not answer in time", ATTEMPTS),
         (OpenAIFault.bad_request("Invalid size", param="size"), 1, "refused this request", 1),
     ],
     ids=[
@@ -51,6 +53,8 @@ async def still_usable(telegram, chat, user) -> None:
         "5xx",
         "502-html",
         "connection-reset",
+        "408",
+        "409",
         "bad-request",
     ],
 )
@@ -156,9 +160,10 @@ async def test_invalid_critique_is_retried_once(telegram, openai_fake, bot, ana,
         (StabilityFault.payment_required(), 1, "no credits left"),
         (StabilityFault.rate_limit(retry_after=0), ATTEMPTS, "rate limited"),
         (StabilityFault.internal_error(), ATTEMPTS, "did not answer in time"),
+        (StabilityFault.error(408, "request_timeout", "timed out"), ATTEMPTS, "did not answer"),
         (StabilityFault.bad_request("prompt: too long"), 1, "refused this request"),
     ],
-    ids=["moderation", "bad-key", "402", "rate-limit", "5xx", "bad-request"],
+    ids=["moderation", "bad-key", "402", "rate-limit", "5xx", "408", "bad-request"],
 )
 async def test_stability_errors(
     fault, count, expected, telegram, stability_fake, bots, make_settings, ana, ana_chat

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+TRANSIENT_STATUSES = frozenset({408, 409})
+"""HTTP statuses besides 429 and 5xx that mean "try again": request timeout and conflict (the
+openai SDK retries both too). Once retries run out they read as Unavailable, not Rejected."""
+
 
 class BackendError(Exception):
     """A failed call to an image or critic backend."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import openai
 
 from bot.backends.errors import (
+    TRANSIENT_STATUSES,
     BackendError,
     BadCredentials,
     BadOutput,
@@ -65,7 +66,7 @@ def translate_openai_error(error: openai.OpenAIError, service: str) -> BackendEr
             return BadCredentials(service, detail)
         if error.status_code == 429:
             return RateLimited(service, detail)
-        if error.status_code >= 500:
+        if error.status_code in TRANSIENT_STATUSES or error.status_code >= 500:
             return Unavailable(service, detail)
         return Rejected(service, detail)
     return BadOutput(service, type(error).__name__)

@@ -21,6 +21,7 @@ import httpx
 
 from bot.backends.base import GeneratedImage, deadline, image_mime
 from bot.backends.errors import (
+    TRANSIENT_STATUSES,
     BackendError,
     BadCredentials,
     BadOutput,
@@ -84,13 +85,13 @@ def _error_for(response: httpx.Response) -> BackendError:
         return BadCredentials("image", detail)
     if status == 429:
         return RateLimited("image", detail)
-    if status >= 500:
+    if status in TRANSIENT_STATUSES or status >= 500:
         return Unavailable("image", detail)
     return Rejected("image", detail)
 
 
 def _retryable(status: int) -> bool:
-    return status == 429 or status >= 500
+    return status in TRANSIENT_STATUSES or status == 429 or status >= 500
 
 
 class StabilityImageGenerator:
