@@ -107,6 +107,19 @@ async def test_strangers_get_their_id_and_nothing_is_generated(
     assert len(openai_fake.requests_to("images")) == 1
 
 
+async def test_a_stranger_whose_refusal_fails_still_gets_nothing(
+    telegram, openai_fake, bot, ana, ana_chat
+) -> None:
+    # Mallory blocks the bot right after asking: the refusal fails, the gate stays shut.
+    mallory = telegram.make_user(666, "Mallory")
+    telegram.fail_next("sendMessage", error_code=403)
+    telegram.user_sends_text(telegram.private_chat(mallory), mallory, "/new free images please")
+    await telegram.wait_for(lambda: any(not c.ok for c in telegram.calls_to("sendMessage")))
+    telegram.user_sends_text(ana_chat, ana, "/new tote bag")
+    await next_round(telegram, ana_chat)
+    assert [r.json["prompt"] for r in openai_fake.requests_to("images")] == ["tote bag"]
+
+
 async def test_allowed_users_and_chats(
     telegram, openai_fake, bots, make_settings, ana, ana_chat
 ) -> None:

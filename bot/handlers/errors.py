@@ -28,6 +28,16 @@ async def gatekeeper(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     chat = update.effective_chat
     if is_allowed(settings, user.id if user else None, chat.id if chat else None):
         return
+    try:
+        await _refuse(update)
+    except Exception:  # the gate stays shut whatever happens to the refusal
+        log.warning("could not refuse an update from a stranger", exc_info=True)
+    raise ApplicationHandlerStop
+
+
+async def _refuse(update: Update) -> None:
+    """Tell someone not allowed how to get access (silence for chatter in groups)."""
+    user, chat = update.effective_user, update.effective_chat
     if update.callback_query is not None:
         await answer_quietly(update.callback_query, views.ACCESS_DENIED_TOAST)
     elif update.effective_message is not None and user is not None:
@@ -36,7 +46,6 @@ async def gatekeeper(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
             await update.effective_message.reply_text(
                 views.ACCESS_DENIED.format(user_id=user.id), parse_mode=HTML
             )
-    raise ApplicationHandlerStop
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
