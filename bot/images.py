@@ -69,7 +69,14 @@ def prepare(data: bytes, max_side: int = 768) -> tuple[ImageInfo, bytes]:
             return info, _jpeg(image, max_side, CRITIC_JPEG_QUALITY)
     except InvalidImage:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
+    # ValueError: e.g. a PNG text chunk that inflates past Pillow's limit.
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+    ) as error:
         raise InvalidImage(str(error) or "not an image") from error
 
 

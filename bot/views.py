@@ -223,6 +223,7 @@ _BACKEND_MESSAGES = {
     "unavailable": "{service} did not answer in time. Try again in a moment.",
     "rejected": "{service} refused this request. Try a simpler prompt.",
     "bad_output": "{service} sent back something unusable. Try again.",
+    "internal": "Something went wrong on the bot's side. Your images are safe; try again.",
 }
 
 

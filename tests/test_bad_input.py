@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from tests.conftest import BOB_ID
 from tests.fakes.faults import Fault
@@ -342,6 +342,16 @@ async def backend_answer_without_an_image(world: World) -> None:
         body = {"created": int(time.time()), "data": data}
         world.openai.fail_next("images", Fault(status=200, body=body))
         await world.says("/new product shot", "sent back something unusable")
+
+
+@case
+async def backend_png_with_an_oversized_text_chunk(world: World) -> None:
+    # 2.7 KB that Pillow refuses to inflate (its text chunks stop at 1 MB).
+    info = PngImagePlugin.PngInfo()
+    info.add_text("comment", "a" * 2_000_000, zip=True)
+    await backend_image_is_refused(
+        world, image_bytes(Image.new("RGB", (256, 256)), "PNG", pnginfo=info)
+    )
 
 
 @case

@@ -227,6 +227,23 @@ async def test_bad_requests_and_failures(telegram, openai_fake, bot, ana, ana_ch
     await next_round(telegram, ana_chat, after=failed.message_id)
 
 
+async def test_a_disk_that_refuses_images_ends_the_run_with_a_retry(
+    telegram, openai_fake, bot, ana, ana_chat, data_dir
+) -> None:
+    images = data_dir / "images"
+    images.write_bytes(b"")  # a file where the image folder belongs: nothing can be stored
+    telegram.user_sends_text(ana_chat, ana, "/auto 2 " + BRIEF)
+    failed = await telegram.wait_for(
+        lambda: next(
+            (m for m in telegram.messages(ana_chat["id"]) if "a round failed" in m.plain), None
+        )
+    )
+    assert "went wrong on the bot's side" in failed.plain and failed.buttons == [["🔁 Retry"]]
+    images.unlink()
+    telegram.user_presses(ana_chat, ana, failed, "Retry")
+    await next_round(telegram, ana_chat, after=failed.message_id)
+
+
 async def test_a_crash_mid_autopilot_offers_retry(
     telegram, openai_fake, ana, ana_chat, tmp_path, data_dir
 ) -> None:

@@ -151,6 +151,26 @@ async def test_malformed_image_response_offers_retry(
     assert prompts == ["canvas tote", "canvas tote"]
 
 
+async def test_a_disk_that_refuses_the_image_ends_the_round_with_a_retry(
+    telegram, openai_fake, bot, ana, ana_chat, data_dir
+) -> None:
+    # The image folder cannot be made (a file where it belongs, like a full or broken disk):
+    # the paid image cannot be stored, so it is not shown, and the chat is told so.
+    images = data_dir / "images"
+    assert not images.exists()
+    images.write_bytes(b"")
+    telegram.user_sends_text(ana_chat, ana, "/new canvas tote")
+    failed = await next_text(telegram, ana_chat, "went wrong on the bot's side")
+    assert failed.buttons == [["🔁 Retry"]]
+    assert telegram.calls_to("sendPhoto") == []
+    [round1] = await rounds_of(data_dir, ana_chat["id"])
+    assert (round1.status, round1.error_kind) == (RoundStatus.FAILED, "internal")
+    images.unlink()  # the disk is fixed: Retry works
+    telegram.user_presses(ana_chat, ana, failed, "Retry")
+    round2 = await next_round(telegram, ana_chat, after=failed.message_id)
+    assert "Round 2" in round2.plain
+
+
 async def test_malformed_critic_response_is_retried(
     telegram, openai_fake, bot, ana, ana_chat
 ) -> None:

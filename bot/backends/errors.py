@@ -68,6 +68,13 @@ class BadOutput(BackendError):
     kind = "bad_output"
 
 
+class Internal(BackendError):
+    """Not the provider's doing: the bot itself failed (a bug, a full disk) during the step;
+    the traceback is in the log."""
+
+    kind = "internal"
+
+
 class Interrupted(BackendError):
     """The call never finished: the bot stopped or restarted while it ran."""
 

@@ -22,7 +22,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from bot.backends.critique import Critique
-from bot.backends.errors import BackendError
+from bot.backends.errors import BackendError, Internal
 from bot.refine.errors import AudienceGone, QuotaExceeded
 from bot.refine.models import (
     AutopilotListener,
@@ -240,7 +240,8 @@ class AutopilotRunner:
                     reference,
                     self._service.image_options(self._pending.settings),
                 )
-            except BackendError as error:
+            except Exception as failure:
+                error = _backend_error(failure, "image")
                 log.warning("round %s draft %s: image failed: %s", round.id, number, error)
                 draft = await self._store.update_draft(
                     draft.id,
@@ -268,7 +269,8 @@ class AutopilotRunner:
                     reference_jpeg,
                     self._service.critique_language(self._pending),
                 )
-            except BackendError as error:
+            except Exception as failure:
+                error = _backend_error(failure, "critic")
                 log.warning("round %s draft %s: critique failed: %s", round.id, number, error)
                 draft = await self._store.update_draft(
                     draft.id,
@@ -412,3 +414,13 @@ class AutopilotRunner:
             best=self._best,
             best_quality=self._best_quality,
         )
+
+
+def _backend_error(failure: Exception, service: str) -> BackendError:
+    """Return the failure of a draft's `service` step as a BackendError: a provider's as it is,
+    anything else (a bug, a full disk) as Internal, its traceback logged, so the draft ends as
+    failed like any other and the run goes on."""
+    if isinstance(failure, BackendError):
+        return failure
+    log.error("%s step failed on the bot's side", service, exc_info=failure)
+    return Internal(service)

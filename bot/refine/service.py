@@ -25,7 +25,7 @@ from bot.backends.base import (
     ImageGenerator,
 )
 from bot.backends.critique import Critique
-from bot.backends.errors import BackendError, BadOutput, Interrupted
+from bot.backends.errors import BackendError, BadOutput, Internal, Interrupted
 from bot.backends.formats import ImageOptions
 from bot.images import (
     ImageInfo,
@@ -367,6 +367,25 @@ class RefineService:
         except AudienceGone:
             log.info("round %s: chat %s is gone; stopping", pending.round.id, pending.scope.chat_id)
             return await self._cancelled(pending.round)
+        except Exception:
+            log.exception("round %s failed on the bot's side", pending.round.id)
+            return await self._failed_internally(pending.round.id)
+
+    async def _failed_internally(self, round_id: int) -> RoundOutcome:
+        """Finish a round the bot itself broke (a bug, a full disk), so the chat is told: an
+        image already stored is kept, with its buttons; without one, the round can be retried.
+        An error of the store's own propagates."""
+        round = await self._store.get_round(round_id)
+        kept = round is not None and round.image_sha is not None
+        error = Internal("critic" if kept else "image")
+        round = await self._store.update_round(
+            round_id,
+            status=RoundStatus.DONE if kept else RoundStatus.FAILED,
+            error_kind=error.kind,
+            error=str(error),
+            finished_at=now_iso(),
+        )
+        return RoundOutcome(round, error=error)
 
     async def _draw_and_critique(
         self, pending: PendingRound, listener: RoundListener
@@ -709,8 +728,8 @@ class RefineService:
                     return await runner.finish("cancelled")
                 raise
             except Exception:
-                await asyncio.shield(runner.finish("error"))
-                raise
+                log.exception("autopilot run %s failed on the bot's side", pending.run.id)
+                return await asyncio.shield(runner.finish("error"))
             return await runner.finish(reason)
         finally:
             self._running.pop(session_id, None)
@@ -751,6 +770,9 @@ class RefineService:
         """Finish an interrupted round as far as it can be without paying twice."""
         try:
             outcome = await self._resume(pending, listener)
+        except Exception:
+            log.exception("round %s failed on the bot's side", pending.round.id)
+            outcome = await self._failed_internally(pending.round.id)
         finally:
             self._running.pop(pending.session.id, None)
         _log_round_end(pending.session, outcome)
