@@ -323,6 +323,9 @@ def cancelled_text(round: RoundRecord) -> str:
     return f"⏹ Round {round.number} cancelled."
 
 
+STOP_NOT_SENT = "The full-resolution image didn't go through. Press ⏹ Stop again to get it."
+
+
 def stop_caption(round: RoundRecord, round_count: int) -> str:
     """Return the one-line summary sent with the final full-resolution image."""
     rounds = "1 round" if round_count == 1 else f"{round_count} rounds"

@@ -171,6 +171,25 @@ async def test_a_disk_that_refuses_the_image_ends_the_round_with_a_retry(
     assert "Round 2" in round2.plain
 
 
+async def test_a_final_image_that_did_not_go_through_can_be_asked_for_again(
+    telegram, openai_fake, bot, ana, ana_chat
+) -> None:
+    telegram.user_sends_text(ana_chat, ana, "/new canvas tote")
+    round1 = await next_round(telegram, ana_chat)
+    telegram.fail_next("sendDocument", error_code=500)
+    await toast(telegram, telegram.user_presses(ana_chat, ana, round1, "Stop"))
+    notice = await next_text(telegram, ana_chat, "didn't go through", after=round1.message_id)
+    assert "Stop again" in notice.plain
+    assert telegram.message(ana_chat["id"], round1.message_id).reply_markup is not None
+    # The session is stopped, but Stop on its kept round delivers the image again.
+    await toast(telegram, telegram.user_presses(ana_chat, ana, round1, "Stop"))
+    final = await telegram.wait_for(
+        lambda: next((m for m in telegram.messages(ana_chat["id"]) if m.document), None)
+    )
+    assert "Kept round 1" in final.plain
+    assert len(openai_fake.requests_to("images")) == 1  # delivered again, never drawn again
+
+
 async def test_malformed_critic_response_is_retried(
     telegram, openai_fake, bot, ana, ana_chat
 ) -> None:

@@ -6,6 +6,7 @@ its contact sheet. Settings: one choice per press.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -105,22 +106,30 @@ async def _stop(
     result = await refine.stop(press.number, scope, actor_of(update))
     await answer_quietly(query, "Sending the full-resolution image…")
     extension = result.mime.rpartition("/")[2].replace("jpeg", "jpg")
-    await send_image(
-        context.bot,
-        services(context).history,
-        query.message.chat_id,
-        result.image,
-        result.round.image_sha,  # type: ignore[arg-type]
-        kind="document",
-        filename=f"refinebot-{result.session.id}-round-{result.round.number}.{extension}",
-        caption=views.stop_caption(result.round, result.round_count),
-        parse_mode=HTML,
-        reply_markup=views.gallery_keyboard(result.session.id),
-        reply_parameters=ReplyParameters(
-            query.message.message_id, allow_sending_without_reply=True
-        ),
-        **thread_kwargs(scope),
-    )
+    try:
+        await send_image(
+            context.bot,
+            services(context).history,
+            query.message.chat_id,
+            result.image,
+            result.round.image_sha,  # type: ignore[arg-type]
+            kind="document",
+            filename=f"refinebot-{result.session.id}-round-{result.round.number}.{extension}",
+            caption=views.stop_caption(result.round, result.round_count),
+            parse_mode=HTML,
+            reply_markup=views.gallery_keyboard(result.session.id),
+            reply_parameters=ReplyParameters(
+                query.message.message_id, allow_sending_without_reply=True
+            ),
+            **thread_kwargs(scope),
+        )
+    except TelegramError as error:  # the keyboard stays, so Stop can ask for it again
+        log.warning("round %s: the full-resolution image was not sent: %s", press.number, error)
+        with contextlib.suppress(TelegramError):
+            await context.bot.send_message(
+                query.message.chat_id, views.STOP_NOT_SENT, **thread_kwargs(scope)
+            )
+        return
     try:
         await query.edit_message_reply_markup(reply_markup=None)
     except BadRequest as error:

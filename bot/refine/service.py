@@ -842,15 +842,24 @@ class RefineService:
         return pending
 
     async def stop(self, round_id: int, scope: Scope, actor: Actor) -> StopResult:
-        """End the session keeping this round; return it with its full-resolution image."""
-        round, session, _settings = await self._continuable(round_id, scope, actor)
+        """End the session keeping this round; return it with its full-resolution image.
+
+        Stop on the round a stopped session kept returns it again, so a delivery that failed
+        can be asked for once more.
+        """
+        round, session, settings = await self._round_in_scope(round_id, scope)
+        again = session.status is SessionStatus.STOPPED and session.chosen_round_id == round.id
+        if not again:
+            self._ensure_continuable(round, session)
+        self._check_press_policy(session, settings, actor)
         if self.is_busy(session.id):
             raise SessionBusy()
         try:  # read first: a session is only stopped when its image can be delivered
             record, image = await self._store.read_image(round.image_sha)  # type: ignore[arg-type]
         except LookupError:
             raise ImageExpired() from None
-        session = await self._store.stop_session(session.id, round.id)
+        if not again:
+            session = await self._store.stop_session(session.id, round.id)
         rounds = await self._store.session_rounds(session.id)
         return StopResult(session, round, image, record.mime, len(rounds))
 
