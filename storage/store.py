@@ -364,13 +364,17 @@ class Store:
         return await self._run(work)
 
     async def interrupt_autopilot_runs(self) -> int:
-        """Mark every run (and draft) a crash or restart left running; return how many runs."""
+        """Mark every run (and draft) a crash or restart left running; return how many runs.
+
+        A draft already drawn keeps its image (done, without a critique); the others failed.
+        """
 
         def work() -> int:
             now = now_iso()
             with self._db.conn:
                 self._db.execute(
-                    "UPDATE drafts SET status = 'failed', error_kind = 'interrupted', "
+                    "UPDATE drafts SET status = CASE WHEN image_sha IS NULL THEN 'failed' "
+                    "ELSE 'done' END, error_kind = 'interrupted', "
                     "error = 'interrupted by a restart', finished_at = ? "
                     "WHERE status IN ('pending', 'generating', 'critiquing')",
                     (now,),

@@ -269,3 +269,31 @@ async def test_a_crash_mid_autopilot_offers_retry(
     assert run.status is AutopilotStatus.INTERRUPTED
     assert {d.status for d in await store.round_drafts(round1.id)} == {RoundStatus.FAILED}
     await store.close()
+
+
+async def test_a_crash_after_the_drafts_were_drawn_keeps_one_and_critiques_it(
+    telegram, openai_fake, ana, ana_chat, tmp_path, data_dir
+) -> None:
+    from tests.cli_helpers import fakes_environment, kill_bot, start_bot, stop_bot
+
+    env = fakes_environment(telegram, openai_fake, data_dir)
+    openai_fake.chat_latency = 60  # both drafts drawn and stored; the critic never answers
+    process = await start_bot(env, tmp_path)
+    telegram.user_sends_text(ana_chat, ana, "/auto 2 " + BRIEF)
+    await telegram.wait_for(lambda: len(openai_fake.requests_to("chat")) == 2, timeout=30)
+    await kill_bot(process)
+
+    openai_fake.chat_latency = 0
+    process = await start_bot(env, tmp_path)
+    try:
+        round1 = await next_round(telegram, ana_chat)
+    finally:
+        await stop_bot(process)
+    assert "Round 1" in round1.plain and "Accept" in " ".join(round1.flat_buttons)
+    assert len(openai_fake.requests_to("images")) == 2  # paid once: nothing drawn again
+    store, _session, [kept] = await session_of(data_dir, ana_chat["id"])
+    assert kept.status is RoundStatus.DONE and kept.score is not None
+    drafts = await store.round_drafts(kept.id)
+    assert [d.kept for d in drafts].count(1) == 1
+    assert {d.image_sha for d in drafts if d.kept} == {kept.image_sha}
+    await store.close()

@@ -759,12 +759,30 @@ class RefineService:
             session = await self._store.get_session(round.session_id)
             if session is None or self.is_busy(session.id):
                 continue
+            if round.autopilot_id is not None and round.image_sha is None:
+                round = await self._adopt_drawn_draft(round)
             scope = Scope(session.chat_id, session.thread_id)
             self._reserve(session.id, scope)
             actor = Actor(round.acted_by, round.acted_by_name)
             settings = await self._store.chat_settings(session.chat_id)
             interrupted.append(PendingRound(session, round, actor, scope, settings))
         return interrupted
+
+    async def _adopt_drawn_draft(self, round: RoundRecord) -> RoundRecord:
+        """Give an autopilot round cut short its best draft already drawn (paid for), to be
+        critiqued again and shown like any resumed round; the round as it was if none was."""
+        drawn = [d for d in await self._store.round_drafts(round.id) if d.image_sha is not None]
+        if not drawn:
+            return round
+        best = max(drawn, key=lambda d: (d.score if d.score is not None else -1, -d.number))
+        await self._store.update_draft(best.id, kept=1)
+        return await self._store.update_round(
+            round.id,
+            image_sha=best.image_sha,
+            image_at=now_iso(),
+            generate_ms=best.generate_ms,
+            status=RoundStatus.CRITIQUING,
+        )
 
     async def resume(self, pending: PendingRound, listener: RoundListener) -> RoundOutcome:
         """Finish an interrupted round as far as it can be without paying twice."""
