@@ -14,10 +14,14 @@ def is_admin(settings: Settings, user_id: int | None) -> bool:
     return _contains(settings.admin_user_ids, user_id)
 
 
-def is_allowed(settings: Settings, user_id: int | None, chat_id: int | None) -> bool:
-    """Return whether a request is allowed: its user is an admin or allowed, or its chat is."""
+def is_allowed(
+    settings: Settings, user_id: int | None, chat_id: int | None, upgraded_from: int | None = None
+) -> bool:
+    """Return whether a request is allowed: its user is an admin or allowed, or its chat is
+    (or, for a supergroup, the group it was `upgraded_from`)."""
     return (
         is_admin(settings, user_id)
         or _contains(settings.allowed_user_ids, user_id)
         or _contains(settings.allowed_chat_ids, chat_id)
+        or _contains(settings.allowed_chat_ids, upgraded_from)
     )

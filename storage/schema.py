@@ -184,12 +184,20 @@ def _m005_photos_and_autopilot(db: sqlite_utils.Database) -> None:
         db.execute("ALTER TABLE rounds ADD COLUMN draft_count INTEGER")
 
 
+def _m006_chat_upgrades(db: sqlite_utils.Database) -> None:
+    # A supergroup remembers the group it was upgraded from: access granted to the group's id
+    # (ALLOWED_CHAT_IDS) carries over.
+    if "migrated_from" not in db["chats"].columns_dict:
+        db.execute("ALTER TABLE chats ADD COLUMN migrated_from INTEGER")
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _m001_initial),
     (2, "usage cost, indexes for quotas", _m002_usage_cost),
     (3, "images.pruned_at for image retention", _m003_image_retention),
     (4, "per-chat settings, Telegram file ids", _m004_chat_settings),
     (5, "reference photos, autopilot runs and their drafts", _m005_photos_and_autopilot),
+    (6, "chats.migrated_from for groups upgraded to supergroups", _m006_chat_upgrades),
 ]
 
 

@@ -644,8 +644,14 @@ class Store:
         )
         return [UsageSummary(**dict(row)) for row in rows]
 
+    async def chat_migrated_from(self, chat_id: int) -> int | None:
+        """Return the id of the group this supergroup was upgraded from, if it was."""
+        row = await self._run(self._one, "SELECT migrated_from FROM chats WHERE id = ?", (chat_id,))
+        return row[0] if row else None
+
     async def migrate_chat(self, old_chat_id: int, new_chat_id: int) -> int:
-        """Move every session of a group upgraded to a supergroup; return how many moved."""
+        """Move every session of a group upgraded to a supergroup, and remember where the
+        supergroup came from; return how many sessions moved."""
 
         def work() -> int:
             with self._db.conn:
@@ -653,6 +659,9 @@ class Store:
                     "INSERT INTO chats (id, type, created_at) SELECT ?, 'supergroup', ? "
                     "WHERE NOT EXISTS (SELECT 1 FROM chats WHERE id = ?)",
                     (new_chat_id, now_iso(), new_chat_id),
+                )
+                self._db.execute(
+                    "UPDATE chats SET migrated_from = ? WHERE id = ?", (old_chat_id, new_chat_id)
                 )
                 moved = self._db.execute(
                     "UPDATE sessions SET chat_id = ? WHERE chat_id = ?", (new_chat_id, old_chat_id)

@@ -8,6 +8,7 @@ import logging
 from storage.records import RoundStatus
 from storage.store import Store
 from tests.cli_helpers import fakes_environment, start_bot, stop_bot
+from tests.conftest import BOB_ID
 from tests.fakes.faults import Fault
 from tests.helpers import acknowledged, next_round, next_text, occupy_the_only_slot, toast
 
@@ -125,6 +126,33 @@ async def test_group_upgraded_mid_round_is_followed(
     assert "1 rounds" in history.plain
     telegram.user_presses(new, ana, round1, "Accept")
     await next_round(telegram, new, after=history.message_id)
+
+
+async def test_a_group_allowed_by_its_id_stays_allowed_after_its_upgrade(
+    telegram, openai_fake, bots, make_settings
+) -> None:
+    old_id, new_id = -4002, -1004002
+    await bots.start(make_settings(admin_user_ids="", allowed_chat_ids=str(old_id)))
+    bob = telegram.make_user(BOB_ID, "Bob")  # allowed only through the group
+    old = telegram.group_chat(old_id, "Team", supergroup=False)
+    new = telegram.group_chat(new_id, "Team", supergroup=True)
+    telegram.user_sends_text(old, bob, "/new canvas tote")
+    await next_round(telegram, old)
+    # Telegram's two notices of the upgrade, one in each chat.
+    for chat, key, other in (
+        (old, "migrate_to_chat_id", new_id),
+        (new, "migrate_from_chat_id", old_id),
+    ):
+        notice = {"message_id": 990, "date": 0, "chat": chat, "from": bob, key: other}
+        telegram.enqueue_update({"message": notice})
+    telegram.user_sends_text(new, bob, "/history")
+    history = await next_text(telegram, new, "Session")
+    assert "1 rounds" in history.plain
+    telegram.user_sends_text(new, bob, "/new linen shirt")
+    await next_round(telegram, new, after=history.message_id)
+    # Bob's private chat was never allowed, and still is not.
+    telegram.user_sends_text(telegram.private_chat(bob), bob, "/new linen shirt")
+    await next_text(telegram, telegram.private_chat(bob), "ALLOWED_USER_IDS")
 
 
 async def test_bot_api_outage_while_polling_is_survived(

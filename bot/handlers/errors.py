@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from telegram import Update
+from telegram import Message, Update
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
@@ -12,6 +12,7 @@ from bot import views
 from bot.access import is_allowed
 from bot.handlers.buttons import answer_quietly
 from bot.handlers.common import HTML, is_group, services
+from bot.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -23,16 +24,31 @@ async def gatekeeper(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
 
     In groups, plain chatter from strangers is dropped silently; commands get the answer.
     """
-    settings = services(context).settings
-    user = update.effective_user
-    chat = update.effective_chat
-    if is_allowed(settings, user.id if user else None, chat.id if chat else None):
+    if await _allowed(update, services(context)):
         return
     try:
         await _refuse(update)
     except Exception:  # the gate stays shut whatever happens to the refusal
         log.warning("could not refuse an update from a stranger", exc_info=True)
     raise ApplicationHandlerStop
+
+
+async def _allowed(update: Update, svc: Services) -> bool:
+    """Return whether the update may pass; a supergroup's former group is looked up only when
+    nothing else allows it."""
+    user_id = update.effective_user.id if update.effective_user else None
+    chat_id = update.effective_chat.id if update.effective_chat else None
+    if is_allowed(svc.settings, user_id, chat_id) or _is_upgrade(update.effective_message):
+        return True
+    if chat_id is None:
+        return False
+    return is_allowed(svc.settings, user_id, chat_id, await svc.history.upgraded_from(chat_id))
+
+
+def _is_upgrade(message: Message | None) -> bool:
+    """Return whether the message is Telegram's notice of a group's upgrade to a supergroup:
+    it only moves that chat's own history, so it passes whoever the upgrading admin is."""
+    return message is not None and bool(message.migrate_to_chat_id or message.migrate_from_chat_id)
 
 
 async def _refuse(update: Update) -> None:

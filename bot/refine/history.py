@@ -112,6 +112,10 @@ class ChatHistory:
                 return round
         raise NothingToContinue()
 
+    async def upgraded_from(self, chat_id: int) -> int | None:
+        """Return the id of the group this supergroup was upgraded from, if it was."""
+        return await self._store.chat_migrated_from(chat_id)
+
     async def round_shown_by(self, scope: Scope, message_id: int) -> RoundRecord | None:
         """Return the round whose photo is this message of the scope's chat, if any."""
         return await self._store.round_by_message(scope.chat_id, message_id)
