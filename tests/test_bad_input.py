@@ -259,6 +259,10 @@ async def user_photo_chatter_in_a_group(world: World) -> None:
     world.telegram.user_sends_photo(world.group, world.ana, render_png(256, 256), caption="lol")
     await world.silence(world.group, 0)
     assert world.openai.requests_to("edits") == []
+    other = "/new@some_other_bot on marble"
+    world.telegram.user_sends_photo(world.group, world.ana, render_png(256, 256), caption=other)
+    await world.silence(world.group, 0)
+    assert world.openai.requests_to("edits") == []
     caption = "/new@refine_test_bot on marble"
     world.telegram.user_sends_photo(world.group, world.ana, render_png(256, 256), caption=caption)
     await next_round(world.telegram, world.group)
@@ -430,6 +434,13 @@ async def button_pressed_during_a_running_round(world: World) -> None:
 @case
 async def history_with_arguments(world: World) -> None:
     await world.says("/history please page 99", "No sessions here yet")
+
+
+@case
+async def gallery_of_numbers_no_session_has(world: World) -> None:
+    await world.round_from("/new canvas tote")
+    for odd in ("²", "#³", "9" * 25, "0"):
+        await world.says(f"/gallery {odd}", "isn't available here")
 
 
 @case

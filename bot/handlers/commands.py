@@ -70,10 +70,18 @@ async def history(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     )
 
 
+def _session_number(text: str) -> int:
+    """Return the session number the text names; 0 (no session's) for digits that are not a
+    plain number an id can be, such as "²" or twenty of them."""
+    if text.isascii() and text.isdigit() and len(text) < 19:
+        return int(text)
+    return 0
+
+
 async def gallery(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A contact sheet of the chat's latest session (or of `/gallery <session number>`)."""
     argument = argument_text(update.effective_message.text).lstrip("#")
-    session_id = int(argument) if argument.isdigit() else None
+    session_id = _session_number(argument) if argument[:1].isdigit() else None
     try:
         await send_contact_sheet(
             context.bot, services(context).history, scope_of(update), session_id

@@ -24,14 +24,18 @@ from bot.refine.errors import RefineError
 
 log = logging.getLogger(__name__)
 
-_COMMAND = re.compile(r"^/(new|auto)(@\w+)?(?:\s+|$)", re.IGNORECASE)
+_COMMAND = re.compile(r"^/(new|auto)(?:@(\w+))?(?:\s+|$)", re.IGNORECASE)
 
 
-def caption_command(caption: str) -> tuple[str | None, str]:
-    """Return (`new`/`auto` or None, the rest) for a caption that may start with a command."""
+def caption_command(caption: str, bot_username: str) -> tuple[str | None, str]:
+    """Return (`new`/`auto` or None, the rest) for a caption that may start with a command;
+    ("other", caption) for a command addressed to another bot (`/new@other_bot`)."""
     match = _COMMAND.match(caption.strip())
     if match is None:
         return None, caption.strip()
+    addressee = match.group(2)
+    if addressee is not None and addressee.lower() != bot_username.lower():
+        return "other", caption.strip()
     return match.group(1).lower(), caption.strip()[match.end() :].strip()
 
 
@@ -42,8 +46,8 @@ async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """
     message = update.effective_message
     settings = services(context).settings
-    command, caption = caption_command(message.caption or "")
-    if is_group(update.effective_chat) and command is None:
+    command, caption = caption_command(message.caption or "", context.bot.username)
+    if command == "other" or (is_group(update.effective_chat) and command is None):
         return
     rounds = None
     if command == "auto":
