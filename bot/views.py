@@ -36,6 +36,7 @@ CALLBACK_DATA_LIMIT = 64
 # --- callback data ------------------------------------------------------------------------
 
 ACCEPT, EDIT, STOP, RETRY, AUTO = "accept", "edit", "stop", "retry", "auto"  # on a round id
+ROUND_ACTIONS = frozenset({ACCEPT, EDIT, STOP, RETRY, AUTO})
 HISTORY, SESSION, GALLERY = "history", "session", "gallery"  # on a page number, a session id
 SETTING = "setting"  # on "name=value"
 _ACTION_CODES = {

@@ -91,6 +91,35 @@ async def test_cancel_stops_a_running_round(
     await next_round(telegram, ana_chat)
 
 
+async def test_buttons_on_rounds_days_old_still_work(
+    telegram, openai_fake, bot, ana, ana_chat
+) -> None:
+    # Telegram sends a press on a message older than about two days without the message
+    # (only its chat and id): every button must work from that alone.
+    telegram.user_sends_text(ana_chat, ana, "/new tote bag")
+    round1 = await next_round(telegram, ana_chat)
+    telegram.user_presses(ana_chat, ana, round1, "Accept", aged=True)
+    round2 = await next_round(telegram, ana_chat, after=round1.message_id)
+    telegram.user_presses(ana_chat, ana, round2, "Edit", aged=True)
+    ask = await next_text(telegram, ana_chat, "Send your own prompt", after=round2.message_id)
+    assert ask.reply_to_message_id == round2.message_id
+    telegram.user_sends_text(ana_chat, ana, "tote bag on a beach")
+    round3 = await next_round(telegram, ana_chat, after=ask.message_id)
+    await toast(telegram, telegram.user_presses(ana_chat, ana, round3, "Stop", aged=True))
+    final = await telegram.wait_for(
+        lambda: next((m for m in telegram.messages(ana_chat["id"]) if m.document), None)
+    )
+    assert "Kept round 3" in final.plain
+    await telegram.wait_for(
+        lambda: telegram.message(ana_chat["id"], round3.message_id).reply_markup is None
+    )
+    # A /history page from long ago still turns into the session it names.
+    telegram.user_sends_text(ana_chat, ana, "/history")
+    page = await next_text(telegram, ana_chat, "Sessions", after=final.message_id)
+    telegram.user_presses(ana_chat, ana, page, "#", aged=True)
+    await telegram.wait_for(lambda: "R3" in telegram.message(ana_chat["id"], page.message_id).plain)
+
+
 async def test_strangers_get_their_id_and_nothing_is_generated(
     telegram, openai_fake, bot, ana, ana_chat
 ) -> None:

@@ -87,6 +87,25 @@ async def test_forum_topics_keep_their_own_sessions(
     assert mine.thread_id == 77 and "ceramic mug" in mine.plain
 
 
+async def test_buttons_days_old_in_a_forum_topic_stay_in_their_topic(
+    telegram, openai_fake, bots, make_settings, ana
+) -> None:
+    # Telegram sends a press on an old message without it, so without its topic.
+    await bots.start(make_settings(allowed_chat_ids=str(GROUP_ID)))
+    forum = telegram.group_chat(GROUP_ID, "Shop team", supergroup=True, forum=True)
+    telegram.user_sends_text(forum, ana, f"/new@{BOT} ceramic mug", thread_id=77)
+    round1 = await next_round(telegram, forum)
+    telegram.user_presses(forum, ana, round1, "Accept", aged=True)
+    round2 = await next_round(telegram, forum, after=round1.message_id)
+    assert round2.thread_id == 77 and "Round 2" in round2.plain
+    telegram.user_presses(forum, ana, round2, "Edit", aged=True)
+    ask = await next_text(telegram, forum, "Send your own prompt", after=round2.message_id)
+    assert ask.thread_id == 77
+    telegram.user_sends_text(forum, ana, "ceramic mug on oak", reply_to=ask, thread_id=77)
+    round3 = await next_round(telegram, forum, after=ask.message_id)
+    assert round3.thread_id == 77 and "Round 3" in round3.plain
+
+
 async def test_anyone_may_press_by_default_and_only_the_starter_when_set(
     telegram, openai_fake, bots, make_settings, ana
 ) -> None:
@@ -113,8 +132,14 @@ async def test_anyone_may_press_by_default_and_only_the_starter_when_set(
     assert "only the person who started" in await toast(telegram, query)
     await asyncio.sleep(0.2)
     assert len(telegram.messages(GROUP_ID)) == sent_before  # a toast, never a chat message
+    # Nor can Bob /cancel Ana's round while it runs; Ana can.
+    openai_fake.image_latency = 2
     telegram.user_presses(group, ana, round2, "Accept")
-    await next_round(telegram, group, after=menu.message_id)
+    await telegram.wait_for(lambda: len(openai_fake.requests_to("images")) == 3)
+    telegram.user_sends_text(group, bob, f"/cancel@{BOT}")
+    await next_text(telegram, group, "only the person who started", after=menu.message_id)
+    telegram.user_sends_text(group, ana, f"/cancel@{BOT}")
+    await next_text(telegram, group, "Cancelled", after=menu.message_id)
 
 
 async def test_two_sessions_at_once_in_one_group_never_mix(

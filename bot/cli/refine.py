@@ -131,7 +131,7 @@ async def refine_to_directory(
                 drafts=drafts,
             )
             if on_start is not None:
-                on_start(lambda: refine.cancel(TERMINAL_SCOPE))
+                on_start(lambda: refine.cancel(TERMINAL_SCOPE, TERMINAL_ACTOR))
             try:
                 outcome = await refine.run_autopilot(pending, bar)
             finally:

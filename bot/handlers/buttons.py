@@ -35,12 +35,13 @@ from bot.handlers.common import (
 from bot.handlers.rounds import launch_round
 from bot.handlers.uploads import send_image
 from bot.refine.errors import NotChatAdmin, RefineError
+from bot.refine.models import Scope
 
 log = logging.getLogger(__name__)
 
 INVALID_BUTTON = "This button is no longer valid."
 
-Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE, views.ButtonPress], Awaitable[None]]
+Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE, views.ButtonPress, Scope], Awaitable[None]]
 
 
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -50,16 +51,38 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await answer_quietly(query, INVALID_BUTTON)
         return
     try:
-        await _HANDLERS[press.action](update, context, press)
+        scope = await _scope_of_press(update, context, press)
+        await _HANDLERS[press.action](update, context, press, scope)
     except RefineError as error:
         await answer_quietly(query, views.refusal_text(error))
 
 
-async def _next_round(
+async def _scope_of_press(
     update: Update, context: ContextTypes.DEFAULT_TYPE, press: views.ButtonPress
+) -> Scope:
+    """Return where the press happened. Telegram sends a press on a message more than about
+    two days old without the message, so without its forum topic: such a press takes the topic
+    of the round or session it names (in the same chat; other chats' stay out of reach)."""
+    scope = scope_of(update)
+    message = update.callback_query.message
+    if message is None or message.is_accessible:
+        return scope
+    history = services(context).history
+    if press.action in views.ROUND_ACTIONS:
+        return await history.scope_of_round(press.number, scope)
+    if press.action in (views.SESSION, views.GALLERY):
+        return await history.scope_of_session(press.number, scope)
+    return scope
+
+
+async def _next_round(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    press: views.ButtonPress,
+    scope: Scope,
 ) -> None:
     refine = services(context).refine
-    scope, actor = scope_of(update), actor_of(update)
+    actor = actor_of(update)
     if press.action == views.ACCEPT:
         pending = await refine.begin_accept(press.number, scope, actor)
     else:
@@ -69,23 +92,27 @@ async def _next_round(
 
 
 async def _autopilot(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, press: views.ButtonPress
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    press: views.ButtonPress,
+    scope: Scope,
 ) -> None:
     refine = services(context).refine
-    pending = await refine.begin_autopilot(
-        scope_of(update), actor_of(update), round_id=press.number
-    )
+    pending = await refine.begin_autopilot(scope, actor_of(update), round_id=press.number)
     images = pending.plan.max_images
     await answer_quietly(update.callback_query, f"Autopilot: at most {images} images…")
     launch_autopilot(update, context, pending, asked_by=update.callback_query.message)
 
 
 async def _ask_for_edit(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, press: views.ButtonPress
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    press: views.ButtonPress,
+    scope: Scope,
 ) -> None:
     query = update.callback_query
     refine = services(context).refine
-    scope, actor = scope_of(update), actor_of(update)
+    actor = actor_of(update)
     round, suggestion = await refine.prepare_edit(press.number, scope, actor)
     await answer_quietly(query)
     prompt = await query.message.reply_text(
@@ -93,16 +120,19 @@ async def _ask_for_edit(
         parse_mode=HTML,
         do_quote=True,
         reply_markup=ForceReply(selective=True) if scope.is_group else None,
+        **thread_kwargs(scope),
     )
     await refine.remember_edit(round.id, scope, actor, prompt.message_id)
 
 
 async def _stop(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, press: views.ButtonPress
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    press: views.ButtonPress,
+    scope: Scope,
 ) -> None:
     query = update.callback_query
     refine = services(context).refine
-    scope = scope_of(update)
     result = await refine.stop(press.number, scope, actor_of(update))
     await answer_quietly(query, "Sending the full-resolution image…")
     extension = result.mime.rpartition("/")[2].replace("jpeg", "jpg")
@@ -138,11 +168,14 @@ async def _stop(
 
 
 async def _history_page(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, press: views.ButtonPress
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    press: views.ButtonPress,
+    scope: Scope,
 ) -> None:
     page = press.number - 1
     summaries, total = await services(context).history.sessions_page(
-        scope_of(update), page, views.HISTORY_PAGE_SIZE
+        scope, page, views.HISTORY_PAGE_SIZE
     )
     await answer_quietly(update.callback_query)
     await _show(
@@ -153,9 +186,12 @@ async def _history_page(
 
 
 async def _session(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, press: views.ButtonPress
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    press: views.ButtonPress,
+    scope: Scope,
 ) -> None:
-    session, rounds = await services(context).history.session_detail(press.number, scope_of(update))
+    session, rounds = await services(context).history.session_detail(press.number, scope)
     await answer_quietly(update.callback_query)
     await _show(
         update.callback_query,
@@ -165,24 +201,27 @@ async def _session(
 
 
 async def _gallery(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, press: views.ButtonPress
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    press: views.ButtonPress,
+    scope: Scope,
 ) -> None:
     await answer_quietly(update.callback_query, "Drawing the contact sheet…")
     try:
-        await send_contact_sheet(
-            context.bot, services(context).history, scope_of(update), press.number
-        )
+        await send_contact_sheet(context.bot, services(context).history, scope, press.number)
     except RefineError as error:
         await context.bot.send_message(
-            update.effective_chat.id, views.refusal_text(error), parse_mode=HTML
+            scope.chat_id, views.refusal_text(error), parse_mode=HTML, **thread_kwargs(scope)
         )
 
 
 async def _setting(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, press: views.ButtonPress
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    press: views.ButtonPress,
+    scope: Scope,
 ) -> None:
     svc = services(context)
-    scope = scope_of(update)
     if scope.is_group and not await _is_chat_admin(update, context):
         raise NotChatAdmin()
     name, _equals, value = press.value.partition("=")

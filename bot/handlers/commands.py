@@ -127,9 +127,13 @@ async def settings(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     refine = services(context).refine
-    scope = scope_of(update)
-    cancelled = await refine.cancel(scope)
-    dropped_edit = await refine.take_edit(scope, actor_of(update))
+    scope, actor = scope_of(update), actor_of(update)
+    try:
+        cancelled = await refine.cancel(scope, actor)
+    except RefineError as error:
+        await reply(update.effective_message, views.refusal_text(error))
+        return
+    dropped_edit = await refine.take_edit(scope, actor)
     if cancelled:
         return  # the round's own message says it was cancelled
     text = "✏️ Edit cancelled." if dropped_edit else views.NOTHING_TO_CANCEL

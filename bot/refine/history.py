@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from bot.images import SheetTile, contact_sheet
@@ -49,6 +50,19 @@ class ChatHistory:
 
     def __init__(self, store: Store) -> None:
         self._store = store
+
+    async def scope_of_session(self, session_id: int, scope: Scope) -> Scope:
+        """Return `scope` in the forum topic of the session, if the session is its chat's;
+        else `scope` as it is (the lookups that follow refuse it)."""
+        session = await self._store.get_session(session_id)
+        if session is None or session.chat_id != scope.chat_id:
+            return scope
+        return replace(scope, thread_id=session.thread_id)
+
+    async def scope_of_round(self, round_id: int, scope: Scope) -> Scope:
+        """Return `scope` in the forum topic of the round's session (see `scope_of_session`)."""
+        round = await self._store.get_round(round_id)
+        return scope if round is None else await self.scope_of_session(round.session_id, scope)
 
     async def sessions_page(
         self, scope: Scope, page: int, per_page: int

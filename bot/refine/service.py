@@ -172,6 +172,7 @@ class AutopilotDefaults:
 @dataclass(slots=True)
 class _Running:
     scope: Scope
+    steered_by: int | None  # who alone may steer (and cancel) it; None: anyone in the chat
     task: asyncio.Task[RoundOutcome] | None = None
     cancel_requested: bool = False
 
@@ -279,7 +280,7 @@ class RefineService:
         settings: ChatSettings,
     ) -> PendingRound:
         await self.reference_of(session)  # refuse now if the product photo is gone
-        self._reserve(session.id, scope)
+        self._reserve(session, scope, settings)
         try:
             round = await self._store.create_round(
                 session.id, parent.id if parent else None, prompt, action, actor.user_id, actor.name
@@ -295,11 +296,12 @@ class RefineService:
         if settings.press_policy == "starter" and actor.user_id != session.started_by:
             raise NotYourSession()
 
-    def _reserve(self, session_id: int, scope: Scope) -> None:
+    def _reserve(self, session: SessionRecord, scope: Scope, settings: ChatSettings) -> None:
         # No await between the check and the reservation: two presses cannot both pass.
-        if self.is_busy(session_id):
+        if self.is_busy(session.id):
             raise SessionBusy()
-        self._running[session_id] = _Running(scope)
+        steered_by = session.started_by if settings.press_policy == "starter" else None
+        self._running[session.id] = _Running(scope, steered_by)
 
     async def _check_quota(self, scope: Scope, actor: Actor) -> None:
         quota = self._quota
@@ -691,7 +693,7 @@ class RefineService:
         if session is None:
             session = await self._new_session(scope, actor, brief or "", reference)
         await self.reference_of(session)  # refuse now if the product photo is gone
-        self._reserve(session.id, scope)
+        self._reserve(session, scope, settings)
         try:
             run = await self._store.create_autopilot_run(
                 session.id,
@@ -762,9 +764,9 @@ class RefineService:
             if round.autopilot_id is not None and round.image_sha is None:
                 round = await self._adopt_drawn_draft(round)
             scope = Scope(session.chat_id, session.thread_id)
-            self._reserve(session.id, scope)
-            actor = Actor(round.acted_by, round.acted_by_name)
             settings = await self._store.chat_settings(session.chat_id)
+            self._reserve(session, scope, settings)
+            actor = Actor(round.acted_by, round.acted_by_name)
             interrupted.append(PendingRound(session, round, actor, scope, settings))
         return interrupted
 
@@ -881,17 +883,24 @@ class RefineService:
         rounds = await self._store.session_rounds(session.id)
         return StopResult(session, round, image, record.mime, len(rounds))
 
-    async def cancel(self, scope: Scope) -> int:
-        """Cancel every round running in this scope; return how many were cancelled."""
+    async def cancel(self, scope: Scope, actor: Actor) -> int:
+        """Cancel every round running in this scope that the actor may steer; return how many
+        were cancelled. Raises NotYourSession when all that runs there is someone else's."""
         cancelled = 0
+        others = 0
         for running in list(self._running.values()):
             if running.scope != scope:
+                continue
+            if running.steered_by not in (None, actor.user_id):
+                others += 1
                 continue
             if running.task is None:
                 running.cancel_requested = True
             elif not running.task.done():
                 running.task.cancel()
             cancelled += 1
+        if others and not cancelled:
+            raise NotYourSession()
         return cancelled
 
     async def migrate_chat(self, old_chat_id: int, new_chat_id: int) -> int:

@@ -1052,11 +1052,15 @@ class FakeTelegram:
         user: JSONDict,
         message_id: int | BotMessage,
         label_contains: str,
+        *,
+        aged: bool = False,
     ) -> str:
         """Press the inline button whose label contains ``label_contains``; return query id.
 
         Looks at the message's *current* keyboard. An exact label match wins over substring
         matches; no match or several substring matches raise AssertionError listing labels.
+        ``aged``: the message is old (about two days and more), so, like Telegram, the query
+        carries it as an InaccessibleMessage (chat, message_id and date 0; no text, no topic).
         """
         message = self._pressable(chat, message_id)
         buttons = [button for row in message.inline_keyboard for button in row]
@@ -1077,7 +1081,7 @@ class FakeTelegram:
         button = matches[0]
         if "callback_data" not in button:
             raise AssertionError(f"button {button['text']!r} has no callback_data: {button}")
-        return self._enqueue_callback(message, user, button["callback_data"])
+        return self._enqueue_callback(message, user, button["callback_data"], aged=aged)
 
     def user_presses_data(
         self, chat: ChatRef, user: JSONDict, message_id: int | BotMessage, data: str
@@ -1432,15 +1436,20 @@ class FakeTelegram:
             raise AssertionError(f"message {message_id} was deleted; nothing to press")
         return message
 
-    def _enqueue_callback(self, message: BotMessage, user: JSONDict, data: str) -> str:
+    def _enqueue_callback(
+        self, message: BotMessage, user: JSONDict, data: str, *, aged: bool = False
+    ) -> str:
         query_id = f"{self.bot_id}{next(self._counter):08d}"
         self._queries[query_id] = _Query(message.chat_id, message.message_id, time.monotonic())
+        shown = message.raw
+        if aged:
+            shown = {"chat": message.raw["chat"], "message_id": message.message_id, "date": 0}
         self.enqueue_update(
             {
                 "callback_query": {
                     "id": query_id,
                     "from": _public_user(user),
-                    "message": message.raw,
+                    "message": shown,
                     "chat_instance": str(abs(message.chat_id * 7919 + self.bot_id)),
                     "data": data,
                 }
