@@ -3,6 +3,7 @@ session starts from the same photo. Through the real Application against the fak
 
 from __future__ import annotations
 
+import asyncio
 import io
 import struct
 import zlib
@@ -189,6 +190,23 @@ async def test_a_photo_without_caption_asks_for_the_scene(
     telegram.user_sends_photo(ana_chat, ana, product_photo())
     await next_text(telegram, ana_chat, "with a caption")
     assert openai_fake.requests_to("edits") == []
+
+
+async def test_an_album_is_one_brief(telegram, openai_fake, bot, ana, ana_chat) -> None:
+    # An album arrives as one message per photo, the caption on the first only.
+    for index in range(3):
+        caption = SCENE if index == 0 else None
+        telegram.user_sends_photo(ana_chat, ana, product_photo(), caption, album="album-1")
+    round1 = await next_round(telegram, ana_chat)
+    assert "Round 1" in round1.plain
+    # An album without any caption gets one request for it, not one per photo.
+    for _ in range(3):
+        telegram.user_sends_photo(ana_chat, ana, product_photo(), album="album-2")
+    await next_text(telegram, ana_chat, "with a caption", after=round1.message_id)
+    await asyncio.sleep(0.3)
+    texts = [m for m in telegram.messages(ana_chat["id"]) if "with a caption" in m.plain]
+    assert len(texts) == 1
+    assert len(openai_fake.requests_to("edits")) == 1
 
 
 async def test_a_deleted_product_photo_is_explained(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections import deque
 
 from telegram import Message, Update
 from telegram.error import TelegramError
@@ -49,6 +50,8 @@ async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     command, caption = caption_command(message.caption or "", context.bot.username)
     if command == "other" or (is_group(update.effective_chat) and command is None):
         return
+    if _album_answered(context, message):
+        return
     rounds = None
     if command == "auto":
         rounds, caption = parse_auto_arguments(caption)
@@ -81,6 +84,25 @@ async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(message, views.refusal_text(error))
         return
     launch_round(update, context, round_pending, asked_by=message)
+
+
+ALBUMS_REMEMBERED = 16
+
+
+def _album_answered(context: ContextTypes.DEFAULT_TYPE, message: Message) -> bool:
+    """Return whether the photo belongs to an album whose first photo was already answered,
+    and remember this one's album: an album is one brief (its caption rides on one photo), so
+    its other photos get neither a second round nor a request for a caption each."""
+    album = message.media_group_id
+    if album is None:
+        return False
+    answered: deque[str] = context.chat_data.setdefault(  # type: ignore[union-attr]
+        "albums_answered", deque(maxlen=ALBUMS_REMEMBERED)
+    )
+    if album in answered:
+        return True
+    answered.append(album)
+    return False
 
 
 async def _download_reference(

@@ -1016,8 +1016,12 @@ class FakeTelegram:
         *,
         reply_to: int | JSONDict | BotMessage | None = None,
         thread_id: int | None = None,
+        album: str | None = None,
     ) -> JSONDict:
-        """Send a photo as ``user``; its sizes are stored and downloadable via getFile."""
+        """Send a photo as ``user``; its sizes are stored and downloadable via getFile.
+
+        ``album``: the media_group_id of an album this photo is part of (Telegram sends an
+        album as one message per photo, the caption usually on the first only)."""
         try:
             sizes, _ = self._store_photo(image)
         except TelegramApiError as exc:
@@ -1025,6 +1029,8 @@ class FakeTelegram:
         content: JSONDict = {"photo": sizes}
         if caption is not None:
             content["caption"] = caption
+        if album is not None:
+            content["media_group_id"] = album
         return self._user_message(chat, user, content, reply_to=reply_to, thread_id=thread_id)
 
     def user_sends_document(
