@@ -69,6 +69,8 @@ def prune_images(
 
     Rows are marked (in one transaction) before files are deleted, and files of rows marked
     earlier are deleted again if they are still there, so an interrupted run finishes next time.
+    Each file is deleted only if, checked again right then, it is still marked and not needed:
+    content saved again or chosen meanwhile keeps its file (and loses its mark).
     Blocking: run it in a thread from async code.
     """
     if older_than_days < 1:
@@ -94,7 +96,7 @@ def prune_images(
                 (cutoff,),
             ).fetchone()[0]
             leftovers = conn.execute(
-                "SELECT path FROM images WHERE pruned_at IS NOT NULL"
+                "SELECT sha256, path FROM images WHERE pruned_at IS NOT NULL"
             ).fetchall()
             conn.executemany(
                 "UPDATE images SET pruned_at = ? WHERE sha256 = ?",
@@ -104,13 +106,44 @@ def prune_images(
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        freed, spared = 0, set()
+        for sha, relative in candidates + leftovers:
+            if not (data_dir / relative).exists():
+                continue
+            deleted = _delete_if_still_pruned(conn, data_dir, sha, relative)
+            if deleted is None:
+                spared.add(sha)
+            else:
+                freed += deleted
     finally:
         conn.close()
+    return PruneReport([sha for sha, _ in candidates if sha not in spared], freed, int(kept))
 
-    freed = 0
-    for relative in [path for _, path in candidates] + [path for (path,) in leftovers]:
-        freed += _delete_image_file(data_dir, relative)
-    return PruneReport([sha for sha, _ in candidates], freed, int(kept))
+
+def _delete_if_still_pruned(
+    conn: sqlite3.Connection, data_dir: Path, sha: str, relative: str
+) -> int | None:
+    """Delete the file of an image marked pruned and return the bytes freed; or, if since it
+    was marked it was saved again (mark cleared) or became needed (chosen, in flight, an
+    active session's product photo), keep it, clear the mark and return None.
+
+    The check and the deletion run under the database's write lock, which the bot's store
+    takes to clear a mark when it saves the same content again: neither can slip between.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute(
+            "SELECT pruned_at IS NOT NULL "
+            f"AND sha256 NOT IN ({_CHOSEN}) AND sha256 NOT IN ({_IN_FLIGHT}) "
+            f"AND sha256 NOT IN ({_REFERENCES}) FROM images WHERE sha256 = ?",
+            (sha,),
+        ).fetchone()
+        if row is not None and row[0]:
+            return _delete_image_file(data_dir, relative)
+        conn.execute("UPDATE images SET pruned_at = NULL WHERE sha256 = ?", (sha,))
+        return None
+    finally:
+        conn.execute("COMMIT")
 
 
 def _delete_image_file(data_dir: Path, relative: str) -> int:

@@ -432,25 +432,46 @@ class Store:
         content."""
         sha, relative, written = await asyncio.to_thread(self._write_image_file, data, mime)
 
-        def work() -> ImageRecord:
+        def work() -> tuple[ImageRecord, bool]:
             with self._db.conn:
+                revived = not written and self._unprune(sha)
                 self._insert_image_row(sha, relative, mime, width, height, len(data), written)
                 if usage is not None:
                     self._insert_usage(usage)
-            return _record(ImageRecord, self._one("SELECT * FROM images WHERE sha256 = ?", (sha,)))  # type: ignore[return-value]
+            row = self._one("SELECT * FROM images WHERE sha256 = ?", (sha,))
+            return _record(ImageRecord, row), revived  # type: ignore[return-value]
 
-        return await self._run(work)
+        record, revived = await self._run(work)
+        if revived:
+            # Retention had marked this content for deletion and may have deleted its file
+            # since we looked: write it again, now that the mark is cleared (retention checks
+            # the mark under the database's write lock right before it deletes a file).
+            await asyncio.to_thread(self._write_image_file, data, mime, replace=True)
+        return record
 
-    def _write_image_file(self, data: bytes, mime: str) -> tuple[str, str, bool]:
-        """Write the image under its SHA-256 (fsynced, atomically) unless that file exists;
-        return (sha, relative path, whether it was written now).
+    def _unprune(self, sha: str) -> bool:
+        """Clear the image's pruned mark, restarting its age; return whether it had one."""
+        return (
+            self._db.execute(
+                "UPDATE images SET pruned_at = NULL, created_at = ? "
+                "WHERE sha256 = ? AND pruned_at IS NOT NULL",
+                (now_iso(), sha),
+            ).rowcount
+            > 0
+        )
+
+    def _write_image_file(
+        self, data: bytes, mime: str, *, replace: bool = False
+    ) -> tuple[str, str, bool]:
+        """Write the image under its SHA-256 (fsynced, atomically) unless that file exists (or
+        `replace`); return (sha, relative path, whether it was written now).
 
         Runs on a worker thread of its own, so database work never queues behind an fsync.
         """
         sha = hashlib.sha256(data).hexdigest()
         relative = Path("images") / sha[:2] / f"{sha}.{_EXTENSIONS.get(mime, 'bin')}"
         target = self._data_dir / relative
-        if target.exists():
+        if target.exists() and not replace:
             return sha, str(relative), False
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         temporary = target.with_suffix(f"{target.suffix}.{os.getpid()}.{id(data)}.tmp")

@@ -113,6 +113,41 @@ async def test_an_image_made_again_comes_back(store, tmp_path) -> None:
     assert (tmp_path / "data" / path).exists() and pruned_at is None
 
 
+def mark_pruned(db: Path, sha: str) -> None:
+    """A pruning that marked the row and was cut short before deleting the file."""
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "UPDATE images SET pruned_at = '2020-01-01T00:00:00.000+00:00' WHERE sha256 = ?", (sha,)
+        )
+
+
+async def test_content_saved_again_while_marked_keeps_its_file(store, tmp_path) -> None:
+    # E.g. the same product photo sent again for a new session: it must not be deleted next.
+    db = database(store, tmp_path)
+    history = await make_history(store)
+    round_id = max(history.shas)
+    sha = history.shas[round_id]
+    mark_pruned(db, sha)
+    await store.save_image(history.images[round_id], "image/png", 64, 64)
+    report = prune_images(db, 30, now=NOW)
+    assert sha not in report.pruned
+    path, pruned_at = image_rows(db)[sha]
+    assert pruned_at is None and (tmp_path / "data" / path).exists()
+
+
+async def test_an_image_chosen_after_it_was_marked_keeps_its_file(store, tmp_path) -> None:
+    db = database(store, tmp_path)
+    history = await make_history(store)
+    round_id = max(history.shas)  # the newest round of the second session, still active
+    sha = history.shas[round_id]
+    mark_pruned(db, sha)
+    _, data = await store.read_image(sha)  # Stop reads the file, then keeps the round
+    await store.stop_session(history.session_ids[1], round_id)
+    prune_images(db, 30, now=NOW)
+    assert (await store.read_image(sha))[1] == data == history.images[round_id]
+    assert image_rows(db)[sha][1] is None
+
+
 async def test_images_of_rounds_in_flight_are_kept(store, tmp_path) -> None:
     db = database(store, tmp_path)
     history = await make_history(store)
