@@ -19,7 +19,13 @@ from bot.backends.errors import BackendError
 from bot.backends.formats import FORMATS
 from bot.refine import errors as refine_errors
 from bot.refine.chat_settings import CHOICES
-from bot.refine.models import AutopilotOutcome, AutopilotPlan, AutopilotProgress, ContactSheet
+from bot.refine.models import (
+    Actor,
+    AutopilotOutcome,
+    AutopilotPlan,
+    AutopilotProgress,
+    ContactSheet,
+)
 from storage.records import (
     ChatSettings,
     RoundRecord,
@@ -182,7 +188,7 @@ EDIT_PROMPT = (
     "✏️ Send your own prompt for round {next_number}. The suggestion, to copy and change:\n"
     "<pre>{suggestion}</pre>"
 )
-EDIT_PROMPT_GROUP = EDIT_PROMPT + "\n(Reply to this message with your prompt.)"
+EDIT_PROMPT_GROUP = EDIT_PROMPT + "\n({who}reply to this message with your prompt.)"
 NO_HISTORY = "No sessions here yet. Start one with /new and a description."
 
 REFUSALS: dict[type[refine_errors.RefineError], str] = {
@@ -335,12 +341,23 @@ def stop_caption(round: RoundRecord, round_count: int) -> str:
     return escape(prefix) + f"<i>{escape(shorten(round.prompt, budget))}</i>"
 
 
-def edit_prompt_text(next_number: int, suggestion: str, group: bool) -> str:
-    """Return the message asking for the user's own prompt, with the suggestion to copy."""
+def edit_prompt_text(
+    next_number: int, suggestion: str, group: bool, asked_by: Actor | None = None
+) -> str:
+    """Return the message asking for the user's own prompt, with the suggestion to copy.
+
+    In groups it names who pressed Edit (`asked_by`, a mention): Telegram opens the reply
+    field only for users a selective force-reply mentions.
+    """
     template = EDIT_PROMPT_GROUP if group else EDIT_PROMPT
-    fixed = visible_length(template.format(next_number=next_number, suggestion=""))
+    who = ""
+    if asked_by is not None and asked_by.user_id > 0:  # not an anonymous admin's group
+        who = f'<a href="tg://user?id={asked_by.user_id}">{escape(asked_by.name)}</a>, '
+    fixed = visible_length(template.format(next_number=next_number, suggestion="", who=who))
     return template.format(
-        next_number=next_number, suggestion=escape(shorten(suggestion, TEXT_LIMIT - fixed - 1))
+        next_number=next_number,
+        suggestion=escape(shorten(suggestion, TEXT_LIMIT - fixed - 1)),
+        who=who,
     )
 
 

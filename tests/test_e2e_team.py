@@ -65,6 +65,22 @@ async def test_three_group_triggers_and_ignored_chatter(
     assert all(asked) and len(set(asked)) == 3
 
 
+async def test_edit_in_a_group_names_who_pressed_it(
+    telegram, openai_fake, bots, make_settings, ana
+) -> None:
+    # The reply field of a selective force-reply opens only for users the prompt mentions.
+    group, bob = await start_team(telegram, bots, make_settings)
+    telegram.user_sends_text(group, ana, f"/new@{BOT} copper kettle")
+    round1 = await next_round(telegram, group)
+    telegram.user_presses(group, bob, round1, "Edit")
+    ask = await next_text(telegram, group, "Send your own prompt", after=round1.message_id)
+    assert f'<a href="tg://user?id={BOB_ID}">Bob</a>, reply to this message' in ask.text
+    assert ask.reply_markup == {"force_reply": True, "selective": True}
+    telegram.user_sends_text(group, bob, "copper kettle on a gas stove", reply_to=ask)
+    round2 = await next_round(telegram, group, after=ask.message_id)
+    assert "edited by Bob" in round2.plain
+
+
 async def test_forum_topics_keep_their_own_sessions(
     telegram, openai_fake, bots, make_settings, ana
 ) -> None:

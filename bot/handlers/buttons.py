@@ -116,7 +116,7 @@ async def _ask_for_edit(
     round, suggestion = await refine.prepare_edit(press.number, scope, actor)
     await answer_quietly(query)
     prompt = await query.message.reply_text(
-        views.edit_prompt_text(round.number + 1, suggestion, scope.is_group),
+        views.edit_prompt_text(round.number + 1, suggestion, scope.is_group, actor),
         parse_mode=HTML,
         do_quote=True,
         reply_markup=ForceReply(selective=True) if scope.is_group else None,
