@@ -12,11 +12,12 @@ points at a missing image.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields, replace
 from pathlib import Path
@@ -124,6 +125,22 @@ class Store:
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """Run the block's statements as one transaction: all of them are kept, or none.
+
+        It is begun explicitly: sqlite-utils (4.x) commits every write on its own unless a
+        transaction is already open, and `with connection:` opens none.
+        """
+        conn = self._db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+
     def _one(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
         return self._db.execute(sql, params).fetchone()
 
@@ -152,7 +169,7 @@ class Store:
 
         def work() -> SessionRecord:
             now = now_iso()
-            with self._db.conn:
+            with self._transaction():
                 self._db.execute(
                     "INSERT INTO chats (id, type, created_at) VALUES (?, ?, ?) "
                     "ON CONFLICT(id) DO UPDATE SET type = excluded.type",
@@ -178,7 +195,7 @@ class Store:
         """Mark the session stopped with its chosen round; return it."""
 
         def work() -> SessionRecord:
-            with self._db.conn:
+            with self._transaction():
                 self._db.execute(
                     "UPDATE sessions SET status = 'stopped', chosen_round_id = ?, updated_at = ? "
                     "WHERE id = ?",
@@ -230,7 +247,7 @@ class Store:
         """Record a new pending round (numbered after the session's last); return it."""
 
         def work() -> RoundRecord:
-            with self._db.conn:
+            with self._transaction():
                 row = self._one(
                     "SELECT COALESCE(MAX(number), 0) FROM rounds WHERE session_id = ?",
                     (session_id,),
@@ -288,7 +305,7 @@ class Store:
             raise ValueError(f"not round columns: {sorted(unknown)}")
 
         def work() -> RoundRecord:
-            with self._db.conn:
+            with self._transaction():
                 return self._update_round(round_id, values)
 
         return await self._run(work)
@@ -331,7 +348,7 @@ class Store:
         """Record a running autopilot run of the session; return it."""
 
         def work() -> AutopilotRunRecord:
-            with self._db.conn:
+            with self._transaction():
                 cursor = self._db.execute(
                     "INSERT INTO autopilot_runs (session_id, start_round_id, rounds, drafts, "
                     "threshold, status, started_by, created_at) "
@@ -355,7 +372,7 @@ class Store:
         assignments, params = _assignments(values, allowed)
 
         def work() -> AutopilotRunRecord:
-            with self._db.conn:
+            with self._transaction():
                 self._db.execute(
                     f"UPDATE autopilot_runs SET {assignments} WHERE id = ?", (*params, run_id)
                 )
@@ -371,7 +388,7 @@ class Store:
 
         def work() -> int:
             now = now_iso()
-            with self._db.conn:
+            with self._transaction():
                 self._db.execute(
                     "UPDATE drafts SET status = CASE WHEN image_sha IS NULL THEN 'failed' "
                     "ELSE 'done' END, error_kind = 'interrupted', "
@@ -391,7 +408,7 @@ class Store:
         """Record draft `number` of the round as generating; return it."""
 
         def work() -> DraftRecord:
-            with self._db.conn:
+            with self._transaction():
                 cursor = self._db.execute(
                     "INSERT INTO drafts (round_id, number, seed, status, created_at) "
                     "VALUES (?, ?, ?, 'generating', ?)",
@@ -407,7 +424,7 @@ class Store:
         assignments, params = _assignments(values, allowed)
 
         def work() -> DraftRecord:
-            with self._db.conn:
+            with self._transaction():
                 self._db.execute(
                     f"UPDATE drafts SET {assignments} WHERE id = ?", (*params, draft_id)
                 )
@@ -425,19 +442,33 @@ class Store:
     # --- images ---------------------------------------------------------------------------
 
     async def save_image(
-        self, data: bytes, mime: str, width: int, height: int, usage: UsageEntry | None = None
+        self,
+        data: bytes,
+        mime: str,
+        width: int,
+        height: int,
+        usage: UsageEntry | None = None,
+        *,
+        round_id: int | None = None,
+        round_values: Mapping[str, Any] | None = None,
     ) -> ImageRecord:
         """Persist the bytes (fsynced, on a worker thread of their own) and their row, and the
         paid call that drew them if `usage` is given; return the record. Idempotent per
-        content."""
+        content.
+
+        With `round_id`, the round takes the image (its image_sha, and `round_values`) in the
+        same transaction: a crash never leaves a stored, paid image that its round lacks.
+        """
         sha, relative, written = await asyncio.to_thread(self._write_image_file, data, mime)
 
         def work() -> tuple[ImageRecord, bool]:
-            with self._db.conn:
+            with self._transaction():
                 revived = not written and self._unprune(sha)
                 self._insert_image_row(sha, relative, mime, width, height, len(data), written)
                 if usage is not None:
                     self._insert_usage(usage)
+                if round_id is not None:
+                    self._update_round(round_id, {"image_sha": sha, **(round_values or {})})
             row = self._one("SELECT * FROM images WHERE sha256 = ?", (sha,))
             return _record(ImageRecord, row), revived  # type: ignore[return-value]
 
@@ -537,7 +568,7 @@ class Store:
             if prompt_message_id is not None:
                 key += (prompt_message_id,)
                 where += " AND prompt_message_id = ?"
-            with self._db.conn:
+            with self._transaction():
                 row = self._one(f"SELECT * FROM pending_edits WHERE {where}", key)
                 self._db.execute(f"DELETE FROM pending_edits WHERE {where}", key)
             return _record(PendingEdit, row)
@@ -545,7 +576,7 @@ class Store:
         return await self._run(work)
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> None:
-        with self._db.conn:
+        with self._transaction():
             self._db.execute(sql, params)
 
     # --- chat settings and Telegram files -----------------------------------------------------
@@ -609,7 +640,7 @@ class Store:
         """Record one paid call (an image or a critique), what it used and its estimated cost."""
 
         def work() -> None:
-            with self._db.conn:
+            with self._transaction():
                 self._insert_usage(usage)
 
         await self._run(work)
@@ -675,7 +706,7 @@ class Store:
         supergroup came from; return how many sessions moved."""
 
         def work() -> int:
-            with self._db.conn:
+            with self._transaction():
                 self._db.execute(
                     "INSERT INTO chats (id, type, created_at) SELECT ?, 'supergroup', ? "
                     "WHERE NOT EXISTS (SELECT 1 FROM chats WHERE id = ?)",

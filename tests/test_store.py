@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 import stat
 
+import pytest
 import sqlite_utils
 
-from storage.records import RoundStatus, SessionStatus
+from storage.records import RoundStatus, SessionStatus, UsageEntry
 from storage.schema import MIGRATIONS, migrate
 from storage.store import Store
 
@@ -59,6 +61,35 @@ async def test_images_are_content_addressed_files(tmp_path) -> None:
     assert (tmp_path / record.path).read_bytes() == b"\x89PNG fake"
     assert record.path.endswith(f"{record.sha256}.png")
     assert (await store.read_image(record.sha256))[1] == b"\x89PNG fake"
+    await store.close()
+
+
+async def test_a_round_takes_its_image_in_the_transaction_that_stores_it(tmp_path) -> None:
+    # A paid image is never stored without its round pointing at it (a crash in between
+    # would make a restart call the round interrupted and Retry pay again), nor the reverse.
+    store = await Store.open(tmp_path / "bot.db")
+    session = await store.create_session(7, "private", 0, 1, "mug")
+    round = await store.create_round(session.id, None, "mug", "brief", 1, "Ana")
+    usage = UsageEntry(round.id, 7, 1, "image", "gpt-image-1", {"output_tokens": 9}, 0.01)
+    with pytest.raises(sqlite3.OperationalError):  # the round's part fails: nothing is kept
+        await store.save_image(
+            b"\x89PNG one", "image/png", 4, 3, usage, round_id=round.id, round_values={"x": 1}
+        )
+    assert (await store.get_round(round.id)).image_sha is None
+    with sqlite3.connect(tmp_path / "bot.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM images").fetchone() == (0,)
+        assert db.execute("SELECT COUNT(*) FROM usage").fetchone() == (0,)
+    record = await store.save_image(
+        b"\x89PNG one",
+        "image/png",
+        4,
+        3,
+        usage,
+        round_id=round.id,
+        round_values={"status": RoundStatus.CRITIQUING},
+    )
+    kept = await store.get_round(round.id)
+    assert (kept.image_sha, kept.status) == (record.sha256, RoundStatus.CRITIQUING)
     await store.close()
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -422,14 +422,13 @@ class RefineService:
         # (the photo still goes out only once the image is stored).
         judging = _background(self._judge_round(pending, round, drawn.jpeg, context))
         try:
-            stored = await self._keep(drawn, session, round.id, actor)
-            round = await self._store.update_round(
-                round.id,
-                image_sha=stored.sha256,
-                image_at=now_iso(),
-                generate_ms=stored.generate_ms,
-                status=RoundStatus.CRITIQUING,
-            )
+            kept = {
+                "image_at": now_iso(),
+                "generate_ms": drawn.generate_ms,
+                "status": RoundStatus.CRITIQUING,
+            }
+            stored = await self._keep(drawn, session, round.id, actor, kept)
+            round = replace(round, image_sha=stored.sha256, **kept)  # as the store now has it
             shown = asyncio.create_task(self._show(listener, round, stored.data))
             try:
                 outcome = await self._critique(pending, round, judging, listener, stored.cost_usd)
@@ -578,16 +577,28 @@ class RefineService:
         return _Checked(image, info, jpeg, int((time.monotonic() - started) * 1000))
 
     async def _keep(
-        self, drawn: _Checked, session: SessionRecord, round_id: int, actor: Actor
+        self,
+        drawn: _Checked,
+        session: SessionRecord,
+        round_id: int,
+        actor: Actor,
+        round_values: Mapping[str, Any] | None = None,
     ) -> Drawn:
-        """Store a checked image and its usage in one trip to the store; return it as Drawn."""
+        """Store a checked image and its usage in one trip to the store; return it as Drawn.
+        With `round_values`, the round takes the image (and those values) in the same trip."""
         image, info = drawn.image, drawn.info
         cost = estimate_cost(image.model, image.usage)
         usage = UsageEntry(
             round_id, session.chat_id, actor.user_id, "image", image.model, image.usage, cost
         )
         stored = await self._store.save_image(
-            image.data, info.mime, info.width, info.height, usage=usage
+            image.data,
+            info.mime,
+            info.width,
+            info.height,
+            usage=usage,
+            round_id=round_id if round_values is not None else None,
+            round_values=round_values,
         )
         return Drawn(image.data, stored.sha256, cost, drawn.generate_ms, drawn.jpeg)
 
