@@ -3,12 +3,14 @@ best of all rounds shown at the end, one progress message, /cancel, and photos o
 
 from __future__ import annotations
 
+from asyncio.subprocess import Process
 from typing import Any
 
 import pytest
 
 from storage.records import AutopilotStatus, RoundStatus
 from storage.store import Store
+from tests.cli_helpers import fakes_environment, kill_bot, start_bot, stop_bot
 from tests.fakes.openai_server import OpenAIFault, default_critic
 from tests.fakes.pngs import prompt_of
 from tests.helpers import next_round, next_text, stored_message_ids, toast
@@ -244,20 +246,29 @@ async def test_a_disk_that_refuses_images_ends_the_run_with_a_retry(
     await next_round(telegram, ana_chat, after=failed.message_id)
 
 
+async def killed_and_restarted_mid_run(
+    telegram, openai_fake, ana, ana_chat, tmp_path, data_dir, *, stuck_at: str
+) -> Process:
+    """Run `/auto 2` in the bot as a process, kill it once both drafts wait at the `stuck_at`
+    endpoint ("images" or "chat", which never answers then), and start it again; return the
+    new process (stop it with `stop_bot`)."""
+    env = fakes_environment(telegram, openai_fake, data_dir)
+    latency = "image_latency" if stuck_at == "images" else "chat_latency"
+    setattr(openai_fake, latency, 60)
+    process = await start_bot(env, tmp_path)
+    telegram.user_sends_text(ana_chat, ana, "/auto 2 " + BRIEF)
+    await telegram.wait_for(lambda: len(openai_fake.requests_to(stuck_at)) == 2, timeout=30)
+    await kill_bot(process)
+    setattr(openai_fake, latency, 0)
+    return await start_bot(env, tmp_path)
+
+
 async def test_a_crash_mid_autopilot_offers_retry(
     telegram, openai_fake, ana, ana_chat, tmp_path, data_dir
 ) -> None:
-    from tests.cli_helpers import fakes_environment, kill_bot, start_bot, stop_bot
-
-    env = fakes_environment(telegram, openai_fake, data_dir)
-    openai_fake.image_latency = 60
-    process = await start_bot(env, tmp_path)
-    telegram.user_sends_text(ana_chat, ana, "/auto 2 " + BRIEF)
-    await telegram.wait_for(lambda: len(openai_fake.requests_to("images")) == 2, timeout=30)
-    await kill_bot(process)
-
-    openai_fake.image_latency = 0
-    process = await start_bot(env, tmp_path)
+    process = await killed_and_restarted_mid_run(
+        telegram, openai_fake, ana, ana_chat, tmp_path, data_dir, stuck_at="images"
+    )
     try:
         notice = await next_text(telegram, ana_chat, "interrupted by a restart")
         assert notice.buttons == [["🔁 Retry"]]
@@ -274,17 +285,10 @@ async def test_a_crash_mid_autopilot_offers_retry(
 async def test_a_crash_after_the_drafts_were_drawn_keeps_one_and_critiques_it(
     telegram, openai_fake, ana, ana_chat, tmp_path, data_dir
 ) -> None:
-    from tests.cli_helpers import fakes_environment, kill_bot, start_bot, stop_bot
-
-    env = fakes_environment(telegram, openai_fake, data_dir)
-    openai_fake.chat_latency = 60  # both drafts drawn and stored; the critic never answers
-    process = await start_bot(env, tmp_path)
-    telegram.user_sends_text(ana_chat, ana, "/auto 2 " + BRIEF)
-    await telegram.wait_for(lambda: len(openai_fake.requests_to("chat")) == 2, timeout=30)
-    await kill_bot(process)
-
-    openai_fake.chat_latency = 0
-    process = await start_bot(env, tmp_path)
+    # Both drafts drawn and stored; the critic never answers.
+    process = await killed_and_restarted_mid_run(
+        telegram, openai_fake, ana, ana_chat, tmp_path, data_dir, stuck_at="chat"
+    )
     try:
         round1 = await next_round(telegram, ana_chat)
     finally:

@@ -81,13 +81,18 @@ async def test_edit_in_a_group_names_who_pressed_it(
     assert "edited by Bob" in round2.plain
 
 
-async def test_forum_topics_keep_their_own_sessions(
-    telegram, openai_fake, bots, make_settings, ana
-) -> None:
+async def round_in_a_forum_topic(telegram, bots, make_settings, ana):
+    """Start the bot for a forum group; Ana's brief in topic 77 gets round 1: (forum, round)."""
     await bots.start(make_settings(allowed_chat_ids=str(GROUP_ID)))
     forum = telegram.group_chat(GROUP_ID, "Shop team", supergroup=True, forum=True)
     telegram.user_sends_text(forum, ana, f"/new@{BOT} ceramic mug", thread_id=77)
-    round1 = await next_round(telegram, forum)
+    return forum, await next_round(telegram, forum)
+
+
+async def test_forum_topics_keep_their_own_sessions(
+    telegram, openai_fake, bots, make_settings, ana
+) -> None:
+    forum, round1 = await round_in_a_forum_topic(telegram, bots, make_settings, ana)
     assert round1.thread_id == 77
     assert all(m.thread_id == 77 for m in telegram.messages(GROUP_ID))
 
@@ -107,10 +112,7 @@ async def test_buttons_days_old_in_a_forum_topic_stay_in_their_topic(
     telegram, openai_fake, bots, make_settings, ana
 ) -> None:
     # Telegram sends a press on an old message without it, so without its topic.
-    await bots.start(make_settings(allowed_chat_ids=str(GROUP_ID)))
-    forum = telegram.group_chat(GROUP_ID, "Shop team", supergroup=True, forum=True)
-    telegram.user_sends_text(forum, ana, f"/new@{BOT} ceramic mug", thread_id=77)
-    round1 = await next_round(telegram, forum)
+    forum, round1 = await round_in_a_forum_topic(telegram, bots, make_settings, ana)
     telegram.user_presses(forum, ana, round1, "Accept", aged=True)
     round2 = await next_round(telegram, forum, after=round1.message_id)
     assert round2.thread_id == 77 and "Round 2" in round2.plain

@@ -140,7 +140,7 @@ async def _stop(
         await send_image(
             context.bot,
             services(context).history,
-            query.message.chat_id,
+            scope.chat_id,
             result.image,
             result.round.image_sha,  # type: ignore[arg-type]
             kind="document",
@@ -157,7 +157,7 @@ async def _stop(
         log.warning("round %s: the full-resolution image was not sent: %s", press.number, error)
         with contextlib.suppress(TelegramError):
             await context.bot.send_message(
-                query.message.chat_id, views.STOP_NOT_SENT, **thread_kwargs(scope)
+                scope.chat_id, views.STOP_NOT_SENT, **thread_kwargs(scope)
             )
         return
     try:
