@@ -108,6 +108,16 @@ async def test_forum_topics_keep_their_own_sessions(
     assert mine.thread_id == 77 and "ceramic mug" in mine.plain
 
 
+async def test_an_apology_for_a_failure_stays_in_its_topic(
+    telegram, openai_fake, bots, make_settings, ana
+) -> None:
+    forum, round1 = await round_in_a_forum_topic(telegram, bots, make_settings, ana)
+    telegram.fail_next("sendMessage", error_code=400)  # /history's answer fails
+    telegram.user_sends_text(forum, ana, f"/history@{BOT}", thread_id=77)
+    sorry = await next_text(telegram, forum, "went wrong on my side", after=round1.message_id)
+    assert sorry.thread_id == 77
+
+
 async def test_buttons_days_old_in_a_forum_topic_stay_in_their_topic(
     telegram, openai_fake, bots, make_settings, ana
 ) -> None:

@@ -11,7 +11,7 @@ from telegram.ext import ApplicationHandlerStop, ContextTypes
 from bot import views
 from bot.access import is_allowed
 from bot.handlers.buttons import answer_quietly
-from bot.handlers.common import HTML, is_group, services
+from bot.handlers.common import HTML, is_group, scope_of, services, thread_kwargs
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,8 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     if update.callback_query is not None:
         await answer_quietly(update.callback_query, SORRY)
         return
+    scope = scope_of(update)
     try:
-        await context.bot.send_message(update.effective_chat.id, SORRY)
+        await context.bot.send_message(scope.chat_id, SORRY, **thread_kwargs(scope))
     except TelegramError as error:
         log.debug("could not say sorry: %s", error)
