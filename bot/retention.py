@@ -44,6 +44,10 @@ _IN_FLIGHT = (
     "SELECT image_sha FROM rounds WHERE image_sha IS NOT NULL "
     "AND status IN ('pending', 'generating', 'critiquing')"
 )
+_NOT_NEEDED = (
+    f"sha256 NOT IN ({_CHOSEN}) AND sha256 NOT IN ({_IN_FLIGHT}) AND sha256 NOT IN ({_REFERENCES})"
+)
+"""An image nobody still needs: not chosen, not in flight, no active session's product."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +90,7 @@ def prune_images(
         try:
             candidates = conn.execute(
                 "SELECT sha256, path FROM images WHERE pruned_at IS NULL AND created_at < ? "
-                f"AND sha256 NOT IN ({_CHOSEN}) AND sha256 NOT IN ({_IN_FLIGHT}) "
-                f"AND sha256 NOT IN ({_REFERENCES})",
+                f"AND {_NOT_NEEDED}",
                 (cutoff,),
             ).fetchall()
             kept = conn.execute(
@@ -133,9 +136,7 @@ def _delete_if_still_pruned(
     conn.execute("BEGIN IMMEDIATE")
     try:
         row = conn.execute(
-            "SELECT pruned_at IS NOT NULL "
-            f"AND sha256 NOT IN ({_CHOSEN}) AND sha256 NOT IN ({_IN_FLIGHT}) "
-            f"AND sha256 NOT IN ({_REFERENCES}) FROM images WHERE sha256 = ?",
+            f"SELECT pruned_at IS NOT NULL AND {_NOT_NEEDED} FROM images WHERE sha256 = ?",
             (sha,),
         ).fetchone()
         if row is not None and row[0]:

@@ -55,6 +55,7 @@ from bot.refine.models import (
     AutopilotListener,
     AutopilotOutcome,
     AutopilotPlan,
+    DraftOutcome,
     PendingAutopilot,
     PendingRound,
     QuotaPolicy,
@@ -66,6 +67,7 @@ from bot.refine.models import (
 from bot.refine.pricing import estimate_cost
 from storage.records import (
     ChatSettings,
+    DraftRecord,
     PendingEdit,
     RoundRecord,
     RoundStatus,
@@ -117,8 +119,8 @@ def fidelity_first(critique: Critique) -> Critique:
     return critique.model_copy(update={"problems": [top, *critique.problems]})
 
 
-def critique_of(round: RoundRecord) -> Critique | None:
-    """Return the round's stored critique, or None if it has none."""
+def critique_of(round: RoundRecord | DraftRecord) -> Critique | None:
+    """Return the round's (or draft's) stored critique, or None if it has none."""
     return Critique.model_validate_json(round.critique) if round.critique else None
 
 
@@ -379,15 +381,23 @@ class RefineService:
         An error of the store's own propagates."""
         round = await self._store.get_round(round_id)
         kept = round is not None and round.image_sha is not None
-        error = Internal("critic" if kept else "image")
+        if kept:
+            return await self._ended_with(round_id, Internal("critic"), RoundStatus.DONE)
+        return await self._ended_with(round_id, Internal("image"), RoundStatus.FAILED)
+
+    async def _ended_with(
+        self,
+        round_id: int,
+        error: BackendError,
+        status: RoundStatus,
+        cost_usd: float | None = None,
+    ) -> RoundOutcome:
+        """Store that the round ended with `status` because of `error`; return the outcome
+        (`cost_usd`: what it spent all the same)."""
         round = await self._store.update_round(
-            round_id,
-            status=RoundStatus.DONE if kept else RoundStatus.FAILED,
-            error_kind=error.kind,
-            error=str(error),
-            finished_at=now_iso(),
+            round_id, status=status, error_kind=error.kind, error=str(error), finished_at=now_iso()
         )
-        return RoundOutcome(round, error=error)
+        return RoundOutcome(round, error=error, cost_usd=cost_usd)
 
     async def _draw_and_critique(
         self, pending: PendingRound, listener: RoundListener
@@ -410,14 +420,7 @@ class RefineService:
             if not isinstance(error, BackendError):
                 raise
             log.warning("round %s: image failed: %s", round.id, error)
-            failed = await self._store.update_round(
-                round.id,
-                status=RoundStatus.FAILED,
-                error_kind=error.kind,
-                error=str(error),
-                finished_at=now_iso(),
-            )
-            return RoundOutcome(failed, error=error)
+            return await self._ended_with(round.id, error, RoundStatus.FAILED)
         # The critic starts on the checked image at once; storing and showing it run alongside
         # (the photo still goes out only once the image is stored).
         judging = _background(self._judge_round(pending, round, drawn.jpeg, context))
@@ -515,14 +518,7 @@ class RefineService:
                 else BadOutput("critic", "the product photo is gone")
             )
             log.warning("round %s: critique failed: %s", round.id, error)
-            round = await self._store.update_round(
-                round.id,
-                status=RoundStatus.DONE,
-                error_kind=error.kind,
-                error=str(error),
-                finished_at=now_iso(),
-            )
-            return RoundOutcome(round, error=error, cost_usd=spent)
+            return await self._ended_with(round.id, error, RoundStatus.DONE, spent)
         round = await self._store.update_round(
             round.id,
             critique=judged.critique.model_dump_json(),
@@ -784,10 +780,13 @@ class RefineService:
     async def _adopt_drawn_draft(self, round: RoundRecord) -> RoundRecord:
         """Give an autopilot round cut short its best draft already drawn (paid for), to be
         critiqued again and shown like any resumed round; the round as it was if none was."""
-        drawn = [d for d in await self._store.round_drafts(round.id) if d.image_sha is not None]
-        if not drawn:
+        from bot.refine.autopilot import best_draft  # it builds on this module
+
+        drafts = await self._store.round_drafts(round.id)
+        kept = best_draft([DraftOutcome(d, critique_of(d)) for d in drafts])
+        if kept is None:
             return round
-        best = max(drawn, key=lambda d: (d.score if d.score is not None else -1, -d.number))
+        best = kept.draft
         await self._store.update_draft(best.id, kept=1)
         return await self._store.update_round(
             round.id,
