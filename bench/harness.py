@@ -317,10 +317,8 @@ def _empty_db_bytes(folder: Path) -> int:
     """Size of a freshly migrated database (the baseline for bytes per round)."""
     from storage.store import Store
 
-    store = Store.open_sync(folder / "empty.db")
-    store._db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    store._db.conn.close()
-    store._executor.shutdown()
+    # Closing the only connection checkpoints the WAL into the file and deletes it.
+    Store.open_sync(folder / "empty.db").close_sync()
     return (folder / "empty.db").stat().st_size
 
 

@@ -10,23 +10,29 @@ from telegram import (
     BotCommandScopeAllPrivateChats,
     Update,
 )
+from telegram.constants import ParseMode
 from telegram.ext import (
-    Application,
     ApplicationBuilder,
     CallbackQueryHandler,
     CommandHandler,
+    ContextTypes,
+    Defaults,
     MessageHandler,
     TypeHandler,
     filters,
 )
 
+from bot.chat.context import BotApplication, BotContext, attach_services, detach_services
+from bot.chat.launch import resume_interrupted
+from bot.chat.updates import UpdateHandler
 from bot.config import Settings
-from bot.handlers import auto, buttons, commands, errors, messages, photos, rounds
+from bot.handlers import briefs, browsing, gate, guide, round_buttons, settings_menu
 from bot.health import schedule_heartbeat
 from bot.rate_limit import MessageRateLimiter
 from bot.retention import schedule_retention
 from bot.services import Services, build_services
 from bot.telegram_request import AiohttpRequest
+from bot.ui import callbacks
 from bot.update_order import PerChatUpdateProcessor
 
 log = logging.getLogger(__name__)
@@ -69,30 +75,35 @@ def bot_api_request(connection_pool_size: int, read_timeout: float = 30.0) -> Ai
     )
 
 
-def build_application(settings: Settings, services: Services | None = None) -> Application:
+def build_application(settings: Settings, services: Services | None = None) -> BotApplication:
     """Return the configured Application; services are built in post_init unless given.
 
-    Updates of different chats are processed concurrently and each chat's in order; rounds
-    run as background tasks, so seconds of model time never hold up any chat's updates.
+    Handlers, error handlers and jobs get a BotContext (`context.services`); every text is
+    sent as HTML (Defaults). Updates of different chats are processed concurrently and each
+    chat's in order; rounds run as background tasks, so seconds of model time never hold up
+    any chat's updates.
     """
     owns_services = services is None
 
-    async def post_init(application: Application) -> None:
-        application.bot_data["services"] = services or await build_services(settings)
+    async def post_init(application: BotApplication) -> None:
+        attach_services(application, services or await build_services(settings))
         await application.bot.set_my_commands(PRIVATE_COMMANDS, BotCommandScopeAllPrivateChats())
         await application.bot.set_my_commands(GROUP_COMMANDS, BotCommandScopeAllGroupChats())
         schedule_heartbeat(application, settings)
         schedule_retention(application, settings)
         # Runs once the application has started, so it never delays start-up.
-        application.job_queue.run_once(rounds.resume_interrupted, when=0)
+        assert application.job_queue is not None  # python-telegram-bot[job-queue]
+        application.job_queue.run_once(resume_interrupted, when=0)
 
-    async def post_shutdown(application: Application) -> None:
-        built = application.bot_data.pop("services", None)
+    async def post_shutdown(application: BotApplication) -> None:
+        built = detach_services(application)
         if owns_services and built is not None:
             await built.close()
 
     application = (
         ApplicationBuilder()
+        .context_types(ContextTypes(context=BotContext))
+        .defaults(Defaults(parse_mode=ParseMode.HTML))
         .token(settings.telegram_bot_token.get_secret_value())
         .base_url(settings.telegram_api_base_url)
         .base_file_url(settings.telegram_file_base_url)
@@ -108,32 +119,54 @@ def build_application(settings: Settings, services: Services | None = None) -> A
     return application
 
 
-def register_handlers(application: Application) -> None:
-    """Register every handler, in one visible place.
+def register_handlers(application: BotApplication) -> None:
+    """Register every handler, in one visible place; the first that matches an update wins.
 
-    Only new messages count: editing an old message must not start (and bill) a round.
+    The gate runs first (group -1) and stops strangers' updates. Only new messages count:
+    editing an old message must not start (and bill) a round. Each button action has its own
+    handler, matched on its callback data; a press none matches is answered "no longer valid".
     """
     new = filters.UpdateType.MESSAGE
     private = filters.ChatType.PRIVATE
-    application.add_handler(TypeHandler(Update, errors.gatekeeper), group=-1)
-    application.add_handler(CommandHandler("start", commands.start, filters=new))
-    application.add_handler(CommandHandler("help", commands.help_command, filters=new))
-    application.add_handler(CommandHandler("new", commands.new, filters=new))
-    application.add_handler(CommandHandler("auto", auto.auto_command, filters=new))
-    application.add_handler(CommandHandler("history", commands.history, filters=new))
-    application.add_handler(CommandHandler("cancel", commands.cancel, filters=new))
-    application.add_handler(CommandHandler("usage", commands.usage, filters=new))
-    application.add_handler(CommandHandler("gallery", commands.gallery, filters=new))
-    application.add_handler(CommandHandler("settings", commands.settings, filters=new))
-    application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, messages.migrated))
-    application.add_handler(CallbackQueryHandler(buttons.button))
-    application.add_handler(MessageHandler(new & filters.TEXT & ~filters.COMMAND, messages.text))
+    application.add_handler(TypeHandler(Update, gate.gatekeeper), group=-1)
+    commands: dict[str, UpdateHandler] = {
+        "start": guide.start_command,
+        "help": guide.help_command,
+        "new": briefs.new_command,
+        "auto": briefs.auto_command,
+        "history": browsing.history_command,
+        "cancel": briefs.cancel_command,
+        "usage": browsing.usage_command,
+        "gallery": browsing.gallery_command,
+        "settings": settings_menu.settings_command,
+    }
+    for command, callback in commands.items():
+        application.add_handler(CommandHandler(command, callback, filters=new))
+    application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, gate.migrated))
+    buttons: dict[str, UpdateHandler] = {
+        callbacks.ACCEPT: round_buttons.accept,
+        callbacks.EDIT: round_buttons.edit,
+        callbacks.STOP: round_buttons.stop,
+        callbacks.RETRY: round_buttons.retry,
+        callbacks.AUTO: round_buttons.auto,
+        callbacks.HISTORY: browsing.history_page_button,
+        callbacks.SESSION: browsing.session_button,
+        callbacks.GALLERY: browsing.gallery_button,
+        callbacks.SETTING: settings_menu.setting_button,
+    }
+    for action, callback in buttons.items():
+        pattern = callbacks.callback_pattern(action)
+        application.add_handler(CallbackQueryHandler(callback, pattern=pattern))
+    application.add_handler(CallbackQueryHandler(gate.stale_button))
+    application.add_handler(
+        MessageHandler(new & filters.TEXT & ~filters.COMMAND, briefs.text_message)
+    )
     photo_files = (
         filters.PHOTO
         | filters.Document.IMAGE
         | filters.Document.FileExtension("heic")
         | filters.Document.FileExtension("heif")
     )
-    application.add_handler(MessageHandler(new & photo_files, photos.photo))
-    application.add_handler(MessageHandler(new & private, messages.other))
-    application.add_error_handler(errors.on_error)
+    application.add_handler(MessageHandler(new & photo_files, briefs.photo_message))
+    application.add_handler(MessageHandler(new & private, guide.other_message))
+    application.add_error_handler(gate.on_error)

@@ -94,9 +94,10 @@ def _scaled_jpeg(data: bytes, max_side: int, quality: int) -> tuple[ImageInfo, b
     if not data.startswith(b"\xff\xd8"):
         return None
     try:
-        height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+        raw_height, raw_width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
     except ValueError:
         return None
+    height, width = int(raw_height), int(raw_width)  # the stub says SupportsInt
     if colorspace not in ("YCbCr", "Gray"):
         return None
     _check_pixels(width, height)
@@ -308,7 +309,7 @@ def _tile_image(data: bytes | None) -> Image.Image:
         return tile
     with Image.open(io.BytesIO(data)) as image:
         image.draft("RGB", (SHEET_TILE, SHEET_TILE))
-        image = image.convert("RGB")
-        image.thumbnail((SHEET_TILE, SHEET_TILE), Image.Resampling.LANCZOS, reducing_gap=2.0)
-        tile.paste(image, ((SHEET_TILE - image.width) // 2, (SHEET_TILE - image.height) // 2))
+        rgb = image.convert("RGB")
+        rgb.thumbnail((SHEET_TILE, SHEET_TILE), Image.Resampling.LANCZOS, reducing_gap=2.0)
+        tile.paste(rgb, ((SHEET_TILE - rgb.width) // 2, (SHEET_TILE - rgb.height) // 2))
     return tile

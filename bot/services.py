@@ -38,13 +38,13 @@ def build_generator(settings: Settings) -> ImageGenerator:
     """Return the image backend chosen by IMAGE_BACKEND, with its own HTTP client."""
     if settings.image_backend == "stability":
         assert settings.stability_api_key is not None  # checked by Settings
-        client = httpx.AsyncClient(
+        http = httpx.AsyncClient(
             base_url=settings.stability_api_base_url,
             timeout=httpx.Timeout(settings.image_timeout, connect=10.0),
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
         )
         return StabilityImageGenerator(
-            client,
+            http,
             settings.stability_api_key.get_secret_value(),
             settings.stability_model,
             settings.stability_output_format,
@@ -89,12 +89,12 @@ def build_refine(
         threshold=settings.autopilot_threshold,
     )
     return RefineService(
-        store,
-        generator,
-        critic,
-        settings.critic_image_max_side,
-        quota,
-        settings.image_format,
+        store=store,
+        generator=generator,
+        critic=critic,
+        critic_max_side=settings.critic_image_max_side,
+        quota=quota,
+        default_format=settings.image_format,
         autopilot=autopilot,
         max_rounds_in_flight=settings.max_rounds_in_flight,
     )

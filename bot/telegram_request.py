@@ -22,6 +22,11 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import certifi
+
+# PTB keeps its "not given" marker class and the timeout parameters' type in telegram._utils
+# only; BaseRequest.do_request's own signature (which this class overrides) is written with them.
+from telegram._utils.defaultvalue import DefaultValue
+from telegram._utils.types import ODVInput
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
@@ -30,7 +35,18 @@ _TOKEN = re.compile(r"bot\d+:[A-Za-z0-9_-]+")
 
 def _total(*parts: float | None) -> float | None:
     """Return the sum of the timeouts, or None (no limit) if any of them is None."""
-    return None if any(part is None for part in parts) else sum(parts)  # type: ignore[arg-type]
+    total: float = 0
+    for part in parts:
+        if part is None:
+            return None
+        total += part
+    return total
+
+
+def _given(timeout: ODVInput[float], default: float | None) -> float | None:
+    """Return the timeout a caller passed, or `default` where PTB passed its "not given"
+    marker (DEFAULT_NONE), as HTTPXRequest does."""
+    return default if isinstance(timeout, DefaultValue) else timeout
 
 
 def _redacted(text: str) -> str:
@@ -96,7 +112,9 @@ class AiohttpRequest(BaseRequest):
         """Return the proxy the environment names for the URL, if any."""
         parts = urlsplit(url)
         proxy = self._proxies.get(parts.scheme) or self._proxies.get("all")
-        if proxy and not urllib.request.proxy_bypass_environment(parts.netloc, self._proxies):
+        # typeshed leaves out proxy_bypass_environment (undocumented; CPython has it on every OS).
+        bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+        if proxy and not bypass(parts.netloc, self._proxies):
             return proxy
         return None
 
@@ -105,10 +123,10 @@ class AiohttpRequest(BaseRequest):
         url: str,
         method: str,
         request_data: RequestData | None = None,
-        read_timeout: float | None = BaseRequest.DEFAULT_NONE,  # type: ignore[assignment]
-        write_timeout: float | None = BaseRequest.DEFAULT_NONE,  # type: ignore[assignment]
-        connect_timeout: float | None = BaseRequest.DEFAULT_NONE,  # type: ignore[assignment]
-        pool_timeout: float | None = BaseRequest.DEFAULT_NONE,  # type: ignore[assignment]
+        read_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        write_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        connect_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        pool_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
     ) -> tuple[int, bytes]:
         """Return the HTTP status and body of the request; raise TimedOut or NetworkError."""
         if self._session is None or self._session.closed:
@@ -121,13 +139,10 @@ class AiohttpRequest(BaseRequest):
             for name, (filename, content, mime_type) in files.items():
                 data.add_field(name, content, filename=filename, content_type=mime_type)
 
-        default = BaseRequest.DEFAULT_NONE
-        read = self._read_timeout if read_timeout is default else read_timeout
-        connect = self._connect_timeout if connect_timeout is default else connect_timeout
-        pool = self._pool_timeout if pool_timeout is default else pool_timeout
-        write = write_timeout
-        if write is default:
-            write = self._media_write_timeout if files else self._write_timeout
+        read = _given(read_timeout, self._read_timeout)
+        connect = _given(connect_timeout, self._connect_timeout)
+        pool = _given(pool_timeout, self._pool_timeout)
+        write = _given(write_timeout, self._media_write_timeout if files else self._write_timeout)
         timeout = aiohttp.ClientTimeout(
             # aiohttp has no write timeout: a bound on the whole exchange stands in for it.
             total=_total(pool, connect, write, read),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class SessionStatus(StrEnum):
@@ -22,6 +23,12 @@ class RoundStatus(StrEnum):
     @property
     def running(self) -> bool:
         return self in (RoundStatus.PENDING, RoundStatus.GENERATING, RoundStatus.CRITIQUING)
+
+
+RUNNING_STATUSES: tuple[RoundStatus, ...] = tuple(
+    status for status in RoundStatus if status.running
+)
+"""The statuses of a round (or draft) still in flight: pending, generating, critiquing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +74,8 @@ class RoundRecord:
 
 @dataclass(frozen=True, slots=True)
 class DraftRecord:
-    """One of the images an autopilot round drew in parallel; the round keeps the best."""
+    """One of the images a round drew (a manual round draws one; an autopilot round several,
+    in parallel); the round keeps one of them, the best."""
 
     id: int
     round_id: int
@@ -155,7 +163,7 @@ class UsageEntry:
     user_id: int
     kind: str
     model: str
-    units: dict
+    units: dict[str, Any]
     cost_usd: float | None
 
 
@@ -178,3 +186,17 @@ class SessionSummary:
     session: SessionRecord
     rounds: int
     best_score: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PruneReport:
+    """What one pruning of old image files did.
+
+    `pruned`: sha256 of every image whose row was marked pruned now (its file deleted, or
+    already missing); `freed_bytes`: bytes of the files deleted; `kept_chosen`: images old
+    enough to prune that were kept because a stopped session chose them.
+    """
+
+    pruned: list[str] = field(default_factory=list)
+    freed_bytes: int = 0
+    kept_chosen: int = 0

@@ -1,22 +1,43 @@
 """The database schema as numbered, idempotent migrations.
 
-Each migration runs once, inside a transaction, and is recorded in `migrations`; running
-`migrate` again on an up-to-date database changes nothing. Append new migrations; never edit
-an applied one.
+Each migration runs once and is recorded in `migrations`, both in ONE transaction: a migration
+failing half-way leaves the schema and `migrations` as they were. Running `migrate` again on an
+up-to-date database changes nothing. Append new migrations; never change what an applied one
+does. A migration writes through `db.execute` (or `_script`), never `executescript`, which
+commits the open transaction first.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import sqlite_utils
 
+from storage.transactions import transaction
 
-def _m001_initial(db: sqlite_utils.Database) -> None:
-    db.executescript(
-        """
+
+def _statements(script: str) -> Iterator[str]:
+    """Yield the SQL statements of a script one by one (semicolons in comments and string
+    literals do not split them)."""
+    statement = ""
+    for piece in script.split(";"):
+        statement += piece + ";"
+        if sqlite3.complete_statement(statement):
+            if statement.strip(" \n;"):
+                yield statement.strip()
+            statement = ""
+
+
+def _script(db: sqlite_utils.Database, script: str) -> None:
+    """Execute each statement of the script inside the open transaction (unlike
+    `executescript`, which commits first)."""
+    for statement in _statements(script):
+        db.execute(statement)
+
+
+_INITIAL_SCHEMA = """
         CREATE TABLE IF NOT EXISTS chats (
             id INTEGER PRIMARY KEY,
             type TEXT NOT NULL,
@@ -89,7 +110,11 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
             PRIMARY KEY (chat_id, thread_id, user_id)
         );
         """
-    )
+"""Migration 1: the tables every later migration builds on."""
+
+
+def _m001_initial(db: sqlite_utils.Database) -> None:
+    _script(db, _INITIAL_SCHEMA)
 
 
 def _m002_usage_cost(db: sqlite_utils.Database) -> None:
@@ -107,7 +132,8 @@ def _m003_image_retention(db: sqlite_utils.Database) -> None:
 
 
 def _m004_chat_settings(db: sqlite_utils.Database) -> None:
-    db.executescript(
+    _script(
+        db,
         """
         CREATE TABLE IF NOT EXISTS chat_settings (
             chat_id INTEGER PRIMARY KEY,
@@ -126,7 +152,7 @@ def _m004_chat_settings(db: sqlite_utils.Database) -> None:
             PRIMARY KEY (sha256, kind)
         );
         CREATE INDEX IF NOT EXISTS rounds_by_message ON rounds(message_id);
-        """
+        """,
     )
 
 
@@ -134,7 +160,8 @@ def _m005_photos_and_autopilot(db: sqlite_utils.Database) -> None:
     # Photo briefs: the session's reference photo (an image row), kept for every round.
     if "reference_sha" not in db["sessions"].columns_dict:
         db.execute("ALTER TABLE sessions ADD COLUMN reference_sha TEXT REFERENCES images(sha256)")
-    db.executescript(
+    _script(
+        db,
         """
         CREATE TABLE IF NOT EXISTS autopilot_runs (
             id INTEGER PRIMARY KEY,
@@ -170,7 +197,7 @@ def _m005_photos_and_autopilot(db: sqlite_utils.Database) -> None:
             kept INTEGER NOT NULL DEFAULT 0,
             UNIQUE (round_id, number)
         );
-        """
+        """,
     )
     # A round of an autopilot run keeps the best of its drafts: image, critique and scores.
     columns = db["rounds"].columns_dict
@@ -191,13 +218,31 @@ def _m006_chat_upgrades(db: sqlite_utils.Database) -> None:
         db.execute("ALTER TABLE chats ADD COLUMN migrated_from INTEGER")
 
 
-MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
+def _m007_every_round_has_drafts(db: sqlite_utils.Database) -> None:
+    # Every round draws its images as drafts; a manual round is a round with one draft. A round
+    # an older version stored without drafts gets its one draft: its own image, critique,
+    # status and timings, kept if it has an image.
+    db.execute(
+        "INSERT INTO drafts (round_id, number, seed, status, image_sha, critique, score, "
+        "fidelity, error_kind, error, generate_ms, critique_ms, created_at, finished_at, kept) "
+        "SELECT r.id, 1, NULL, r.status, r.image_sha, r.critique, r.score, r.fidelity, "
+        "r.error_kind, r.error, r.generate_ms, r.critique_ms, r.created_at, r.finished_at, "
+        "r.image_sha IS NOT NULL FROM rounds r "
+        "WHERE NOT EXISTS (SELECT 1 FROM drafts d WHERE d.round_id = r.id) ORDER BY r.id"
+    )
+    db.execute("UPDATE rounds SET draft_count = 1 WHERE draft_count IS NULL")
+
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _m001_initial),
     (2, "usage cost, indexes for quotas", _m002_usage_cost),
     (3, "images.pruned_at for image retention", _m003_image_retention),
     (4, "per-chat settings, Telegram file ids", _m004_chat_settings),
     (5, "reference photos, autopilot runs and their drafts", _m005_photos_and_autopilot),
     (6, "chats.migrated_from for groups upgraded to supergroups", _m006_chat_upgrades),
+    (7, "a draft for every round (a manual round is one draft)", _m007_every_round_has_drafts),
 ]
 
 
@@ -207,22 +252,32 @@ def now_iso() -> str:
 
 
 def migrate(db: sqlite_utils.Database) -> list[int]:
-    """Apply every migration not yet recorded; return the numbers applied now."""
+    """Apply every migration not yet recorded, each with its record in one transaction;
+    return the numbers applied now.
+
+    Raises what a failing migration raises; that migration, and those after it, are then
+    not applied (the ones before it stay applied).
+    """
     db.execute(
         "CREATE TABLE IF NOT EXISTS migrations "
         "(id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
     )
-    done = {row[0] for row in db.execute("SELECT id FROM migrations").fetchall()}
+    done = _applied(db)
     applied = []
     for number, name, apply in MIGRATIONS:
         if number in done:
             continue
-        conn: sqlite3.Connection = db.conn
-        with conn:
+        with transaction(db):
+            if number in _applied(db):  # another process applied it meanwhile
+                continue
             apply(db)
-            conn.execute(
+            db.execute(
                 "INSERT INTO migrations (id, name, applied_at) VALUES (?, ?, ?)",
                 (number, name, now_iso()),
             )
         applied.append(number)
     return applied
+
+
+def _applied(db: sqlite_utils.Database) -> set[int]:
+    return {int(row[0]) for row in db.execute("SELECT id FROM migrations").fetchall()}

@@ -14,6 +14,7 @@ class History:
 
     images: dict[int, bytes] = field(default_factory=dict)  # round id -> image bytes
     shas: dict[int, str] = field(default_factory=dict)  # round id -> sha256
+    drafts: dict[int, int] = field(default_factory=dict)  # round id -> its (one) draft's id
     chosen_round: int = 0
     session_ids: list[int] = field(default_factory=list)
 
@@ -23,20 +24,43 @@ async def make_history(store: Store) -> History:
     history = History()
     colors = iter([(200, 30, 90), (30, 200, 90), (30, 90, 200), (120, 120, 20)])
     for brief, rounds in (("ceramic vase", 2), ("silk saree", 2)):
-        session = await store.create_session(42, "private", 0, 1001, brief)
+        session = await store.sessions.create(
+            42, chat_type="private", thread_id=0, user_id=1001, brief=brief
+        )
         history.session_ids.append(session.id)
         parent = None
         for number in range(rounds):
-            round = await store.create_round(
-                session.id, parent, f"{brief} #{number + 1}", "brief", 1001, "Ana"
+            round = await store.rounds.create(
+                session.id,
+                parent_id=parent,
+                prompt=f"{brief} #{number + 1}",
+                action="brief",
+                actor_id=1001,
+                actor_name="Ana",
+                seeds=[None],
             )
+            await store.rounds.start(round.id)
+            [draft] = await store.rounds.drafts(round.id)
             data = solid_png(64, 64, next(colors))
-            image = await store.save_image(data, "image/png", 64, 64)
-            await store.update_round(round.id, image_sha=image.sha256, status="done")
+            image = await store.save_draft_image(
+                draft.id,
+                data=data,
+                mime="image/png",
+                width=64,
+                height=64,
+                usage=None,
+                generate_ms=10,
+                round_takes_it=True,
+            )
+            await store.rounds.critique_draft(
+                draft.id, critique="{}", score=7, fidelity=None, critique_ms=5
+            )
+            await store.rounds.keep_draft(round.id, draft.id, done=True)
             history.images[round.id] = data
             history.shas[round.id] = image.sha256
+            history.drafts[round.id] = draft.id
             parent = round.id
-    first_session_rounds = await store.session_rounds(history.session_ids[0])
+    first_session_rounds = await store.rounds.of_session(history.session_ids[0])
     history.chosen_round = first_session_rounds[0].id
-    await store.stop_session(history.session_ids[0], history.chosen_round)
+    await store.sessions.stop(history.session_ids[0], chosen_round_id=history.chosen_round)
     return history

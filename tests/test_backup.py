@@ -31,7 +31,9 @@ async def test_backup_copies_rows_and_images_while_the_store_is_open(tmp_path) -
         assert "0 already there" in finished.lines[1]
 
         # The store keeps working while and after the copy is taken.
-        later = await store.create_session(42, "private", 0, 1001, "after the backup")
+        later = await store.sessions.create(
+            42, chat_type="private", thread_id=0, user_id=1001, brief="after the backup"
+        )
         assert later.id == 3
     finally:
         await store.close()
@@ -57,7 +59,7 @@ async def test_backup_copies_rows_and_images_while_the_store_is_open(tmp_path) -
     # The restored copy opens as a Store: migrations are up to date, rounds read back.
     restored = await Store.open(copy)
     try:
-        _, data = await restored.read_image(history.shas[history.chosen_round])
+        _, data = await restored.images.read(history.shas[history.chosen_round])
         assert data == history.images[history.chosen_round]
     finally:
         await restored.close()

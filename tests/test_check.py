@@ -259,6 +259,6 @@ async def test_database_check(tmp_path) -> None:
 
     good = tmp_path / "data" / "refinebot.db"
     store = await Store.open(good)
-    await store.create_session(1, "private", 0, 1, "vase")
+    await store.sessions.create(1, chat_type="private", thread_id=0, user_id=1, brief="vase")
     await store.close()
     assert check_database(good).line() == f"✓ Database: {good} (1 sessions)"

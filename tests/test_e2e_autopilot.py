@@ -47,8 +47,8 @@ async def run_to_the_end(telegram, chat: dict, after: int = 0):
 
 async def session_of(data_dir, chat_id: int):
     store = await Store.open(data_dir / "refinebot.db")
-    [summary] = await store.chat_sessions(chat_id, 0, 1)
-    rounds = await store.session_rounds(summary.session.id)
+    [summary] = await store.sessions.of_chat(chat_id, 0, limit=1)
+    rounds = await store.rounds.of_session(summary.session.id)
     return store, summary.session, rounds
 
 
@@ -74,10 +74,10 @@ async def test_stops_at_the_threshold_with_one_progress_message(
     store, _session, rounds = await session_of(data_dir, ana_chat["id"])
     [round1] = rounds
     assert round1.action == "auto" and round1.score == 8 and round1.draft_count == 2
-    drafts = await store.round_drafts(round1.id)
+    drafts = await store.rounds.drafts(round1.id)
     assert sorted(d.score for d in drafts) == [6, 8]
     assert [d.kept for d in drafts if d.score == 8] == [1] and sum(d.kept for d in drafts) == 1
-    run = await store.get_autopilot_run(round1.autopilot_id)
+    run = await store.sessions.get_run(round1.autopilot_id)
     assert run.status is AutopilotStatus.DONE and run.stop_reason == "threshold"
     assert run.best_round_id == round1.id
     await store.close()
@@ -102,7 +102,7 @@ async def test_stops_when_two_rounds_do_not_improve_and_shows_the_best(
     await telegram.wait_for(lambda: stored_message_ids(data_dir)[0] == best.message_id)
     store, _session, rounds = await session_of(data_dir, ana_chat["id"])
     assert [r.score for r in rounds] == [7, 5, 6]
-    run = await store.get_autopilot_run(rounds[0].autopilot_id)
+    run = await store.sessions.get_run(rounds[0].autopilot_id)
     assert run.stop_reason == "no_improvement" and run.best_round_id == rounds[0].id
     assert rounds[0].message_id == best.message_id
     await store.close()
@@ -167,9 +167,9 @@ async def test_cancel_mid_autopilot_keeps_the_best_so_far(
 
     store, _session, rounds = await session_of(data_dir, ana_chat["id"])
     assert [r.status for r in rounds] == [RoundStatus.DONE, RoundStatus.CANCELLED]
-    drafts = await store.round_drafts(rounds[1].id)
+    drafts = await store.rounds.drafts(rounds[1].id)
     assert [d.status for d in drafts] == [RoundStatus.CANCELLED] * 2
-    run = await store.get_autopilot_run(rounds[0].autopilot_id)
+    run = await store.sessions.get_run(rounds[0].autopilot_id)
     assert run.status is AutopilotStatus.CANCELLED and run.best_round_id == rounds[0].id
     await store.close()
 
@@ -276,9 +276,9 @@ async def test_a_crash_mid_autopilot_offers_retry(
         await stop_bot(process)
     store, _session, [round1] = await session_of(data_dir, ana_chat["id"])
     assert round1.status is RoundStatus.FAILED and round1.error_kind == "interrupted"
-    run = await store.get_autopilot_run(round1.autopilot_id)
+    run = await store.sessions.get_run(round1.autopilot_id)
     assert run.status is AutopilotStatus.INTERRUPTED
-    assert {d.status for d in await store.round_drafts(round1.id)} == {RoundStatus.FAILED}
+    assert {d.status for d in await store.rounds.drafts(round1.id)} == {RoundStatus.FAILED}
     await store.close()
 
 
@@ -297,7 +297,7 @@ async def test_a_crash_after_the_drafts_were_drawn_keeps_one_and_critiques_it(
     assert len(openai_fake.requests_to("images")) == 2  # paid once: nothing drawn again
     store, _session, [kept] = await session_of(data_dir, ana_chat["id"])
     assert kept.status is RoundStatus.DONE and kept.score is not None
-    drafts = await store.round_drafts(kept.id)
+    drafts = await store.rounds.drafts(kept.id)
     assert [d.kept for d in drafts].count(1) == 1
     assert {d.image_sha for d in drafts if d.kept} == {kept.image_sha}
     await store.close()

@@ -18,8 +18,8 @@ ERROR_HANDLER = "error while handling an update"
 async def rounds_of(data_dir, chat_id: int) -> list:
     store = await Store.open(data_dir / "refinebot.db")
     try:
-        [summary, *_] = await store.chat_sessions(chat_id, 0)
-        return await store.session_rounds(summary.session.id)
+        [summary, *_] = await store.sessions.of_chat(chat_id, 0)
+        return await store.rounds.of_session(summary.session.id)
     finally:
         await store.close()
 

@@ -100,9 +100,9 @@ async def test_accept_edit_stop_then_history(
 
     # Everything is in SQLite: rounds with prompts, critiques, scores, message ids, timings.
     store = await Store.open(data_dir / "refinebot.db")
-    [summary] = await store.chat_sessions(chat_id, 0)
+    [summary] = await store.sessions.of_chat(chat_id, 0)
     assert summary.session.status is SessionStatus.STOPPED
-    rounds = await store.session_rounds(summary.session.id)
+    rounds = await store.rounds.of_session(summary.session.id)
     assert [r.action for r in rounds] == ["brief", "accept", "edit"]
     assert [r.parent_round_id for r in rounds] == [None, rounds[0].id, rounds[1].id]
     assert summary.session.chosen_round_id == rounds[2].id

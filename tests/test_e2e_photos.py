@@ -85,11 +85,11 @@ async def test_photo_brief_edits_the_real_product_and_keeps_it_every_round(
     assert all(len(c.images) == 2 for c in openai_fake.requests_to("chat"))
 
     store = await Store.open(data_dir / "refinebot.db")
-    [summary] = await store.chat_sessions(ana_chat["id"], 0)
+    [summary] = await store.sessions.of_chat(ana_chat["id"], 0)
     assert summary.session.reference_sha is not None
-    record, stored = await store.read_image(summary.session.reference_sha)
+    record, stored = await store.images.read(summary.session.reference_sha)
     assert record.mime == "image/jpeg" and stored == edits[0].files["image"][0]
-    assert [r.fidelity for r in await store.session_rounds(summary.session.id)] == [9, 9, 9]
+    assert [r.fidelity for r in await store.rounds.of_session(summary.session.id)] == [9, 9, 9]
     await store.close()
 
 

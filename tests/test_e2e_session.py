@@ -80,8 +80,8 @@ async def test_cancel_stops_a_running_round(
     telegram.user_sends_text(ana_chat, ana, "/cancel")
     await next_text(telegram, ana_chat, "cancelled")
     store = await Store.open(data_dir / "refinebot.db")
-    [summary] = await store.chat_sessions(ana_chat["id"], 0)
-    [round] = await store.session_rounds(summary.session.id)
+    [summary] = await store.sessions.of_chat(ana_chat["id"], 0)
+    [round] = await store.rounds.of_session(summary.session.id)
     assert round.status is RoundStatus.CANCELLED
     await store.close()
     openai_fake.image_latency = 0

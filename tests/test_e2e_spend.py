@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bot import views
 from bot.refine.errors import QuotaExceeded
 from bot.refine.pricing import estimate_cost
+from bot.ui.refusals import quota_text
 from tests.conftest import ANA_ID, BOB_ID
 from tests.helpers import next_round, next_text
 
@@ -92,7 +92,7 @@ def test_cost_estimates_from_usage_and_price_table() -> None:
 def test_quota_text_counts_down_to_midnight_utc() -> None:
     now = datetime(2026, 11, 26, 21, 30, tzinfo=UTC)
     error = QuotaExceeded("user", 50, datetime(2026, 11, 27, tzinfo=UTC))
-    text = views.quota_text(error, now)
+    text = quota_text(error, now)
     assert "You have used today's 50 rounds" in text and "in 2 h 30 min" in text
-    soon = views.quota_text(error, error.resets_at - timedelta(seconds=20))
+    soon = quota_text(error, error.resets_at - timedelta(seconds=20))
     assert "in 1 min" in soon

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from bot.retention import prune_images
 from storage.store import Store
 from tests.store_data import History, make_history
 
@@ -51,7 +50,7 @@ async def test_old_images_are_pruned_but_rows_and_chosen_images_stay(store, tmp_
     age_images(db, old, days=31)
     age_images(db, [recent], days=29)
 
-    report = prune_images(db, 30, now=NOW)
+    report = await store.images.prune(older_than_days=30, now=NOW)
 
     expected = sorted(sha for sha in old if sha != chosen_sha)
     assert sorted(report.pruned) == expected
@@ -66,19 +65,19 @@ async def test_old_images_are_pruned_but_rows_and_chosen_images_stay(store, tmp_
         assert (tmp_path / "data" / path).exists() is not gone
         assert (pruned_at is not None) is gone
     # History still reads: every round keeps its image_sha, the chosen image is readable.
-    rounds = await store.session_rounds(history.session_ids[0])
+    rounds = await store.rounds.of_session(history.session_ids[0])
     assert [r.image_sha for r in rounds] == [history.shas[r.id] for r in rounds]
-    _, data = await store.read_image(chosen_sha)
+    _, data = await store.images.read(chosen_sha)
     assert data == history.images[history.chosen_round]
 
-    again = prune_images(db, 30, now=NOW)
+    again = await store.images.prune(older_than_days=30, now=NOW)
     assert again.pruned == [] and again.freed_bytes == 0
 
 
 async def test_nothing_recent_is_touched(store, tmp_path) -> None:
     db = database(store, tmp_path)
     await make_history(store)
-    report = prune_images(db, 1)
+    report = await store.images.prune(older_than_days=1)
     assert report.pruned == [] and report.kept_chosen == 0
     assert all(pruned is None for _, pruned in image_rows(db).values())
 
@@ -95,7 +94,7 @@ async def test_an_interrupted_prune_finishes_next_time(store, tmp_path) -> None:
         )
     path = tmp_path / "data" / image_rows(db)[sha][0]
     assert path.exists()
-    report = prune_images(db, 30, now=NOW)
+    report = await store.images.prune(older_than_days=30, now=NOW)
     assert report.pruned == []
     assert not path.exists()
 
@@ -106,9 +105,9 @@ async def test_an_image_made_again_comes_back(store, tmp_path) -> None:
     round_id = max(history.shas)
     sha = history.shas[round_id]
     age_images(db, [sha], days=40)
-    assert prune_images(db, 30, now=NOW).pruned == [sha]
+    assert (await store.images.prune(older_than_days=30, now=NOW)).pruned == [sha]
     # The same bytes saved again (content-addressed) restore the file and clear the mark.
-    await store.save_image(history.images[round_id], "image/png", 64, 64)
+    await store.images.save(history.images[round_id], mime="image/png", width=64, height=64)
     path, pruned_at = image_rows(db)[sha]
     assert (tmp_path / "data" / path).exists() and pruned_at is None
 
@@ -128,8 +127,8 @@ async def test_content_saved_again_while_marked_keeps_its_file(store, tmp_path) 
     round_id = max(history.shas)
     sha = history.shas[round_id]
     mark_pruned(db, sha)
-    await store.save_image(history.images[round_id], "image/png", 64, 64)
-    report = prune_images(db, 30, now=NOW)
+    await store.images.save(history.images[round_id], mime="image/png", width=64, height=64)
+    report = await store.images.prune(older_than_days=30, now=NOW)
     assert sha not in report.pruned
     path, pruned_at = image_rows(db)[sha]
     assert pruned_at is None and (tmp_path / "data" / path).exists()
@@ -141,10 +140,10 @@ async def test_an_image_chosen_after_it_was_marked_keeps_its_file(store, tmp_pat
     round_id = max(history.shas)  # the newest round of the second session, still active
     sha = history.shas[round_id]
     mark_pruned(db, sha)
-    _, data = await store.read_image(sha)  # Stop reads the file, then keeps the round
-    await store.stop_session(history.session_ids[1], round_id)
-    prune_images(db, 30, now=NOW)
-    assert (await store.read_image(sha))[1] == data == history.images[round_id]
+    _, data = await store.images.read(sha)  # Stop reads the file, then keeps the round
+    await store.sessions.stop(history.session_ids[1], chosen_round_id=round_id)
+    await store.images.prune(older_than_days=30, now=NOW)
+    assert (await store.images.read(sha))[1] == data == history.images[round_id]
     assert image_rows(db)[sha][1] is None
 
 
@@ -152,18 +151,18 @@ async def test_images_of_rounds_in_flight_are_kept(store, tmp_path) -> None:
     db = database(store, tmp_path)
     history = await make_history(store)
     interrupted = max(history.shas)  # e.g. left 'critiquing' by a long outage
-    await store.update_round(interrupted, status="critiquing")
+    await store.rounds.keep_draft(interrupted, history.drafts[interrupted], done=False)
     age_images(db, list(history.shas.values()), days=40)
-    report = prune_images(db, 30, now=NOW)
+    report = await store.images.prune(older_than_days=30, now=NOW)
     assert history.shas[interrupted] not in report.pruned
     assert len(report.pruned) == 2  # four images, one chosen, one in flight
-    _, data = await store.read_image(history.shas[interrupted])
+    _, data = await store.images.read(history.shas[interrupted])
     assert data == history.images[interrupted]
 
 
-def test_days_must_be_positive(tmp_path) -> None:
+async def test_days_must_be_positive(store) -> None:
     with pytest.raises(ValueError):
-        prune_images(tmp_path / "x.db", 0)
+        await store.images.prune(older_than_days=0)
 
 
 async def test_the_bot_schedules_retention_only_when_set(bots, make_settings) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import binascii
 import logging
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 import openai
 import pybase64
@@ -39,6 +39,13 @@ OUTPUT_COMPRESSION = 95
 """JPEG/WebP quality asked of the API: visually lossless for product photos."""
 
 
+class _OutputFormat(TypedDict, total=False):
+    """The output arguments sent with every request (none for PNG, the API's default)."""
+
+    output_format: Literal["jpeg", "webp"]
+    output_compression: int
+
+
 class OpenAIImageGenerator:
     """Draws with `images.generate` (or `images.edit` from a reference photo) on the client."""
 
@@ -48,7 +55,7 @@ class OpenAIImageGenerator:
         model: str,
         quality: str,
         timeout: float,
-        output_format: str = "png",
+        output_format: Literal["png", "jpeg", "webp"] = "png",
     ) -> None:
         self._client = client
         self._timeout = timeout
@@ -57,7 +64,7 @@ class OpenAIImageGenerator:
         # A JPEG decodes several times faster than a PNG of the same picture and is a fifth
         # of its size: the bot's own cost per round is mostly that decode. PNG is the API's
         # default, so it is not sent (servers that know no output_format keep working).
-        self._format = (
+        self._format: _OutputFormat = (
             {}
             if output_format == "png"
             else {"output_format": output_format, "output_compression": OUTPUT_COMPRESSION}
@@ -88,7 +95,7 @@ class OpenAIImageGenerator:
                         prompt=prompt,
                         n=1,
                         size=size,
-                        quality=quality,  # type: ignore[arg-type]
+                        quality=_sdk_quality(quality),
                         **self._format,
                     )
                 else:
@@ -109,7 +116,7 @@ class OpenAIImageGenerator:
                 prompt=prompt,
                 n=1,
                 size=size,
-                quality=quality,  # type: ignore[arg-type]
+                quality=_sdk_quality(quality),
                 **options,
                 **self._format,
             )
@@ -128,6 +135,13 @@ class OpenAIImageGenerator:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def _sdk_quality(quality: str) -> Any:
+    """Return `quality` as the SDK's parameter type takes it: the SDK lists the values of
+    OpenAI's own models, other OpenAI-compatible servers take others, so the configured
+    string is sent as it is."""
+    return quality
 
 
 def _about_input_fidelity(error: openai.BadRequestError) -> bool:

@@ -12,7 +12,6 @@ evaluation (bench/eval_loop.py builds on `refine_to_directory`).
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
@@ -20,20 +19,31 @@ import re
 import signal
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from html import escape, unescape
+from html import unescape
 from pathlib import Path
 from typing import Any, TextIO
 
 from pydantic import SecretStr, ValidationError
 
+from bot.cli.report_html import report_html
 from bot.config import Settings, describe_errors, load_settings
-from bot.images import InvalidImage, critic_jpeg, prepare_reference
+from bot.images import InvalidImage, prepare_reference
 from bot.refine.errors import RefineError
-from bot.refine.models import Actor, AutopilotOutcome, AutopilotProgress, QuotaPolicy, Scope
-from bot.refine.service import critique_of
+from bot.refine.models import (
+    Actor,
+    DraftOutcome,
+    QuotaPolicy,
+    RoundOutcome,
+    RunOutcome,
+    RunProgress,
+    Scope,
+)
+from bot.refine.rules import critique_of
 from bot.services import build_critic, build_generator, build_refine
+from storage.records import RoundRecord
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -42,13 +52,11 @@ TERMINAL_TOKEN = "0:terminal-mode-needs-no-telegram-token"
 """Stands in for TELEGRAM_BOT_TOKEN, which the terminal mode never uses."""
 TERMINAL_SCOPE = Scope(chat_id=0, thread_id=0, chat_type="terminal")
 TERMINAL_ACTOR = Actor(user_id=0, name="terminal")
-PREVIEW_SIDE = 640
-"""Long side of the JPEG previews embedded in report.html."""
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 
 class ProgressBar:
-    """An AutopilotListener drawing `[#####-----] 3/6 images · round 2/3 · best 7/10`.
+    """A RunListener drawing `[#####-----] 3/6 images · round 2/3 · best 7/10`.
 
     On a terminal the bar is redrawn in place; otherwise (a log file, a pipe) one line is
     written per finished round.
@@ -61,7 +69,7 @@ class ProgressBar:
         self._finished = 0
         self._drawn = False
 
-    async def progress(self, progress: AutopilotProgress) -> None:
+    async def progress(self, progress: RunProgress) -> None:
         plan = progress.plan
         if progress.stage == "draft":
             self._finished += 1
@@ -77,6 +85,10 @@ class ProgressBar:
             self._out.write(line + "\n")
         self._out.flush()
 
+    async def image_ready(self, round: RoundRecord, image: bytes) -> int | None:
+        """Nothing to show: the images are written at the end."""
+        return None
+
     def close(self) -> None:
         if self._drawn:
             self._out.write("\n")
@@ -87,7 +99,7 @@ class ProgressBar:
 class RefineResult:
     """What `refine_to_directory` did: the outcome, and the report as written to report.json."""
 
-    outcome: AutopilotOutcome
+    outcome: RunOutcome
     report: dict[str, Any]
     out_dir: Path
 
@@ -133,7 +145,7 @@ async def refine_to_directory(
             if on_start is not None:
                 on_start(lambda: refine.cancel(TERMINAL_SCOPE, TERMINAL_ACTOR))
             try:
-                outcome = await refine.run_autopilot(pending, bar)
+                outcome = await refine.run(pending, bar)
             finally:
                 bar.close()
             report = await _write_results(store, outcome, out_dir, reference is not None)
@@ -154,8 +166,11 @@ async def refine_to_directory(
     return RefineResult(outcome, report, out_dir)
 
 
+ImageWriter = Callable[[str | None, str], Awaitable[str | None]]
+
+
 async def _write_results(
-    store: Store, outcome: AutopilotOutcome, out_dir: Path, has_photo: bool
+    store: Store, outcome: RunOutcome, out_dir: Path, has_photo: bool
 ) -> dict[str, Any]:
     """Copy every image into out_dir under a readable name; return the report (JSON-able)."""
 
@@ -163,7 +178,7 @@ async def _write_results(
         if sha is None:
             return None
         try:
-            record, data = await store.read_image(sha)
+            record, data = await store.images.read(sha)
         except LookupError:
             return None
         filename = f"{name}.{_EXTENSIONS.get(record.mime, 'bin')}"
@@ -171,44 +186,7 @@ async def _write_results(
         return filename
 
     session = outcome.session
-    rounds = []
-    for result in outcome.rounds:
-        round = result.round
-        drafts = []
-        for draft_outcome in result.drafts:
-            draft = draft_outcome.draft
-            file = await write(draft.image_sha, f"round-{round.number:02d}-draft-{draft.number}")
-            critique = draft_outcome.critique
-            drafts.append(
-                {
-                    "number": draft.number,
-                    "seed": draft.seed,
-                    "status": str(draft.status),
-                    "file": file,
-                    "score": draft.score,
-                    "fidelity": draft.fidelity,
-                    "quality": critique.quality if critique else None,
-                    "critique": critique.model_dump() if critique else None,
-                    "error": draft.error,
-                    "generate_ms": draft.generate_ms,
-                    "critique_ms": draft.critique_ms,
-                }
-            )
-        critique = result.critique
-        rounds.append(
-            {
-                "number": round.number,
-                "prompt": round.prompt,
-                "status": str(round.status),
-                "score": round.score,
-                "fidelity": round.fidelity,
-                "quality": critique.quality if critique else None,
-                "kept_draft": result.kept,
-                "critique": critique.model_dump() if critique else None,
-                "error": round.error,
-                "drafts": drafts,
-            }
-        )
+    rounds = [await _round_report(result, write) for result in outcome.rounds]
     best = outcome.best
     best_file = await write(best.image_sha, "best") if best is not None else None
     best_critique = critique_of(best) if best is not None else None
@@ -238,111 +216,51 @@ async def _write_results(
     }
 
 
-# --- report.html ----------------------------------------------------------------------------
-
-_CSS = """
-body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;padding:0 1rem;
-color:#222;background:#fafafa}
-h1{font-size:1.4rem}h2{font-size:1.1rem;margin:0 0 .4rem}
-.meta{color:#555}.card{background:#fff;border:1px solid #ddd;border-radius:8px;padding:1rem;
-margin:1rem 0}.best{border:2px solid #2a8a3e}.drafts{display:flex;flex-wrap:wrap;gap:1rem}
-figure{margin:0;max-width:320px}figure img{max-width:320px;border-radius:4px;display:block}
-figcaption{font-size:.85rem;color:#444}.kept img{outline:3px solid #2a8a3e}
-.prompt{font-family:ui-monospace,monospace;background:#f3f3f3;padding:.4rem;border-radius:4px;
-white-space:pre-wrap}ul{margin:.2rem 0 .4rem 1.2rem;padding:0}.bad{color:#a33}
-"""
-
-
-def _preview(path: Path) -> str:
-    """Return a data URL of a small JPEG of the image file (empty if it cannot be read)."""
-    try:
-        jpeg = critic_jpeg(path.read_bytes(), PREVIEW_SIDE, quality=80)
-    except (OSError, ValueError):
-        return ""
-    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
-
-
-def _critique_html(critique: dict[str, Any] | None) -> str:
-    if not critique:
-        return ""
-    strengths = "".join(f"<li>✓ {escape(s)}</li>" for s in critique.get("strengths") or [])
-    problems = "".join(f"<li>✗ {escape(p)}</li>" for p in critique.get("problems") or [])
-    revised = escape(critique.get("revised_prompt") or "")
-    return (
-        f"<ul>{strengths}{problems}</ul>"
-        f"<div>Suggested next prompt:</div><div class=prompt>{revised}</div>"
-    )
-
-
-def _score(entry: dict[str, Any]) -> str:
-    if entry.get("score") is None:
-        return "no score"
-    text = f"{entry['score']}/10"
-    if entry.get("fidelity") is not None:
-        text += f" · product {entry['fidelity']}/10"
-    return text
-
-
-def report_html(report: dict[str, Any], out_dir: Path) -> str:
-    """Return a self-contained HTML page of the report: previews are embedded as data URLs."""
-    best = report.get("best") or {}
-    parts = [
-        "<!doctype html><html lang=en><head><meta charset=utf-8>",
-        "<meta name=viewport content='width=device-width,initial-scale=1'>",
-        f"<title>refinebot: {escape(report['brief'][:60])}</title><style>{_CSS}</style></head>",
-        f"<body><h1>refinebot report</h1><p class=prompt>{escape(report['brief'])}</p>",
-        "<p class=meta>"
-        + escape(
-            f"{report.get('image_backend', '?')} {report.get('image_model', '')} · critic "
-            f"{report.get('critic_model', '')} · {report['plan']['rounds']} rounds × "
-            f"{report['plan']['drafts']} drafts, threshold {report['plan']['threshold']}/10 · "
-            f"{report['images']} images"
-            + (f" · ≈ ${report['cost_usd']:.3f}" if report.get("cost_usd") is not None else "")
-            + f" · stopped: {report['stop_reason']}"
-        )
-        + "</p>",
+async def _round_report(result: RoundOutcome, write: ImageWriter) -> dict[str, Any]:
+    """Return one round of the report, writing its drafts' images."""
+    round = result.round
+    drafts = [
+        await _draft_report(d, await write(d.draft.image_sha, _draft_name(round.number, d)))
+        for d in result.drafts
     ]
-    if report.get("photo"):
-        parts.append(
-            f"<div class=card><h2>Product photo</h2><figure><img alt='product photo' "
-            f"src='{_preview(out_dir / report['photo'])}'></figure></div>"
-        )
-    if best.get("file"):
-        parts.append(
-            f"<div class='card best'><h2>Best: round {best['round']} · {_score(best)}</h2>"
-            f"<figure><a href='{escape(best['file'])}'><img alt='best image' "
-            f"src='{_preview(out_dir / best['file'])}'></a></figure></div>"
-        )
-    for entry in report["rounds"]:
-        is_best = entry["number"] == best.get("round")
-        parts.append(f"<div class='card{' best' if is_best else ''}'>")
-        parts.append(f"<h2>Round {entry['number']} · {escape(_score(entry))}</h2>")
-        parts.append(f"<div>Prompt:</div><div class=prompt>{escape(entry['prompt'])}</div>")
-        if entry.get("error"):
-            parts.append(f"<p class=bad>{escape(entry['error'])}</p>")
-        parts.append(_critique_html(entry.get("critique")))
-        parts.append("<div class=drafts>")
-        for draft in entry["drafts"]:
-            kept = " kept" if draft["number"] == entry.get("kept_draft") else ""
-            label = f"Draft {draft['number']} · {_score(draft)}" + (" · kept" if kept else "")
-            if draft.get("error"):
-                label += f" · {draft['error']}"
-            image = ""
-            if draft.get("file"):
-                image = (
-                    f"<a href='{escape(draft['file'])}'><img alt='draft {draft['number']}' "
-                    f"src='{_preview(out_dir / draft['file'])}'></a>"
-                )
-            parts.append(
-                f"<figure class='{kept.strip()}'>{image}<figcaption>{escape(label)}"
-                f"</figcaption></figure>"
-            )
-        parts.append("</div></div>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    critique = result.critique
+    return {
+        "number": round.number,
+        "prompt": round.prompt,
+        "status": str(round.status),
+        "score": round.score,
+        "fidelity": round.fidelity,
+        "quality": critique.quality if critique else None,
+        "kept_draft": result.kept,
+        "critique": critique.model_dump() if critique else None,
+        "error": round.error,
+        "drafts": drafts,
+    }
 
 
-# --- the command --------------------------------------------------------------------------
+def _draft_name(round_number: int, outcome: DraftOutcome) -> str:
+    return f"round-{round_number:02d}-draft-{outcome.draft.number}"
+
+
+async def _draft_report(outcome: DraftOutcome, file: str | None) -> dict[str, Any]:
+    """Return one draft of the report (its image written as `file`)."""
+    draft, critique = outcome.draft, outcome.critique
+    return {
+        "number": draft.number,
+        "seed": draft.seed,
+        "status": str(draft.status),
+        "file": file,
+        "score": draft.score,
+        "fidelity": draft.fidelity,
+        "quality": critique.quality if critique else None,
+        "critique": critique.model_dump() if critique else None,
+        "error": draft.error,
+        "generate_ms": draft.generate_ms,
+        "critique_ms": draft.critique_ms,
+    }
+
+
+# --- report.html ----------------------------------------------------------------------------
 
 
 def main(
@@ -406,9 +324,9 @@ async def _main(
         print(f"refinebot: the photo can't be used ({error.reason}): {error}", file=sys.stderr)
         return 2
     except RefineError as error:
-        from bot import views
+        from bot.ui.refusals import refusal_text
 
-        text = views.refusal_text(error)
+        text = refusal_text(error)
         print(f"refinebot: {_plain(text)}", file=sys.stderr)
         return 2
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from bot.backends.formats import FORMATS
 from storage.records import ChatSettings
@@ -26,4 +27,5 @@ def with_choice(settings: ChatSettings, name: str, value: str) -> ChatSettings:
     """Return the settings with `name` set to `value`; raise InvalidSetting if not allowed."""
     if value not in CHOICES.get(name, ()):
         raise InvalidSetting(f"{name}={value}")
-    return replace(settings, **{name: None if value == DEFAULT else value})
+    change: dict[str, Any] = {name: None if value == DEFAULT else value}
+    return replace(settings, **change)

@@ -40,7 +40,7 @@ async def round_image(store: Store, round: RoundRecord) -> bytes | None:
     if round.image_sha is None:
         return None
     try:
-        return (await store.read_image(round.image_sha))[1]
+        return (await store.images.read(round.image_sha))[1]
     except LookupError:
         return None
 
@@ -54,36 +54,36 @@ class ChatHistory:
     async def scope_of_session(self, session_id: int, scope: Scope) -> Scope:
         """Return `scope` in the forum topic of the session, if the session is its chat's;
         else `scope` as it is (the lookups that follow refuse it)."""
-        session = await self._store.get_session(session_id)
+        session = await self._store.sessions.get(session_id)
         if session is None or session.chat_id != scope.chat_id:
             return scope
         return replace(scope, thread_id=session.thread_id)
 
     async def scope_of_round(self, round_id: int, scope: Scope) -> Scope:
         """Return `scope` in the forum topic of the round's session (see `scope_of_session`)."""
-        round = await self._store.get_round(round_id)
+        round = await self._store.rounds.get(round_id)
         return scope if round is None else await self.scope_of_session(round.session_id, scope)
 
     async def sessions_page(
         self, scope: Scope, page: int, per_page: int
     ) -> tuple[list[SessionSummary], int]:
         """Return one page (0-based) of the scope's sessions, newest first, and the total."""
-        summaries = await self._store.chat_sessions(
-            scope.chat_id, scope.thread_id, per_page, page * per_page
+        summaries = await self._store.sessions.of_chat(
+            scope.chat_id, scope.thread_id, limit=per_page, offset=page * per_page
         )
-        return summaries, await self._store.count_sessions(scope.chat_id, scope.thread_id)
+        return summaries, await self._store.sessions.count(scope.chat_id, scope.thread_id)
 
     async def session_detail(
         self, session_id: int, scope: Scope
     ) -> tuple[SessionRecord, list[RoundRecord]]:
         """Return the session and its rounds; raise RoundNotFound unless it is the scope's."""
-        session = await self._store.get_session(session_id)
+        session = await self._store.sessions.get(session_id)
         if session is None or (session.chat_id, session.thread_id) != (
             scope.chat_id,
             scope.thread_id,
         ):
             raise RoundNotFound()
-        return session, await self._store.session_rounds(session.id)
+        return session, await self._store.rounds.of_session(session.id)
 
     async def contact_sheet(self, scope: Scope, session_id: int | None = None) -> ContactSheet:
         """Return a PNG grid of the session's images (the scope's latest session if None).
@@ -91,7 +91,7 @@ class ChatHistory:
         Raises NothingToShow when there is no session or it has no image yet.
         """
         if session_id is None:
-            latest = await self._store.chat_sessions(scope.chat_id, scope.thread_id, 1, 0)
+            latest = await self._store.sessions.of_chat(scope.chat_id, scope.thread_id, limit=1)
             if not latest:
                 raise NothingToShow()
             session_id = latest[0].session.id
@@ -115,24 +115,24 @@ class ChatHistory:
 
         Raises NothingToContinue if there is none, SessionStopped if that session ended.
         """
-        summaries = await self._store.chat_sessions(scope.chat_id, scope.thread_id, 1, 0)
+        summaries = await self._store.sessions.of_chat(scope.chat_id, scope.thread_id, limit=1)
         if not summaries:
             raise NothingToContinue()
         session = summaries[0].session
         if session.status is SessionStatus.STOPPED:
             raise SessionStopped()
-        for round in reversed(await self._store.session_rounds(session.id)):
+        for round in reversed(await self._store.rounds.of_session(session.id)):
             if round.status is RoundStatus.DONE and round.image_sha is not None:
                 return round
         raise NothingToContinue()
 
     async def upgraded_from(self, chat_id: int) -> int | None:
         """Return the id of the group this supergroup was upgraded from, if it was."""
-        return await self._store.chat_migrated_from(chat_id)
+        return await self._store.chats.migrated_from(chat_id)
 
     async def round_shown_by(self, scope: Scope, message_id: int) -> RoundRecord | None:
         """Return the round whose photo is this message of the scope's chat, if any."""
-        return await self._store.round_by_message(scope.chat_id, message_id)
+        return await self._store.rounds.by_message(scope.chat_id, message_id)
 
     async def image_of(self, round: RoundRecord) -> bytes | None:
         """Return the round's image bytes, or None if it has none (or it is gone)."""
@@ -141,24 +141,24 @@ class ChatHistory:
     async def usage_today(self, user_id: int | None = None) -> list[UsageSummary]:
         """Return today's (UTC) usage per chat and user; with `user_id`, only that user's."""
         since = start_of_day(datetime.now(UTC)).isoformat(timespec="milliseconds")
-        return await self._store.usage_since(since, user_id)
+        return await self._store.chats.usage_since(since, user_id=user_id)
 
     async def chat_settings(self, chat_id: int) -> ChatSettings:
         """Return the chat's settings (defaults where it chose nothing)."""
-        return await self._store.chat_settings(chat_id)
+        return await self._store.chats.settings(chat_id)
 
     async def choose_setting(self, chat_id: int, name: str, value: str) -> ChatSettings:
         """Store one choice of the chat's; it applies from the next round."""
         try:
-            chosen = with_choice(await self._store.chat_settings(chat_id), name, value)
+            chosen = with_choice(await self._store.chats.settings(chat_id), name, value)
         except InvalidSetting:
             raise RoundNotFound() from None  # a forged button: nothing to act on
-        return await self._store.save_chat_settings(chosen)
+        return await self._store.chats.save_settings(chosen)
 
     async def delivered_id(self, sha: str, kind: str) -> str | None:
         """Return the id the chat platform gave this content when it was last sent as `kind`."""
-        return await self._store.file_id(sha, kind)
+        return await self._store.chats.file_id(sha, kind)
 
     async def remember_delivery(self, sha: str, kind: str, delivered_id: str) -> None:
         """Remember the platform's id for this content, so it is never uploaded twice."""
-        await self._store.remember_file_id(sha, kind, delivered_id)
+        await self._store.chats.remember_file_id(sha, kind, delivered_id)

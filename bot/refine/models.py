@@ -1,4 +1,5 @@
-"""Values the domain hands to and gets from its callers."""
+"""Values the domain hands to and gets from its callers: who asks where, what a run may do,
+what is pending, how it ended, and the listener that is told while it runs."""
 
 from __future__ import annotations
 
@@ -52,32 +53,6 @@ class QuotaPolicy:
 
 
 @dataclass(frozen=True, slots=True)
-class PendingRound:
-    """A round stored as pending, its session reserved for it, ready to run."""
-
-    session: SessionRecord
-    round: RoundRecord
-    actor: Actor
-    scope: Scope
-    settings: ChatSettings  # as they were when the round began
-
-
-@dataclass(frozen=True, slots=True)
-class RoundOutcome:
-    """How a round ended.
-
-    `error` is set when generation failed (no image) or the critique failed (image, no
-    critique); `cancelled` when /cancel stopped it.
-    """
-
-    round: RoundRecord
-    critique: Critique | None = None
-    error: BackendError | None = None
-    cancelled: bool = False
-    cost_usd: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class ContactSheet:
     """A session's images as one PNG grid."""
 
@@ -98,75 +73,58 @@ class StopResult:
     round_count: int
 
 
-class RoundListener(Protocol):
-    """Told about a round's progress so the chat can show it while the round runs."""
-
-    async def generating(self, round: RoundRecord) -> None:
-        """The round is stored as pending and the image is about to be drawn.
-
-        Raising AudienceGone here cancels the round before anything is paid for.
-        """
-
-    async def image_ready(self, round: RoundRecord, image: bytes) -> int | None:
-        """The image is stored; show it. Return the id of the message that shows it, if any.
-
-        Raising AudienceGone here skips the critique (nobody would read it).
-        """
-
-    async def critiquing(self, round: RoundRecord) -> None:
-        """The critic is looking at the image."""
-
-
-# --- autopilot ------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True, slots=True)
-class AutopilotPlan:
-    """How far an autopilot run may go: rounds, drafts per round, the score that ends it."""
+class RunPlan:
+    """What a run may do: rounds, drafts per round, the score that ends it early.
 
-    rounds: int
-    drafts: int
-    threshold: int
+    A manual round is a run of 1 x 1 whose image is shown as soon as it exists; an
+    autopilot run (`autopilot=True`) shows a progress report and, at the end, its best image.
+    """
+
+    rounds: int = 1
+    drafts: int = 1
+    threshold: int | None = None  # None: no early stop by score (a manual round)
+    autopilot: bool = False
 
     @property
     def max_images(self) -> int:
         """The most images the run can pay for."""
         return self.rounds * self.drafts
 
+    @property
+    def shows_each_image(self) -> bool:
+        """Whether each round's image is shown the moment it is stored (a manual round)."""
+        return not self.autopilot
+
+
+MANUAL_ROUND = RunPlan()
+"""The plan of every round a button or a brief asks for."""
+
 
 @dataclass(frozen=True, slots=True)
-class PendingAutopilot:
-    """An autopilot run stored as running, its session reserved for it, ready to run.
+class PendingRun:
+    """A run whose session is reserved for it, ready to run (see `RefineService.run`).
 
-    `start` is the round it continues from (None when it starts from a brief).
+    `round`: its first round, stored as pending before anything is paid for (a manual
+    round; an autopilot run stores each round as it begins). `start`: the round it
+    continues from, if any. `run`: the autopilot run's own record (None for a manual round).
     """
 
     session: SessionRecord
-    run: AutopilotRunRecord
-    start: RoundRecord | None
-    plan: AutopilotPlan
     actor: Actor
     scope: Scope
     settings: ChatSettings  # as they were when the run began
-
-
-@dataclass(frozen=True, slots=True)
-class AutopilotProgress:
-    """Where a run is, for its listener.
-
-    `stage`: "start" (nothing paid yet), "round" (round `round_index` begins drawing its
-    drafts), "draft" (one draft is drawn and judged, or failed), "done" (the round kept its
-    best draft). `best` is the best round so far (the start round counts), with `best_quality`.
-    """
-
-    plan: AutopilotPlan
-    stage: str
-    round_index: int = 0
+    plan: RunPlan
     round: RoundRecord | None = None
-    drafts_finished: int = 0
-    images: int = 0
-    best: RoundRecord | None = None
-    best_quality: int | None = None
+    start: RoundRecord | None = None
+    run: AutopilotRunRecord | None = None
+
+    @property
+    def name(self) -> str:
+        """A name for logs and tasks: `round-<id>` or `autopilot-<id>`."""
+        if self.run is not None:
+            return f"autopilot-{self.run.id}"
+        return f"round-{self.round.id if self.round else 0}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,41 +138,79 @@ class DraftOutcome:
 
 
 @dataclass(frozen=True, slots=True)
-class AutopilotRound:
-    """One round of a run: the round (holding its best draft) and all its drafts.
+class RoundOutcome:
+    """How one round ended: the round (holding its kept draft) and all its drafts.
 
-    `kept` is the number of the draft the round kept (None when none had an image).
+    `error` is set when no image was drawn, or the kept image has no critique; `cancelled`
+    when /cancel (or a chat that is gone) stopped it; `kept` is the number of the draft the
+    round kept (None when none had an image).
     """
 
     round: RoundRecord
-    critique: Critique | None
-    drafts: tuple[DraftOutcome, ...]
+    critique: Critique | None = None
     error: BackendError | None = None
+    cancelled: bool = False
+    cost_usd: float | None = None
+    drafts: tuple[DraftOutcome, ...] = ()
     kept: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class AutopilotOutcome:
-    """How a run ended.
+class RunProgress:
+    """Where a run is, for its listener.
 
-    `best` is the best round across the run, the start round included (never simply the
-    last); `stop_reason` is one of the STOP_* names in bot/refine/autopilot.py.
+    `stage`: "start" (nothing paid yet), "round" (round `round_index` begins drawing; raising
+    AudienceGone here cancels it before anything is paid for), "draft" (one draft is drawn
+    and judged, or failed), "done" (the round kept its best draft). `best` is the best round
+    so far (the start round counts), with `best_quality`.
     """
 
-    run: AutopilotRunRecord
-    session: SessionRecord
-    plan: AutopilotPlan
-    start: RoundRecord | None
-    rounds: tuple[AutopilotRound, ...]
+    plan: RunPlan
+    stage: str
+    round_index: int = 0
+    round: RoundRecord | None = None
+    drafts_finished: int = 0
+    images: int = 0
+    best: RoundRecord | None = None
+    best_quality: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """How a run ended.
+
+    `rounds`: the rounds that finished (an autopilot run's report); `last`: the last round
+    the run touched, a cancelled one included (what a manual round shows). `best` is the
+    best round across the run, the start round included (never simply the last);
+    `stop_reason` is one of the STOP_* names in bot/refine/rules.py.
+    """
+
+    pending: PendingRun
+    rounds: tuple[RoundOutcome, ...]
+    last: RoundOutcome | None
     best: RoundRecord | None
     best_critique: Critique | None
     stop_reason: str
     error: BackendError | None = None
     images: int = 0
     cost_usd: float | None = None
+    run: AutopilotRunRecord | None = None
+
+    @property
+    def session(self) -> SessionRecord:
+        return self.pending.session
+
+    @property
+    def plan(self) -> RunPlan:
+        return self.pending.plan
+
+    @property
+    def start(self) -> RoundRecord | None:
+        return self.pending.start
 
     @property
     def cancelled(self) -> bool:
+        """Whether /cancel, or a chat that is gone, ended the run."""
         return self.stop_reason in ("cancelled", "gone")
 
     @property
@@ -225,8 +221,12 @@ class AutopilotOutcome:
         return None
 
 
-class AutopilotListener(Protocol):
-    """Told about an autopilot run's progress so the chat (or a terminal) can show it."""
+class RunListener(Protocol):
+    """Told about a run's progress so the chat (or a terminal) can show it while it runs."""
 
-    async def progress(self, progress: AutopilotProgress) -> None:
+    async def progress(self, progress: RunProgress) -> None:
         """The run moved on. Raising AudienceGone stops it before the next paid call."""
+
+    async def image_ready(self, round: RoundRecord, image: bytes) -> int | None:
+        """The round's image is stored (plans that show each image); show it. Return the id
+        of the message that shows it, if any. Raising AudienceGone only skips the show."""

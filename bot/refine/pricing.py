@@ -67,4 +67,4 @@ def estimate_cost(model: str, usage: dict[str, Any]) -> float | None:
     else:
         return None
     image_price = price.image_in if price.image_in is not None else price.text_in
-    return (text_in * price.text_in + image_in * image_price + tokens_out * price.out) / 1e6
+    return float(text_in * price.text_in + image_in * image_price + tokens_out * price.out) / 1e6

@@ -1,0 +1,127 @@
+"""Shows a manual round in the chat: progress, the image as soon as it exists, the critique.
+
+A round a message asked for gets a 👀 reaction on that message at once (even while it waits
+its turn), and its photo answers it; a button press already got its toast. A chat action
+("sending a photo…") stays alive while the image is drawn. The photo's caption says the
+critic is looking, then becomes the critique with the Accept / Edit / Stop keyboard. So a
+round costs Telegram two messages (the photo and one caption edit): the flood limit of 30 a
+second is what caps a busy bot's rounds per second.
+
+Telegram failures never lose the round (it is already stored): they are logged, except that
+a chat the bot can no longer write to raises AudienceGone so the domain stops paying for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from telegram import InlineKeyboardMarkup
+from telegram.error import BadRequest, TelegramError
+
+from bot.chat.messenger import CHAT_ACTION_EVERY, Messenger
+from bot.chat.updates import is_not_modified
+from bot.refine.errors import AudienceGone
+from bot.refine.models import RunOutcome, RunProgress
+from bot.ui import rounds as ui
+from storage.records import RoundRecord
+
+log = logging.getLogger(__name__)
+
+JUST_ASKED = 1.0
+"""Seconds after a message or press in which its chat is surely still there: a round that
+starts this soon does not ask Telegram first (one round trip less before the paid call)."""
+
+
+class RoundView:
+    """A RunListener that renders one manual round (a run of 1 x 1) in one chat."""
+
+    def __init__(
+        self, messenger: Messenger, *, group: bool, photo_message_id: int | None = None
+    ) -> None:
+        """`photo_message_id`: the message already showing the round (a resumed round)."""
+        self._messenger = messenger
+        self._group = group
+        self._photo_message_id = photo_message_id
+        self._image: bytes | None = None
+        self._created = time.monotonic()
+
+    async def progress(self, progress: RunProgress) -> None:
+        """When the round begins drawing, show the chat action (kept alive until the photo is
+        out; not a message either). A round that waited its turn first makes sure its chat is
+        still there: raises AudienceGone if it is gone, before anything is paid for."""
+        if progress.stage != "round":
+            return
+        if time.monotonic() - self._created < JUST_ASKED:
+            self._messenger.keep_chat_action()
+            return
+        await self._messenger.chat_action()
+        self._messenger.keep_chat_action(CHAT_ACTION_EVERY)
+
+    async def image_ready(self, round: RoundRecord, image: bytes) -> int | None:
+        """Send the photo, captioned "the critic is looking"; return its message id."""
+        await self._messenger.stop_chat_action()  # the photo is what it announced
+        self._image = image
+        message = await self._messenger.send_photo(round, image, ui.critiquing_caption(round), None)
+        if message is None:
+            return None
+        self._photo_message_id = message.message_id
+        return message.message_id
+
+    async def stop_chat_action(self) -> None:
+        await self._messenger.stop_chat_action()
+
+    async def finish(self, outcome: RunOutcome) -> None:
+        """Show how the round ended; always stops the chat action; never raises."""
+        await self._messenger.stop_chat_action()
+        last = outcome.last
+        if self._messenger.gone or last is None:
+            return
+        round = last.round
+        try:
+            if last.cancelled and self._photo_message_id is not None:
+                await self._edit_caption(round, ui.cancelled_caption(round), None)
+            elif last.cancelled:
+                await self._show_text(ui.cancelled_text(round), None)
+            elif round.image_sha is None:
+                await self._show_text(
+                    ui.failed_text(round, last.error), ui.retry_keyboard(round.id)
+                )
+            else:
+                caption = ui.round_caption(round, last.critique, last.error, self._group)
+                await self._show_round(round, caption)
+        except AudienceGone:
+            log.info("chat %s is gone; round %s not shown", self._messenger.chat_id, round.id)
+
+    async def _edit_caption(
+        self, round: RoundRecord, caption: str, keyboard: InlineKeyboardMarkup | None
+    ) -> bool:
+        """Edit the round photo's caption; return False if the photo message is not there."""
+        assert self._photo_message_id is not None
+        try:
+            await self._messenger.edit_caption(self._photo_message_id, caption, keyboard)
+        except BadRequest as error:
+            if is_not_modified(error):
+                return True
+            log.warning("could not caption round %s: %s", round.id, error)
+            return "not found" not in error.message.lower()
+        except TelegramError as error:
+            log.warning("could not caption round %s: %s", round.id, error)
+        return True
+
+    async def _show_round(self, round: RoundRecord, caption: str) -> None:
+        keyboard = ui.round_keyboard(round.id)
+        if self._photo_message_id is not None and await self._edit_caption(
+            round, caption, keyboard
+        ):
+            return
+        if self._image is None:
+            return
+        # The photo never arrived (or its message vanished): send it once more, complete.
+        await self._messenger.send_photo(round, self._image, caption, keyboard)
+
+    async def _show_text(self, text: str, keyboard: InlineKeyboardMarkup | None) -> None:
+        try:
+            await self._messenger.send_text(text, keyboard)
+        except TelegramError as error:
+            log.warning("could not show round result: %s", error)

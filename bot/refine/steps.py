@@ -1,0 +1,181 @@
+"""The two paid steps of every round, and what they need: drawing one image and checking it,
+and having the critic judge one image against the brief."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from bot.backends.base import (
+    Critic,
+    CritiqueRequest,
+    EarlierCritique,
+    GeneratedImage,
+    ImageGenerator,
+)
+from bot.backends.critique import Critique
+from bot.backends.errors import BadOutput
+from bot.backends.formats import ImageOptions
+from bot.images import ImageInfo, InvalidImage, critic_jpeg, prepare
+from bot.refine.errors import ReferenceExpired
+from bot.refine.models import Actor
+from bot.refine.pricing import estimate_cost
+from bot.refine.rules import EARLIER_CRITIQUES, critique_of, fidelity_first
+from storage.records import ChatSettings, SessionRecord, UsageEntry
+from storage.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Drawn:
+    """A drawn image that decoded, not stored yet, with what the critic sees of it."""
+
+    image: GeneratedImage
+    info: ImageInfo
+    jpeg: bytes  # what the critic sees
+    generate_ms: int
+    cost_usd: float | None
+
+    def usage(self, round_id: int, session: SessionRecord, actor: Actor) -> UsageEntry:
+        """Return the usage row that records what drawing the image cost."""
+        return UsageEntry(
+            round_id,
+            session.chat_id,
+            actor.user_id,
+            "image",
+            self.image.model,
+            self.image.usage,
+            self.cost_usd,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """A critique of an image (its usage already stored), and what it cost."""
+
+    critique: Critique
+    cost_usd: float | None
+    critique_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class CriticContext:
+    """What the critic sees of a round besides its image."""
+
+    earlier: tuple[EarlierCritique, ...]
+    reference_jpeg: bytes | None  # the product photo's small JPEG, for photo briefs
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """One image to judge: its round, the prompt it was drawn from and its critic's JPEG."""
+
+    session: SessionRecord
+    round_id: int
+    actor: Actor
+    prompt: str
+    jpeg: bytes
+    language: str | None
+
+
+class PaidSteps:
+    """Draws and judges images with the configured backends; stores the critic's usage."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        generator: ImageGenerator,
+        critic: Critic,
+        critic_max_side: int,
+        default_format: str,
+    ) -> None:
+        self._store = store
+        self._generator = generator
+        self._critic = critic
+        self._critic_max_side = critic_max_side
+        self._default_format = default_format
+
+    def image_options(self, settings: ChatSettings) -> ImageOptions:
+        """Return the image options a chat's settings ask for (configured defaults otherwise)."""
+        return ImageOptions(settings.image_format or self._default_format, settings.quality)
+
+    async def draw(
+        self,
+        prompt: str,
+        *,
+        seed: int | None,
+        reference: bytes | None,
+        options: ImageOptions,
+    ) -> Drawn:
+        """Draw one image and check it, making the critic's JPEG in the same decode; nothing
+        is stored. Raises BackendError (an image that does not decode is BadOutput)."""
+        started = time.monotonic()
+        try:
+            image = await self._generator.generate(
+                prompt, seed=seed, options=options, reference=reference
+            )
+            info, jpeg = await asyncio.to_thread(prepare, image.data, self._critic_max_side)
+        except InvalidImage as error:
+            raise BadOutput("image", str(error)) from error
+        elapsed = int((time.monotonic() - started) * 1000)
+        return Drawn(image, info, jpeg, elapsed, estimate_cost(image.model, image.usage))
+
+    async def judge(self, judgement: Judgement, context: CriticContext) -> Judged:
+        """Critique one image; store the critic's usage; return the critique with a low
+        product fidelity named first. Raises BackendError."""
+        started = time.monotonic()
+        session = judgement.session
+        result = await self._critic.critique(
+            CritiqueRequest(
+                brief=session.brief,
+                prompt=judgement.prompt,
+                image_jpeg=judgement.jpeg,
+                earlier=context.earlier,
+                reference_jpeg=context.reference_jpeg,
+                language=judgement.language,
+            )
+        )
+        cost = estimate_cost(result.model, result.usage)
+        await self._store.chats.record_usage(
+            UsageEntry(
+                judgement.round_id,
+                session.chat_id,
+                judgement.actor.user_id,
+                "critic",
+                result.model,
+                result.usage,
+                cost,
+            )
+        )
+        elapsed = int((time.monotonic() - started) * 1000)
+        return Judged(fidelity_first(result.critique), cost, elapsed)
+
+    async def critic_context(
+        self, session: SessionRecord, round_id: int, reference_jpeg: bytes | None
+    ) -> CriticContext:
+        """Return what the critic sees of the round besides its image: the session's last
+        EARLIER_CRITIQUES critiques of other rounds, and the product photo's JPEG."""
+        rounds = await self._store.rounds.of_session(session.id)
+        earlier = [
+            EarlierCritique(r.number, r.prompt, critique)
+            for r in rounds
+            if r.id != round_id and (critique := critique_of(r)) is not None
+        ]
+        return CriticContext(tuple(earlier[-EARLIER_CRITIQUES:]), reference_jpeg)
+
+    async def critic_image(self, image: bytes) -> bytes:
+        """Return the small JPEG of a stored image that the critic sees."""
+        return await asyncio.to_thread(critic_jpeg, image, self._critic_max_side)
+
+    async def reference_of(self, session: SessionRecord) -> bytes | None:
+        """Return the session's product photo (JPEG bytes), or None for a text brief.
+
+        Raises ReferenceExpired when the photo's file is gone.
+        """
+        if session.reference_sha is None:
+            return None
+        try:
+            return (await self._store.images.read(session.reference_sha))[1]
+        except LookupError:
+            raise ReferenceExpired() from None

@@ -1,0 +1,155 @@
+"""A round in the chat: its captions, its keyboards (Accept / Edit / Stop / Auto, or Retry),
+the texts of a round that failed or was cancelled, the Edit prompt, Stop's final caption and
+the toasts of the round buttons."""
+
+from __future__ import annotations
+
+from html import escape
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.backends.critique import Critique
+from bot.backends.errors import BackendError
+from bot.refine.models import Actor
+from bot.ui.callbacks import ACCEPT, AUTO, EDIT, RETRY, STOP, encode_callback
+from bot.ui.refusals import backend_error_text
+from bot.ui.text import CAPTION_LIMIT, TEXT_LIMIT, count_of, shorten, visible_length
+from storage.records import RoundRecord
+
+EDIT_PROMPT = (
+    "✏️ Send your own prompt for round {next_number}. The suggestion, to copy and change:\n"
+    "<pre>{suggestion}</pre>"
+)
+EDIT_PROMPT_GROUP = EDIT_PROMPT + "\n({who}reply to this message with your prompt.)"
+STOP_NOT_SENT = "The full-resolution image didn't go through. Press ⏹ Stop again to get it."
+SENDING_FULL_RESOLUTION = "Sending the full-resolution image…"
+"""Stop's toast."""
+NOTHING_TO_CANCEL = "Nothing is running right now."
+EDIT_CANCELLED = "✏️ Edit cancelled."
+
+_SUGGESTION_HEADING = "\n\nSuggested next prompt:\n"
+_CREDIT_VERBS = {
+    "accept": "accepted",
+    "edit": "edited",
+    "brief": "started",
+    "auto": "autopilot started",
+}
+
+
+def round_keyboard(round_id: int) -> InlineKeyboardMarkup:
+    """Return a round's keyboard: Accept / Edit / Stop, then 🔁 Auto on a row of its own."""
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("✅ Accept", callback_data=encode_callback(ACCEPT, round_id)),
+                InlineKeyboardButton("✏️ Edit", callback_data=encode_callback(EDIT, round_id)),
+                InlineKeyboardButton("⏹ Stop", callback_data=encode_callback(STOP, round_id)),
+            ],
+            [InlineKeyboardButton("🔁 Auto", callback_data=encode_callback(AUTO, round_id))],
+        ]
+    )
+
+
+def retry_keyboard(round_id: int) -> InlineKeyboardMarkup:
+    """Return the keyboard of a round that produced no image: one Retry button."""
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton("🔁 Retry", callback_data=encode_callback(RETRY, round_id))]]
+    )
+
+
+def working_on_round_toast(number: int) -> str:
+    """Return the toast of an Accept or Retry press that began round `number`."""
+    return f"Working on round {number}…"
+
+
+def _credit(round: RoundRecord, group: bool) -> str:
+    """Return ` · accepted by Ana` (in groups, for a round someone named acted on), or ''."""
+    if not group or not round.acted_by_name:
+        return ""
+    verb = _CREDIT_VERBS.get(round.action, "")
+    return f" · {verb} by {escape(round.acted_by_name)}" if verb else ""
+
+
+def critiquing_caption(round: RoundRecord) -> str:
+    """Return the caption the round's photo has while the critic looks at it."""
+    return f"<b>Round {round.number}</b> · 🔍 critiquing…"
+
+
+def round_caption(
+    round: RoundRecord,
+    critique: Critique | None,
+    error: BackendError | None = None,
+    group: bool = False,
+) -> str:
+    """Return the round's caption: score, what works, problems and the suggested revision.
+
+    Always fits Telegram's 1024-character caption limit: the suggestion is shortened last
+    (the full text is offered for copying when the user presses Edit).
+    """
+    header = f"<b>Round {round.number}</b>"
+    if critique is not None:
+        header += f" · {critique.score}/10"
+        if critique.fidelity is not None:
+            header += f" · product {critique.fidelity}/10"
+    header += _credit(round, group)
+    if critique is None:
+        note = backend_error_text(error) if error else "No critique for this round."
+        return header + "\n" + escape(note) + "\nAccept runs the same prompt again."
+
+    lines = [header]
+    lines += [f"✓ {escape(shorten(s, 120))}" for s in critique.strengths[:2]]
+    lines += [f"✗ {escape(shorten(p, 160))}" for p in critique.problems[:3]]
+    body = "\n".join(lines)
+    budget = CAPTION_LIMIT - visible_length(body) - len(_SUGGESTION_HEADING) - 2
+    suggestion = escape(shorten(critique.revised_prompt, max(budget, 40)))
+    caption = f"{body}{_SUGGESTION_HEADING}<i>{suggestion}</i>"
+    while visible_length(caption) > CAPTION_LIMIT and len(lines) > 1:
+        lines.pop()  # only when strengths/problems alone are huge
+        caption = "\n".join(lines) + f"{_SUGGESTION_HEADING}<i>{suggestion}</i>"
+    return caption
+
+
+def failed_text(round: RoundRecord, error: BackendError | None) -> str:
+    """Return the message shown when a round produced no image (it carries a Retry button)."""
+    if error is None or error.kind == "interrupted":
+        return f"⚠️ Round {round.number} was interrupted by a restart. Press Retry to run it again."
+    return f"⚠️ Round {round.number}: {escape(backend_error_text(error))}"
+
+
+def cancelled_caption(round: RoundRecord) -> str:
+    """Return the caption of a cancelled round's photo (its keyboard is removed)."""
+    return f"<b>Round {round.number}</b> · ⏹ cancelled"
+
+
+def cancelled_text(round: RoundRecord) -> str:
+    """Return the message of a round cancelled before it had a photo."""
+    return f"⏹ Round {round.number} cancelled."
+
+
+def stop_caption(round: RoundRecord, round_count: int) -> str:
+    """Return the one-line summary sent with the final full-resolution image."""
+    prefix = f"⏹ Done after {count_of(round_count, 'round')}. Kept round {round.number}. "
+    prefix += "Final prompt: "
+    budget = CAPTION_LIMIT - len(prefix)
+    return escape(prefix) + f"<i>{escape(shorten(round.prompt, budget))}</i>"
+
+
+def edit_prompt_text(
+    next_number: int, suggestion: str, group: bool, asked_by: Actor | None = None
+) -> str:
+    """Return the message asking for the user's own prompt, with the suggestion to copy;
+    it always fits Telegram's 4096-character limit.
+
+    In groups it names who pressed Edit (`asked_by`, a mention): Telegram opens the reply
+    field only for users a selective force-reply mentions.
+    """
+    template = EDIT_PROMPT_GROUP if group else EDIT_PROMPT
+    who = ""
+    if asked_by is not None and asked_by.user_id > 0:  # not an anonymous admin's group
+        who = f'<a href="tg://user?id={asked_by.user_id}">{escape(asked_by.name)}</a>, '
+    fixed = visible_length(template.format(next_number=next_number, suggestion="", who=who))
+    return template.format(
+        next_number=next_number,
+        suggestion=escape(shorten(suggestion, TEXT_LIMIT - fixed - 1)),
+        who=who,
+    )

@@ -1,0 +1,126 @@
+"""The database file, its one connection and the one worker thread every query runs on.
+
+All SQLite work runs on one dedicated worker thread, so the event loop never waits on disk and
+the single connection is never used by two threads at once. The parts of the store
+(storage/sessions.py, rounds.py, images.py, chats.py) hand this class a blocking function of
+their own (`run`), which reads with `one` / `all` / `count` and writes inside `transaction`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import sqlite_utils
+
+from storage.schema import migrate
+from storage.transactions import transaction
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+Params = Sequence[Any]
+"""Positional parameters of one SQL statement."""
+
+
+class Database:
+    """The store's SQLite connection and worker thread. Create it with `Database.open_sync`."""
+
+    def __init__(self, db: sqlite_utils.Database, data_dir: Path) -> None:
+        self._db = db
+        self._data_dir = data_dir
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+
+    @classmethod
+    def open_sync(cls, database_path: Path) -> Database:
+        """Open (creating if needed) the database file, owner-readable only (0600, in a 0700
+        folder if it makes one), in WAL mode with synchronous=NORMAL and foreign keys on,
+        migrated to the latest schema; return it. Blocking.
+
+        Raises sqlite3.Error if the file is not a usable database, OSError if it cannot be
+        created.
+        """
+        database_path = Path(database_path)
+        database_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not database_path.exists():
+            os.close(os.open(database_path, os.O_CREAT | os.O_WRONLY, 0o600))
+        conn = sqlite3.connect(database_path, check_same_thread=False, timeout=30)
+        conn.row_factory = sqlite3.Row
+        db = sqlite_utils.Database(conn)
+        db.enable_wal()
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        migrate(db)
+        return cls(db, database_path.parent)
+
+    @property
+    def data_dir(self) -> Path:
+        """The folder of the database file, where the image files live too."""
+        return self._data_dir
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run the blocking `fn(*args, **kwargs)` on the worker thread (after the work queued
+        before it); return what it returns, or raise what it raises."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Run the block's statements as one transaction: all of them are kept, or, if the
+        block raises, none (see storage/transactions.py). Worker thread only."""
+        with transaction(self._db):
+            yield
+
+    def execute(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
+        """Execute one statement; return its cursor. A write outside `transaction` is
+        committed on its own (sqlite-utils)."""
+        return self._db.execute(sql, params)
+
+    def execute_many(self, sql: str, rows: Iterable[Params]) -> None:
+        """Execute one statement once per parameter row, inside the open transaction."""
+        self._db.conn.executemany(sql, rows)
+
+    def one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        """Return the first row the statement gives, or None if it gives none."""
+        row: sqlite3.Row | None = self._db.execute(sql, params).fetchone()
+        return row
+
+    def all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        """Return every row the statement gives."""
+        rows: list[sqlite3.Row] = self._db.execute(sql, params).fetchall()
+        return rows
+
+    def count(self, sql: str, params: Params = ()) -> int:
+        """Return the first column of the one row a `SELECT COUNT(*) ...` (or any single
+        number) gives."""
+        row = self._db.execute(sql, params).fetchone()
+        return int(row[0])
+
+    def write(self, sql: str, params: Params = ()) -> None:
+        """Execute one write statement as its own transaction."""
+        with self.transaction():
+            self._db.execute(sql, params)
+
+    def write_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        """Execute one write statement (`... RETURNING *`) as its own transaction; return the
+        first row it gives, or None if it gives none."""
+        with self.transaction():
+            rows = self.all(sql, params)  # to the end: a write still stepping cannot commit
+        return rows[0] if rows else None
+
+    async def close(self) -> None:
+        """Finish the queued work, close the connection and stop the worker thread."""
+        await self.run(self._db.conn.close)
+        self._executor.shutdown(wait=True)
+
+    def close_sync(self) -> None:
+        """Blocking variant of `close`, outside any event loop (the CLI, benchmarks)."""
+        self._executor.submit(self._db.conn.close).result()
+        self._executor.shutdown(wait=True)

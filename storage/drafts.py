@@ -1,0 +1,61 @@
+"""The statements on drafts that other parts of the store compose into their own transactions.
+
+A draft is one image a round draws (a manual round draws one, an autopilot round several), with
+its own critique; the round keeps one of its drafts. The Rounds part (storage/rounds.py) owns
+the drafts' writes; these functions are the pieces a write spanning parts needs
+(`Store.save_draft_image`). Each runs on the store's worker, inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from storage.database import Database
+from storage.records import RoundStatus
+from storage.rows import found
+from storage.schema import now_iso
+
+ENDINGS = (RoundStatus.FAILED, RoundStatus.DONE)
+"""How a round or draft can end with an error: failed (no image) or done (an image, no
+critique)."""
+
+
+def check_ending(status: RoundStatus) -> None:
+    """Raise ValueError unless `status` is how a round or draft ends with an error."""
+    if status not in ENDINGS:
+        raise ValueError(f"a round or draft ends with an error as failed or done, not {status}")
+
+
+def insert_drafts(database: Database, round_id: int, seeds: Sequence[int | None], now: str) -> None:
+    """Insert the round's pending drafts, numbered from 1, one per seed, created at `now`."""
+    database.execute_many(
+        "INSERT INTO drafts (round_id, number, seed, status, created_at) VALUES (?, ?, ?, ?, ?)",
+        [
+            (round_id, number, seed, RoundStatus.PENDING, now)
+            for number, seed in enumerate(seeds, start=1)
+        ],
+    )
+
+
+def take_image(
+    database: Database, draft_id: int, *, sha: str, generate_ms: int, round_takes_it: bool
+) -> None:
+    """Inside the caller's transaction: the draft takes its drawn image `sha` and is to be
+    critiqued; with `round_takes_it`, its round takes the image too (image_at now) and the
+    draft is the round's kept one. Worker thread only.
+
+    Raises LookupError if there is no such draft (the caller's transaction then rolls back).
+    """
+    row = database.one(
+        "UPDATE drafts SET image_sha = ?, generate_ms = ?, status = ? WHERE id = ? "
+        "RETURNING round_id",
+        (sha, generate_ms, RoundStatus.CRITIQUING, draft_id),
+    )
+    round_id = int(found(row, f"draft {draft_id}")[0])
+    if round_takes_it:
+        database.execute("UPDATE drafts SET kept = 1 WHERE id = ?", (draft_id,))
+        database.execute(
+            "UPDATE rounds SET image_sha = ?, image_at = ?, generate_ms = ?, status = ? "
+            "WHERE id = ?",
+            (sha, now_iso(), generate_ms, RoundStatus.CRITIQUING, round_id),
+        )

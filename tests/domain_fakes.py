@@ -1,0 +1,101 @@
+"""In-process stand-ins for the domain tests: an image generator and a critic that answer at
+once (or when a test lets them), and a listener that records what a run told it. No HTTP, no
+Telegram: these test bot/refine/ through its facade on a real temporary SQLite store."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.backends.base import CritiqueRequest, CritiqueResult, GeneratedImage
+from bot.backends.critique import Critique
+from bot.backends.errors import BackendError
+from bot.backends.formats import ImageOptions
+from bot.refine.models import RunProgress
+from storage.records import RoundRecord
+from tests.fakes.pngs import solid_png
+
+Hook = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class FakeGenerator:
+    """Draws a small PNG of a new colour per call; `before` runs first on every call (a test
+    can look at the store there, or wait); `errors` are raised by the next calls, in order."""
+
+    model: str = "gpt-image-1"
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[BackendError] = field(default_factory=list)
+    before: Hook | None = None
+
+    async def generate(
+        self,
+        prompt: str,
+        *,
+        seed: int | None = None,
+        options: ImageOptions | None = None,
+        reference: bytes | None = None,
+    ) -> GeneratedImage:
+        self.calls.append({"prompt": prompt, "seed": seed, "reference": reference})
+        if self.before is not None:
+            await self.before()
+        if self.errors:
+            raise self.errors.pop(0)
+        shade = len(self.calls) % 250
+        return GeneratedImage(solid_png(64, 64, (shade, 40, 90)), self.model, {})
+
+    async def aclose(self) -> None:
+        return None
+
+
+@dataclass
+class FakeCritic:
+    """Scores in the order given (the last one again when they run out); `before` runs first on
+    every call; `errors` are raised by the next calls, in order."""
+
+    scores: list[int] = field(default_factory=lambda: [7])
+    model: str = "gpt-4.1-mini"
+    requests: list[CritiqueRequest] = field(default_factory=list)
+    errors: list[BackendError] = field(default_factory=list)
+    before: Hook | None = None
+
+    async def critique(self, request: CritiqueRequest) -> CritiqueResult:
+        self.requests.append(request)
+        if self.before is not None:
+            await self.before()
+        if self.errors:
+            raise self.errors.pop(0)
+        score = self.scores[min(len(self.requests), len(self.scores)) - 1]
+        critique = Critique(
+            score=score,
+            strengths=["the product is centred"],
+            problems=["the light is flat"],
+            revised_prompt=f"{request.prompt}, softer light",
+        )
+        return CritiqueResult(critique, self.model, {})
+
+    async def aclose(self) -> None:
+        return None
+
+
+@dataclass
+class RecordingListener:
+    """Records every progress stage and every image shown; `on_image` runs when one is shown
+    (a test checks the store there). Shown images get message ids 100, 101, ..."""
+
+    stages: list[str] = field(default_factory=list)
+    shown: list[RoundRecord] = field(default_factory=list)
+    on_image: Callable[[RoundRecord], Awaitable[None]] | None = None
+    on_progress: Callable[[RunProgress], Awaitable[None]] | None = None
+
+    async def progress(self, progress: RunProgress) -> None:
+        self.stages.append(progress.stage)
+        if self.on_progress is not None:
+            await self.on_progress(progress)
+
+    async def image_ready(self, round: RoundRecord, image: bytes) -> int | None:
+        self.shown.append(round)
+        if self.on_image is not None:
+            await self.on_image(round)
+        return 100 + len(self.shown) - 1
