@@ -149,6 +149,7 @@ def register_handlers(application: BotApplication) -> None:
         callbacks.STOP: round_buttons.stop,
         callbacks.RETRY: round_buttons.retry,
         callbacks.AUTO: round_buttons.auto,
+        callbacks.REDRAW: round_buttons.redraw,
         callbacks.HISTORY: browsing.history_page_button,
         callbacks.SESSION: browsing.session_button,
         callbacks.GALLERY: browsing.gallery_button,

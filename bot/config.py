@@ -76,6 +76,7 @@ class Settings(BaseSettings):
     stability_model: str = "sd3.5-large"
     stability_output_format: Literal["png", "jpeg", "webp"] = "jpeg"
     stability_image_strength: float = Field(default=0.6, ge=0.0, le=1.0)
+    stability_edit_strength: float = 0.45
 
     max_upload_mb: float = Field(default=20.0, gt=0, le=2000)
 
@@ -113,6 +114,17 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("stability_edit_strength")
+    @classmethod
+    def _edit_strength_range(cls, value: float) -> float:
+        # Stability's `strength` is [0 .. 1]; 0 would send the parent back unchanged.
+        if not 0 < value <= 1:
+            raise ValueError(
+                f"must be above 0 and at most 1 (how far an edit may move from the previous "
+                f"image; 0.45 by default), not {value:g}"
+            )
+        return value
 
     @field_validator("webhook_url")
     @classmethod

@@ -13,8 +13,8 @@ from bot.backends.openai_images import OpenAIImageGenerator
 from bot.backends.stability import StabilityImageGenerator
 from bot.config import Settings
 from bot.refine.history import ChatHistory
-from bot.refine.models import QuotaPolicy
-from bot.refine.service import AutopilotDefaults, RefineService
+from bot.refine.models import AutopilotDefaults, QuotaPolicy
+from bot.refine.service import RefineService
 from storage.store import Store
 
 
@@ -50,6 +50,7 @@ def build_generator(settings: Settings) -> ImageGenerator:
             settings.stability_output_format,
             settings.image_timeout,
             settings.stability_image_strength,
+            edit_strength=settings.stability_edit_strength,
         )
     assert settings.openai_api_key is not None  # checked by Settings
     client = make_client(

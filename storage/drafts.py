@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from storage.database import Database
-from storage.records import RoundStatus
+from storage.records import DraftPlan, RoundStatus
 from storage.rows import found
 from storage.schema import now_iso
 
@@ -26,23 +26,31 @@ def check_ending(status: RoundStatus) -> None:
         raise ValueError(f"a round or draft ends with an error as failed or done, not {status}")
 
 
-def insert_drafts(database: Database, round_id: int, seeds: Sequence[int | None], now: str) -> None:
-    """Insert the round's pending drafts, numbered from 1, one per seed, created at `now`."""
+def insert_drafts(database: Database, round_id: int, plans: Sequence[DraftPlan], now: str) -> None:
+    """Insert the round's pending drafts, numbered from 1, one per plan, created at `now`."""
     database.execute_many(
-        "INSERT INTO drafts (round_id, number, seed, status, created_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO drafts (round_id, number, seed, edit_of, instruction, status, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
         [
-            (round_id, number, seed, RoundStatus.PENDING, now)
-            for number, seed in enumerate(seeds, start=1)
+            (round_id, number, plan.seed, plan.edit_of, plan.instruction, RoundStatus.PENDING, now)
+            for number, plan in enumerate(plans, start=1)
         ],
     )
 
 
 def take_image(
-    database: Database, draft_id: int, *, sha: str, generate_ms: int, round_takes_it: bool
+    database: Database,
+    draft_id: int,
+    *,
+    sha: str,
+    generate_ms: int,
+    round_takes_it: bool,
+    redrawn_because: str | None = None,
 ) -> None:
     """Inside the caller's transaction: the draft takes its drawn image `sha` and is to be
     critiqued; with `round_takes_it`, its round takes the image too (image_at now) and the
-    draft is the round's kept one. Worker thread only.
+    draft is the round's kept one. With `redrawn_because`, an edit that was drawn afresh
+    instead: the draft is a redraw, noting why. Worker thread only.
 
     Raises LookupError if there is no such draft (the caller's transaction then rolls back).
     """
@@ -52,10 +60,17 @@ def take_image(
         (sha, generate_ms, RoundStatus.CRITIQUING, draft_id),
     )
     round_id = int(found(row, f"draft {draft_id}")[0])
+    if redrawn_because is not None:
+        database.execute(
+            "UPDATE drafts SET edit_of = NULL, instruction = NULL, kind_note = ? WHERE id = ?",
+            (redrawn_because, draft_id),
+        )
     if round_takes_it:
         database.execute("UPDATE drafts SET kept = 1 WHERE id = ?", (draft_id,))
         database.execute(
-            "UPDATE rounds SET image_sha = ?, image_at = ?, generate_ms = ?, status = ? "
-            "WHERE id = ?",
-            (sha, now_iso(), generate_ms, RoundStatus.CRITIQUING, round_id),
+            "UPDATE rounds SET image_sha = ?, image_at = ?, generate_ms = ?, status = ?, "
+            "edit_of = d.edit_of, instruction = d.instruction, kind_note = d.kind_note "
+            "FROM (SELECT edit_of, instruction, kind_note FROM drafts WHERE id = ?) AS d "
+            "WHERE rounds.id = ?",
+            (sha, now_iso(), generate_ms, RoundStatus.CRITIQUING, draft_id, round_id),
         )

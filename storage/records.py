@@ -70,6 +70,15 @@ class RoundRecord:
     fidelity: int | None = None
     autopilot_id: int | None = None
     draft_count: int | None = None
+    edit_of: int | None = None  # the round whose picture this one edited; None: a redraw
+    instruction: str | None = None  # the change an edit was asked to make
+    kind_note: str | None = None  # why it was drawn afresh although an edit was asked for
+
+    @property
+    def kind(self) -> str:
+        """ "edit" (the picture of round `edit_of`, changed as `instruction` says) or
+        "redraw" (a new picture from `prompt`)."""
+        return "redraw" if self.edit_of is None else "edit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +102,24 @@ class DraftRecord:
     created_at: str
     finished_at: str | None
     kept: int = 0  # 1 for the draft its round kept
+    edit_of: int | None = None  # the round whose picture this draft edits; None: a redraw
+    instruction: str | None = None  # the change the edit was asked to make
+    kind_note: str | None = None  # why it was drawn afresh although an edit was asked for
+
+    @property
+    def kind(self) -> str:
+        """ "edit" or "redraw", as for a round."""
+        return "redraw" if self.edit_of is None else "edit"
+
+
+@dataclass(frozen=True, slots=True)
+class DraftPlan:
+    """What one draft of a new round will draw: with `edit_of`, an edit of that round's
+    picture as `instruction` says; without, a new picture from the round's prompt."""
+
+    seed: int | None
+    edit_of: int | None = None
+    instruction: str | None = None
 
 
 class AutopilotStatus(StrEnum):
@@ -186,6 +213,7 @@ class SessionSummary:
     session: SessionRecord
     rounds: int
     best_score: int | None
+    edits: int = 0  # rounds that edited an earlier round's picture
 
 
 @dataclass(frozen=True, slots=True)

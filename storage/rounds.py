@@ -16,6 +16,7 @@ from storage.drafts import check_ending, insert_drafts
 from storage.records import (
     AutopilotStatus,
     ChatSettings,
+    DraftPlan,
     DraftRecord,
     RoundRecord,
     RoundStatus,
@@ -42,18 +43,21 @@ class Rounds:
         action: str,
         actor_id: int,
         actor_name: str,
-        seeds: Sequence[int | None],
+        drafts: Sequence[DraftPlan],
         autopilot_id: int | None = None,
     ) -> RoundRecord:
         """Record a new pending round of the session, numbered after its last, with one
-        pending draft per seed (numbered from 1, `draft_count` = how many), and touch the
-        session's updated_at, in one transaction; return the round.
+        pending draft per plan (numbered from 1, `draft_count` = how many), and touch the
+        session's updated_at, in one transaction; return the round. A round of one draft is
+        of that draft's kind from the start (an edit of `edit_of`, or a redraw); a round of
+        several takes the kind of the draft it keeps.
 
-        Raises ValueError if `seeds` is empty, sqlite3.IntegrityError if the session (or the
-        parent round, or the autopilot run) does not exist.
+        Raises ValueError if `drafts` is empty, sqlite3.IntegrityError if the session (or the
+        parent round, the round edited, or the autopilot run) does not exist.
         """
-        if not seeds:
+        if not drafts:
             raise ValueError("a round draws at least one draft")
+        only = drafts[0] if len(drafts) == 1 else DraftPlan(None)
 
         def work() -> RoundRecord:
             now = now_iso()
@@ -65,8 +69,9 @@ class Rounds:
                 row = found(
                     self._db.one(
                         "INSERT INTO rounds (session_id, parent_round_id, number, prompt, action, "
-                        "acted_by, acted_by_name, status, created_at, autopilot_id, draft_count) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                        "acted_by, acted_by_name, status, created_at, autopilot_id, draft_count, "
+                        "edit_of, instruction) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
                         (
                             session_id,
                             parent_id,
@@ -78,12 +83,14 @@ class Rounds:
                             RoundStatus.PENDING,
                             now,
                             autopilot_id,
-                            len(seeds),
+                            len(drafts),
+                            only.edit_of,
+                            only.instruction,
                         ),
                     ),
                     "round",
                 )
-                insert_drafts(self._db, int(row["id"]), seeds, now)
+                insert_drafts(self._db, int(row["id"]), drafts, now)
                 self._db.execute(
                     "UPDATE sessions SET updated_at = ? WHERE id = ?", (now, session_id)
                 )
@@ -198,7 +205,8 @@ class Rounds:
                     "UPDATE rounds SET image_sha = ?, "
                     "image_at = CASE WHEN image_sha IS NULL THEN ? ELSE image_at END, "
                     "generate_ms = ?, critique = ?, score = ?, fidelity = ?, critique_ms = ?, "
-                    "error_kind = ?, error = ?, status = ?, finished_at = ? "
+                    "error_kind = ?, error = ?, status = ?, finished_at = ?, "
+                    "edit_of = ?, instruction = ?, kind_note = ? "
                     "WHERE id = ? RETURNING *",
                     (
                         draft.image_sha,
@@ -212,6 +220,9 @@ class Rounds:
                         draft.error,
                         status,
                         now if done else None,
+                        draft.edit_of,
+                        draft.instruction,
+                        draft.kind_note,
                         round_id,
                     ),
                 )
@@ -223,18 +234,30 @@ class Rounds:
         self, round_id: int, *, status: RoundStatus, error_kind: str, error: str
     ) -> RoundRecord:
         """End the round with an error, finished now: `status` failed (it has no image) or
-        done (an image without a critique); return it.
+        done (an image without a critique); its unfinished drafts fail with it, in the same
+        transaction. Return the round.
 
         Raises LookupError if there is no such round, ValueError for any other status.
         """
         check_ending(status)
-        row = await self._db.run(
-            self._db.write_one,
-            "UPDATE rounds SET status = ?, error_kind = ?, error = ?, finished_at = ? "
-            "WHERE id = ? RETURNING *",
-            (status, error_kind, error, now_iso(), round_id),
-        )
-        return round_record(found(row, f"round {round_id}"))
+
+        def work() -> RoundRecord:
+            now = now_iso()
+            with self._db.transaction():
+                self._db.execute(
+                    "UPDATE drafts SET status = CASE WHEN image_sha IS NULL THEN ? ELSE ? END, "
+                    "error_kind = ?, error = ?, finished_at = ? "
+                    f"WHERE round_id = ? AND status IN {RUNNING_SQL}",
+                    (RoundStatus.FAILED, RoundStatus.DONE, error_kind, error, now, round_id),
+                )
+                row = self._db.one(
+                    "UPDATE rounds SET status = ?, error_kind = ?, error = ?, finished_at = ? "
+                    "WHERE id = ? RETURNING *",
+                    (status, error_kind, error, now, round_id),
+                )
+                return round_record(found(row, f"round {round_id}"))
+
+        return await self._db.run(work)
 
     async def cancel(self, round_id: int) -> RoundRecord:
         """Cancel the round and its unfinished drafts, finished now, in one transaction;

@@ -233,6 +233,19 @@ def _m007_every_round_has_drafts(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE rounds SET draft_count = 1 WHERE draft_count IS NULL")
 
 
+def _m008_edit_rounds(db: sqlite_utils.Database) -> None:
+    # A round (and each draft) is an edit of an earlier round's picture, or a redraw: the round
+    # edited, the instruction, and why an edit asked for became a redraw.
+    for table in ("rounds", "drafts"):
+        columns = db[table].columns_dict
+        if "edit_of" not in columns:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN edit_of INTEGER REFERENCES rounds(id)")
+        if "instruction" not in columns:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN instruction TEXT")
+        if "kind_note" not in columns:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN kind_note TEXT")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
@@ -243,6 +256,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (5, "reference photos, autopilot runs and their drafts", _m005_photos_and_autopilot),
     (6, "chats.migrated_from for groups upgraded to supergroups", _m006_chat_upgrades),
     (7, "a draft for every round (a manual round is one draft)", _m007_every_round_has_drafts),
+    (8, "edit rounds: edit_of, instruction, kind_note", _m008_edit_rounds),
 ]
 
 

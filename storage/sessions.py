@@ -89,14 +89,16 @@ class Sessions:
         newest first, with their round counts and best scores."""
         rows = await self._db.run(
             self._db.all,
-            "SELECT s.*, COUNT(r.id) AS n_rounds, MAX(r.score) AS best_score "
+            "SELECT s.*, COUNT(r.id) AS n_rounds, MAX(r.score) AS best_score, "
+            "COUNT(r.edit_of) AS n_edits "
             "FROM sessions s LEFT JOIN rounds r ON r.session_id = s.id "
             "WHERE s.chat_id = ? AND s.thread_id = ? "
             "GROUP BY s.id ORDER BY s.id DESC LIMIT ? OFFSET ?",
             (chat_id, thread_id, limit, offset),
         )
         return [
-            SessionSummary(session_record(row), row["n_rounds"], row["best_score"]) for row in rows
+            SessionSummary(session_record(row), row["n_rounds"], row["best_score"], row["n_edits"])
+            for row in rows
         ]
 
     async def count(self, chat_id: int, thread_id: int) -> int:

@@ -21,15 +21,12 @@ from storage.chats import Chats, insert_usage
 from storage.database import Database
 from storage.drafts import take_image
 from storage.images import Images
-from storage.legacy import LegacyReads, LegacyWrites
 from storage.records import ImageRecord, UsageEntry
 from storage.rounds import Rounds
 from storage.sessions import Sessions
 
 
-# The two Legacy* bases (storage/legacy.py) are the old flat API, deprecated:
-# to be removed when refine/ switches to the named writes.
-class Store(LegacyWrites, LegacyReads):
+class Store:
     """Async access to the bot's database and image files. Create it with `Store.open`."""
 
     def __init__(self, database: Database) -> None:
@@ -69,6 +66,7 @@ class Store(LegacyWrites, LegacyReads):
         usage: UsageEntry | None,
         generate_ms: int,
         round_takes_it: bool,
+        redrawn_because: str | None = None,
     ) -> ImageRecord:
         """Store the image a draft drew and everything that goes with it; return its record.
 
@@ -77,7 +75,8 @@ class Store(LegacyWrites, LegacyReads):
         generate_ms, status critiquing). With `round_takes_it` (a round showing its image as
         soon as it is drawn, e.g. a manual round) the draft's round takes it as well
         (image_sha, image_at now, generate_ms, status critiquing) and the draft is its kept
-        one: a crash never leaves a stored, paid image its round does not know.
+        one: a crash never leaves a stored, paid image its round does not know. With
+        `redrawn_because`, the draft (an edit drawn afresh instead) becomes a redraw noting why.
 
         Raises LookupError if there is no such draft, sqlite3.IntegrityError if the usage's
         round does not exist, OSError if the file cannot be written; then no row is kept.
@@ -92,6 +91,7 @@ class Store(LegacyWrites, LegacyReads):
                 sha=sha,
                 generate_ms=generate_ms,
                 round_takes_it=round_takes_it,
+                redrawn_because=redrawn_because,
             )
 
         return await self.images.save(data, mime=mime, width=width, height=height, also=within)

@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.backends.base import CritiqueRequest, CritiqueResult, GeneratedImage
 from bot.backends.critique import Critique
-from bot.backends.errors import BackendError
+from bot.backends.errors import BackendError, EditsUnsupported
 from bot.backends.formats import ImageOptions
 from bot.refine.models import RunProgress
 from storage.records import RoundRecord
@@ -21,13 +21,42 @@ Hook = Callable[[], Awaitable[None]]
 
 @dataclass
 class FakeGenerator:
-    """Draws a small PNG of a new colour per call; `before` runs first on every call (a test
-    can look at the store there, or wait); `errors` are raised by the next calls, in order."""
+    """Draws (or edits) a small PNG of a new colour per call; `before` runs first on every
+    call (a test can look at the store there, or wait); `errors` are raised by the next calls,
+    in order. With `edits=False` it is a server without an edits endpoint: the first edit
+    raises EditsUnsupported and `can_edit` turns False, as the real backends do."""
 
     model: str = "gpt-image-1"
     calls: list[dict[str, Any]] = field(default_factory=list)
     errors: list[BackendError] = field(default_factory=list)
     before: Hook | None = None
+    edits: bool = True
+    can_edit: bool = True
+
+    async def edit(
+        self,
+        prompt: str,
+        *,
+        instruction: str,
+        image: bytes,
+        reference: bytes | None = None,
+        seed: int | None = None,
+        options: ImageOptions | None = None,
+    ) -> GeneratedImage:
+        if not self.edits:
+            self.can_edit = False
+            raise EditsUnsupported("image", "HTTP 404 on /images/edits")
+        self.calls.append(
+            {
+                "kind": "edit",
+                "prompt": prompt,
+                "instruction": instruction,
+                "image": image,
+                "seed": seed,
+                "reference": reference,
+            }
+        )
+        return await self._drawn()
 
     async def generate(
         self,
@@ -37,7 +66,12 @@ class FakeGenerator:
         options: ImageOptions | None = None,
         reference: bytes | None = None,
     ) -> GeneratedImage:
-        self.calls.append({"prompt": prompt, "seed": seed, "reference": reference})
+        self.calls.append(
+            {"kind": "redraw", "prompt": prompt, "seed": seed, "reference": reference}
+        )
+        return await self._drawn()
+
+    async def _drawn(self) -> GeneratedImage:
         if self.before is not None:
             await self.before()
         if self.errors:
@@ -51,10 +85,12 @@ class FakeGenerator:
 
 @dataclass
 class FakeCritic:
-    """Scores in the order given (the last one again when they run out); `before` runs first on
-    every call; `errors` are raised by the next calls, in order."""
+    """Scores in the order given (the last one again when they run out), choosing `next_step`
+    (an edit comes with an instruction); `before` runs first on every call; `errors` are raised
+    by the next calls, in order."""
 
     scores: list[int] = field(default_factory=lambda: [7])
+    next_step: str = "redraw"
     model: str = "gpt-4.1-mini"
     requests: list[CritiqueRequest] = field(default_factory=list)
     errors: list[BackendError] = field(default_factory=list)
@@ -72,6 +108,10 @@ class FakeCritic:
             strengths=["the product is centred"],
             problems=["the light is flat"],
             revised_prompt=f"{request.prompt}, softer light",
+            next_step="edit" if self.next_step == "edit" else "redraw",
+            edit_instruction="Soften the light; keep everything else"
+            if self.next_step == "edit"
+            else None,
         )
         return CritiqueResult(critique, self.model, {})
 

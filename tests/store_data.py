@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from storage.records import DraftPlan
 from storage.store import Store
 from tests.fakes.pngs import solid_png
 
@@ -37,7 +38,7 @@ async def make_history(store: Store) -> History:
                 action="brief",
                 actor_id=1001,
                 actor_name="Ana",
-                seeds=[None],
+                drafts=[DraftPlan(None)],
             )
             await store.rounds.start(round.id)
             [draft] = await store.rounds.drafts(round.id)

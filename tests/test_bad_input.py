@@ -468,8 +468,8 @@ async def reply_to_a_round_photo_is_an_edit_of_it(world: World) -> None:
     round = await world.round_from("/new saree")
     world.telegram.user_sends_text(world.chat, world.ana, "saree, gold border", reply_to=round)
     second = await next_round(world.telegram, world.chat, after=round.message_id)
-    assert "Round 2" in second.plain
-    assert world.openai.requests_to("images")[-1].json["prompt"] == "saree, gold border"
+    assert "Round 2" in second.plain and "✎ edited" in second.plain
+    assert world.openai.edit_requests[-1].prompt == "saree, gold border"
 
 
 @case

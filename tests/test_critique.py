@@ -48,7 +48,9 @@ def test_schema_is_strict() -> None:
     schema = response_format["json_schema"]["schema"]
     assert response_format["json_schema"]["strict"] is True
     assert schema["additionalProperties"] is False
-    assert set(schema["required"]) == set(schema["properties"]) == {*GOOD, "fidelity"}
+    assert set(schema["required"]) == set(schema["properties"])
+    assert set(schema["properties"]) == {*GOOD, "fidelity", "next_step", "edit_instruction"}
+    assert schema["properties"]["next_step"]["enum"] == ["edit", "redraw"]
     nullable = {part.get("type") for part in schema["properties"]["fidelity"]["anyOf"]}
     assert nullable == {"integer", "null"}
     assert not any("default" in spec for spec in schema["properties"].values())

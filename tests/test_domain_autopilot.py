@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.refine.models import Actor, QuotaPolicy, Scope
-from bot.refine.service import AutopilotDefaults, RefineService
+from bot.refine.models import Actor, AutopilotDefaults, QuotaPolicy, Scope
+from bot.refine.service import RefineService
 from storage.records import AutopilotStatus, RoundStatus
 from storage.store import Store
 from tests.domain_fakes import FakeCritic, FakeGenerator, RecordingListener

@@ -37,6 +37,11 @@ def scripted_critic(scores: list[int], on_call: Any = None):
     return critic
 
 
+def paid_images(openai_fake) -> int:
+    """Images the run paid for: new pictures (generations) and edits of the best so far."""
+    return len(openai_fake.requests_to("images")) + len(openai_fake.requests_to("edits"))
+
+
 async def run_to_the_end(telegram, chat: dict, after: int = 0):
     """Wait for the plan message and the best image; return (progress message, best photo)."""
     progress = await next_text(telegram, chat, "Autopilot", after=after)
@@ -65,7 +70,7 @@ async def test_stops_at_the_threshold_with_one_progress_message(
     assert "reached the target score" in progress.plain and "Best: round 1 (8/10)" in progress.plain
     assert "Round 1 · 8/10" in best.plain
     assert [label for label in best.buttons[0]] == ["✅ Accept", "✏️ Edit", "⏹ Stop"]
-    assert best.buttons[1] == ["🔁 Auto"]
+    assert best.buttons[1] == ["🔁 Auto", "🎨 Redraw"]
     assert len(openai_fake.requests_to("images")) == 2
     # One progress message, edited; no stream of status messages.
     texts = [m for m in telegram.messages(ana_chat["id"]) if m.kind == "text"]
@@ -93,10 +98,12 @@ async def test_stops_when_two_rounds_do_not_improve_and_shows_the_best(
     assert "two rounds in a row did not improve" in progress.plain
     assert "Round 1 · 7/10" in best.plain  # the best, not the last (6/10)
     assert prompt_of(best.photo) == BRIEF
+    assert paid_images(openai_fake) == 6
+    # Each round's new picture continues from the previous round's suggestion; after round 1,
+    # each round also edits the best picture so far.
     images = openai_fake.requests_to("images")
-    assert len(images) == 6
-    # Each round continues from the previous round's suggestion.
-    assert [r.json["prompt"] for r in images[::2]] == [BRIEF + SUFFIX * n for n in range(3)]
+    assert [r.json["prompt"] for r in images] == [BRIEF, BRIEF, BRIEF + SUFFIX, BRIEF + SUFFIX * 2]
+    assert len(openai_fake.edit_requests) == 2
 
     # The best image's message id is stored just after it is shown.
     await telegram.wait_for(lambda: stored_message_ids(data_dir)[0] == best.message_id)
@@ -123,7 +130,7 @@ async def test_stops_after_n_rounds_and_returns_the_best_not_the_last(
     progress, best = await run_to_the_end(telegram, ana_chat)
     assert "all planned rounds done" in progress.plain
     assert "Round 2 · 7/10" in best.plain
-    assert len(openai_fake.requests_to("images")) == 6
+    assert paid_images(openai_fake) == 6
     store, _session, rounds = await session_of(data_dir, ana_chat["id"])
     assert [r.score for r in rounds] == [6, 7, 5]
     await store.close()
@@ -157,13 +164,13 @@ async def test_cancel_mid_autopilot_keeps_the_best_so_far(
     openai_fake.critic = scripted_critic([6, 5, 9, 9], on_call=slow_after_round_one)
     telegram.user_sends_text(ana_chat, ana, "/auto 3 " + BRIEF)
     progress = await next_text(telegram, ana_chat, "Autopilot")
-    await telegram.wait_for(lambda: len(openai_fake.requests_to("images")) == 4)
+    await telegram.wait_for(lambda: paid_images(openai_fake) == 4)
     telegram.user_sends_text(ana_chat, ana, "/cancel")
     best = await next_round(telegram, ana_chat, after=progress.message_id)
     progress = telegram.message(ana_chat["id"], progress.message_id)
     assert "cancelled" in progress.plain and "Best: round 1 (6/10)" in progress.plain
     assert "Round 1 · 6/10" in best.plain
-    assert len(openai_fake.requests_to("images")) == 4  # nothing started after /cancel
+    assert paid_images(openai_fake) == 4  # nothing started after /cancel
 
     store, _session, rounds = await session_of(data_dir, ana_chat["id"])
     assert [r.status for r in rounds] == [RoundStatus.DONE, RoundStatus.CANCELLED]
@@ -188,8 +195,10 @@ async def test_auto_button_and_auto_command_continue_a_round(
     progress, best = await run_to_the_end(telegram, ana_chat, after=round1.message_id)
     # The default critic scores 6, 7, 8 for the next rounds: 8 reaches the threshold.
     assert "Round 4 · 8/10" in best.plain and "reached the target score" in progress.plain
+    # Round 2 draws a new picture from round 1's suggestion and edits round 1's picture.
     prompts = [r.json["prompt"] for r in openai_fake.requests_to("images")]
-    assert prompts[1:3] == [BRIEF + SUFFIX] * 2
+    assert prompts[1] == BRIEF + SUFFIX
+    assert openai_fake.edit_requests[0].images[0] != b""
 
     # /auto 1 without a brief continues from the newest finished round of the chat.
     telegram.user_sends_text(ana_chat, ana, "/auto 1")
@@ -205,7 +214,10 @@ async def test_photo_on_autopilot_keeps_the_product(
     _progress, best = await run_to_the_end(telegram, ana_chat)
     edits = openai_fake.requests_to("edits")
     assert len(edits) == 4 and openai_fake.requests_to("images") == []
-    assert len({e.files["image"][0] for e in edits}) == 1
+    # Every request carries the product photo: round 1's new pictures as their one input,
+    # round 2's edit of the best picture as its second.
+    products = {e.images[-1] for e in openai_fake.edit_requests}
+    assert len(products) == 1
     assert all(len(c.images) == 2 for c in openai_fake.requests_to("chat"))
     assert "Round 2" in best.plain
 

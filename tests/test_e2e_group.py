@@ -35,9 +35,7 @@ async def test_team_steers_one_image_in_a_group(
     telegram.user_sends_text(group, ana, "blue canvas sneakers on concrete", reply_to=ask)
     round3 = await next_round(telegram, group, after=ask.message_id)
     assert "edited by Ana" in round3.plain
-    assert (
-        openai_fake.requests_to("images")[-1].json["prompt"] == "blue canvas sneakers on concrete"
-    )
+    assert openai_fake.edit_requests[-1].prompt == "blue canvas sneakers on concrete"
 
 
 async def test_edited_messages_start_nothing(telegram, openai_fake, bot, ana, ana_chat) -> None:

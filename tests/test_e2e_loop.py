@@ -56,15 +56,20 @@ async def test_accept_edit_stop_then_history(
     assert "Round 2" in round2.plain
     assert generated_prompts(openai_fake, stability_fake, backend)[-1] == BRIEF + SUGGESTION_SUFFIX
 
-    # Edit: the bot offers the suggestion to copy; the next message is the prompt.
+    # Edit: the bot offers a change to copy (fixing the critic's problems); the next message
+    # says what to change in round 2's picture.
     telegram.user_presses(ana_chat, ana, round2, "Edit")
     ask = await next_text(telegram, ana_chat, "Send your own prompt", after=round2.message_id)
-    assert "<pre>" in ask.text and BRIEF + SUGGESTION_SUFFIX * 2 in ask.plain
+    assert "<pre>" in ask.text and "Fix: lighting is flat" in ask.plain
     own = "black-purple Banarasi saree on white marble, gold jewellery, morning light"
     telegram.user_sends_text(ana_chat, ana, own)
     round3 = await next_round(telegram, ana_chat, after=ask.message_id)
-    assert generated_prompts(openai_fake, stability_fake, backend)[-1] == own
-    assert prompt_of(round3.photo) == own
+    if backend == "openai":  # the edit's prompt is the change itself
+        assert openai_fake.edit_requests[-1].prompt == own
+        assert prompt_of(round3.photo) == own
+    else:  # image-to-image from round 2's picture, described as it should be after the change
+        assert stability_fake.image_inputs[-1].prompt.endswith(own)
+        assert prompt_of(round3.photo).endswith(own)
 
     if backend == "stability":  # one seed per session keeps the composition between rounds
         seeds = {r.form["seed"] for r in stability_fake.requests}
@@ -76,7 +81,7 @@ async def test_accept_edit_stop_then_history(
     final = await telegram.wait_for(
         lambda: next((m for m in telegram.messages(chat_id) if m.document), None)
     )
-    assert prompt_of(final.document) == own
+    assert prompt_of(final.document) == prompt_of(round3.photo)
     assert Image.open(io.BytesIO(final.document)).size == Image.open(io.BytesIO(round3.photo)).size
     assert "3 rounds" in final.plain and own in final.plain
     await telegram.wait_for(

@@ -52,8 +52,11 @@ def fidelity_critic(fidelity: int):
 
 
 async def test_photo_brief_edits_the_real_product_and_keeps_it_every_round(
-    telegram, openai_fake, bot, ana, ana_chat, data_dir
+    telegram, openai_fake, bots, make_settings, ana, ana_chat, data_dir
 ) -> None:
+    # A model that takes input_fidelity (the installed SDK: gpt-image-1.5; omit it for
+    # gpt-image-2, the default).
+    await bots.start(make_settings(image_model="gpt-image-1.5"))
     openai_fake.critic = fidelity_critic(9)
     telegram.user_sends_photo(ana_chat, ana, product_photo(), caption=SCENE)
     round1 = await next_round(telegram, ana_chat)
@@ -80,15 +83,19 @@ async def test_photo_brief_edits_the_real_product_and_keeps_it_every_round(
     await next_round(telegram, ana_chat, after=ask.message_id)
     edits = openai_fake.requests_to("edits")
     assert len(edits) == 3 and openai_fake.requests_to("images") == []
-    assert [e.files["image"][0] for e in edits[1:]] == [edits[0].files["image"][0]] * 2
-    assert edits[-1].form["prompt"] == "on a walnut shelf"
+    # Round 2 is drawn from the photo again; round 3 (Edit) changes round 2's picture and
+    # sends the photo along as its second image.
+    product = openai_fake.edit_requests[0].images[0]
+    assert openai_fake.edit_requests[1].images == [product]
+    assert openai_fake.edit_requests[2].images[1] == product
+    assert edits[-1].form["prompt"].startswith("on a walnut shelf")
     assert all(len(c.images) == 2 for c in openai_fake.requests_to("chat"))
 
     store = await Store.open(data_dir / "refinebot.db")
     [summary] = await store.sessions.of_chat(ana_chat["id"], 0)
     assert summary.session.reference_sha is not None
     record, stored = await store.images.read(summary.session.reference_sha)
-    assert record.mime == "image/jpeg" and stored == edits[0].files["image"][0]
+    assert record.mime == "image/jpeg" and stored == product
     assert [r.fidelity for r in await store.rounds.of_session(summary.session.id)] == [9, 9, 9]
     await store.close()
 
@@ -223,10 +230,12 @@ async def test_a_deleted_product_photo_is_explained(
 
 
 async def test_a_model_without_input_fidelity_still_edits(
-    telegram, openai_fake, bot, ana, ana_chat
+    telegram, openai_fake, bots, make_settings, ana, ana_chat
 ) -> None:
     from tests.fakes.openai_server import OpenAIFault
 
+    # A server that refuses input_fidelity for a model the SDK says takes it.
+    await bots.start(make_settings(image_model="gpt-image-1.5"))
     refusal = OpenAIFault.bad_request(
         "Unknown parameter: 'input_fidelity'.", param="input_fidelity", code="unknown_parameter"
     )

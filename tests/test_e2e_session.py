@@ -34,7 +34,7 @@ async def test_restart_keeps_every_round_and_old_buttons_work(
     round3 = await next_round(telegram, ana_chat, after=ask.message_id)
     assert "Round 3" in round3.plain
     history = await history_of_latest_session(telegram, ana_chat, ana)
-    assert "R3 ← R1" in history.plain and "brass legs" in history.plain  # a branch
+    assert "R3 ✎ R1" in history.plain and "brass legs" in history.plain  # a branch: R1 edited
 
 
 async def test_double_press_starts_one_round(
@@ -235,7 +235,7 @@ async def test_updates_within_a_chat_stay_in_order(
     telegram.user_sends_text(ana_chat, ana, "tote bag, navy stripes")
     round2 = await next_round(telegram, ana_chat, after=round1.message_id)
     assert "Round 2" in round2.plain
-    assert openai_fake.requests_to("images")[-1].json["prompt"] == "tote bag, navy stripes"
+    assert openai_fake.edit_requests[-1].prompt == "tote bag, navy stripes"
 
 
 async def test_stop_on_a_pruned_image_keeps_the_session_usable(

@@ -58,7 +58,8 @@ async def test_three_group_triggers_and_ignored_chatter(
     telegram.user_sends_text(group, ana, "linen apron on a hook", reply_to=round1)
     round3 = await next_round(telegram, group, after=round2.message_id)
     assert "Round 2" in round3.plain and "edited by Ana" in round3.plain
-    assert len(openai_fake.requests_to("images")) == 3
+    assert len(openai_fake.requests_to("images")) == 2  # the reply edits round 1's picture
+    assert [e.prompt for e in openai_fake.edit_requests] == ["linen apron on a hook"]
     # Progress in groups costs no messages: each round is one photo answering whoever asked.
     assert not [c for c in telegram.calls_to("sendMessage") if c.params["chat_id"] == GROUP_ID]
     asked = [m.reply_to_message_id for m in (round1, round2, round3)]

@@ -40,3 +40,43 @@ async def test_eval_loop_runs_offline(tmp_path) -> None:
     assert json.loads((tmp_path / "results.json").read_text())["summary"] == summary
     for number in (1, 2, 3):
         assert (tmp_path / f"{number:02d}" / "report.html").exists()
+
+
+def test_strategy_comparison_figures() -> None:
+    from bench.eval_loop import compare
+
+    results = [
+        SessionResult("a", [5, 8, 7], 8, "rounds", 3, None, "edit", 8),
+        SessionResult("b", [6, 5], 6, "no_improvement", 2, None, "edit", 8),
+        SessionResult("a", [5, 6, 9], 9, "threshold", 3, None, "redraw", 8),
+    ]
+    edit, redraw = compare(results)
+    assert edit["strategy"] == "edit" and edit["sessions"] == 2
+    assert edit["final_score"] == 6.0 and edit["best_score"] == 7.0
+    assert edit["rounds_to_threshold"] == 2.0 and edit["reached_threshold"] == 0.5
+    assert edit["final_worse_than_round_1"] == 0.5
+    assert redraw["rounds_to_threshold"] == 3.0 and redraw["final_worse_than_round_1"] == 0.0
+
+
+async def test_eval_loop_compares_strategies_offline(tmp_path) -> None:
+    briefs = read_briefs()[:2]
+    results, summary = await evaluate(
+        briefs,
+        tmp_path,
+        fakes=True,
+        rounds=2,
+        drafts=1,
+        strategies=("redraw", "edit", "critic"),
+        progress=io.StringIO(),
+    )
+    assert [r.strategy for r in results] == ["redraw"] * 2 + ["edit"] * 2 + ["critic"] * 2
+    assert [row["strategy"] for row in summary["strategies"]] == ["redraw", "edit", "critic"]
+    page = (tmp_path / "results.md").read_text()
+    assert "| strategy | sessions | final score |" in page
+    # The edit strategy really edited: its second rounds are edits of the first.
+    for number in (1, 2):
+        report = json.loads((tmp_path / "edit" / f"{number:02d}" / "report.json").read_text())
+        if len(report["rounds"]) > 1:
+            assert report["rounds"][1]["kind"] == "edit"
+        redraw = json.loads((tmp_path / "redraw" / f"{number:02d}" / "report.json").read_text())
+        assert {r["kind"] for r in redraw["rounds"]} == {"redraw"}

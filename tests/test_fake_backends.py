@@ -17,7 +17,12 @@ from openai import AsyncOpenAI
 from PIL import Image
 
 from tests.fakes.faults import Fault
-from tests.fakes.openai_server import FakeOpenAI, OpenAIFault
+from tests.fakes.openai_server import (
+    MAX_EDIT_IMAGES,
+    MISSING_EDITS_ANSWERS,
+    FakeOpenAI,
+    OpenAIFault,
+)
 from tests.fakes.pngs import (
     image_size,
     prompt_of,
@@ -211,6 +216,117 @@ async def test_edit_rejects_upload_without_image_mimetype(client: AsyncOpenAI) -
     assert caught.value.code == "unsupported_file_mimetype"
 
 
+async def test_edit_takes_up_to_16_images_in_the_order_sent(
+    fake: FakeOpenAI, client: AsyncOpenAI
+) -> None:
+    blobs = [render_image(64 + 16 * i, 64, "jpeg") for i in range(MAX_EDIT_IMAGES + 1)]
+    uploads = [(f"{i}.jpg", blob, "image/jpeg") for i, blob in enumerate(blobs)]
+    await client.images.edit(
+        model="gpt-image-2.5-flare", image=uploads[:MAX_EDIT_IMAGES], prompt="combine"
+    )
+    [accepted] = fake.edit_requests
+    assert accepted.images == blobs[:MAX_EDIT_IMAGES] and accepted.field == "image[]"
+    assert accepted.prompt == "combine" and accepted.model == "gpt-image-2.5-flare"
+    assert accepted.record.status == 200
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.images.edit(model="gpt-image-2.5-flare", image=uploads, prompt="combine")
+    assert (caught.value.code, caught.value.param) == ("array_above_max_length", "image")
+    assert "maximum length 16, but got an array with length 17" in caught.value.message
+    assert fake.edit_requests[-1].images == blobs and fake.edit_requests[-1].record.status == 400
+
+
+@pytest.mark.parametrize(
+    ("model", "fidelity", "code"),
+    [
+        ("gpt-image-1.5", "high", None),
+        ("gpt-image-1.5", "low", None),
+        ("gpt-image-1", "high", None),
+        ("gpt-image-1-mini", "low", None),
+        ("gpt-image-1-mini", "high", "invalid_value"),
+        ("gpt-image-2", "low", "invalid_input_fidelity_model"),
+        ("gpt-image-2.5-flare", "high", "invalid_input_fidelity_model"),
+        ("dall-e-2", "high", "unknown_parameter"),
+        ("gpt-image-1.5", "max", "invalid_value"),
+    ],
+)
+async def test_edit_input_fidelity_follows_the_sdk_docs(
+    fake: FakeOpenAI,
+    client: AsyncOpenAI,
+    model: str,
+    fidelity: Any,
+    code: str | None,
+) -> None:
+    upload = ("draft.png", render_png(64, 64), "image/png")
+    if code is None:
+        await client.images.edit(model=model, image=upload, prompt="x", input_fidelity=fidelity)
+        assert fake.edit_requests[-1].fields["input_fidelity"] == fidelity
+        return
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.images.edit(model=model, image=upload, prompt="x", input_fidelity=fidelity)
+    assert (caught.value.code, caught.value.param) == (code, "input_fidelity")
+
+
+async def test_edit_needs_an_image_and_checks_an_optional_mask(
+    fake: FakeOpenAI, client: AsyncOpenAI
+) -> None:
+    auth = {"authorization": f"Bearer {fake.api_key}"}
+    async with httpx.AsyncClient(base_url=fake.base_url, headers=auth) as http:
+        response = await http.post(
+            "/images/edits", data={"prompt": "x", "model": "gpt-image-1.5"}, files={"n": "1"}
+        )
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "image"
+    assert fake.edit_requests[-1].images == [] and fake.edit_requests[-1].field == ""
+
+    draft = ("draft.png", render_png(64, 48), "image/png")
+    mask = solid_png(64, 48)
+    await client.images.edit(
+        model="gpt-image-1.5", image=draft, prompt="x", mask=("mask.png", mask, "image/png")
+    )
+    assert fake.edit_requests[-1].mask == mask
+    for wrong in (
+        ("m.jpg", render_image(64, 48, "jpeg"), "image/jpeg"),
+        ("m.png", solid_png(32, 32), "image/png"),
+    ):
+        with pytest.raises(openai.BadRequestError) as caught:
+            await client.images.edit(model="gpt-image-1.5", image=draft, prompt="x", mask=wrong)
+        assert caught.value.param == "mask"
+
+
+@pytest.mark.parametrize(
+    ("server", "status"),
+    [("openai", 404), ("ollama", 404), ("fastapi", 404), ("method_not_allowed", 405)],
+)
+async def test_missing_edits_route_answers_like_those_servers(
+    fake: FakeOpenAI, client: AsyncOpenAI, server: str, status: int
+) -> None:
+    fake.missing_edits = server
+    draft = render_png(64, 64)
+    with pytest.raises(openai.APIStatusError) as caught:
+        await client.images.edit(
+            model="gpt-image-1.5", image=("draft.png", draft, "image/png"), prompt="x"
+        )
+    assert caught.value.status_code == status
+    assert caught.value.body == MISSING_EDITS_ANSWERS[server].body or server == "openai"
+    [recorded] = fake.edit_requests
+    assert recorded.images == [draft] and recorded.record.status == status
+    assert (await client.images.generate(model="gpt-image-1.5", prompt="x")).data
+
+
+async def test_missing_edits_route_on_lm_studio_is_a_200_error(
+    fake: FakeOpenAI, client: AsyncOpenAI
+) -> None:
+    fake.missing_edits = "lmstudio"
+    raw = await client.images.with_raw_response.edit(
+        model="m", image=("draft.png", render_png(64, 64), "image/png"), prompt="x"
+    )
+    assert raw.status_code == 200
+    assert json.loads(raw.content) == {
+        "error": "Unexpected endpoint or method. (POST /v1/images/edits)"
+    }
+
+
 # --- OpenAI: chat -------------------------------------------------------------------------
 
 
@@ -228,11 +344,14 @@ async def test_chat_vision_with_json_schema(fake: FakeOpenAI, client: AsyncOpenA
     assert (choice.index, choice.finish_reason, choice.message.role) == (0, "stop", "assistant")
     assert choice.message.refusal is None
     critique = json.loads(choice.message.content or "")
-    assert critique == {
+    assert critique == {  # every field of the strict schema, nullable ones as null
         "score": 5,
+        "fidelity": None,
         "strengths": ["clear product shot"],
         "problems": ["lighting is flat", "background is busy"],
         "revised_prompt": "a red mug, softer studio lighting",
+        "next_step": "redraw",
+        "edit_instruction": None,
     }
     assert completion.usage is not None and completion.usage.total_tokens > 0
     (seen,) = fake.chat_images
@@ -532,6 +651,40 @@ async def test_stability_image_to_image(stability: FakeStability, http: httpx.As
         files={"none": ""},
     )
     assert response.status_code == 400
+
+
+async def test_stability_records_image_to_image_and_checks_its_fields(
+    stability: FakeStability, http: httpx.AsyncClient
+) -> None:
+    source = render_image(640, 480, "jpeg")
+    image = {"image": ("parent.jpeg", source, "image/jpeg")}
+    url = "/v2beta/stable-image/generate/sd3"
+    form = {"prompt": "on white", "mode": "image-to-image", "strength": "0.45", "seed": "7"}
+    assert (await http.post(url, data=form, files=image)).status_code == 200
+    [started] = stability.image_inputs
+    assert (started.endpoint, started.model, started.image) == ("sd3", "sd3.5-large", source)
+    assert (started.strength, started.prompt, started.seed) == (0.45, "on white", 7)
+
+    refused = [
+        ({**form, "aspect_ratio": "1:1"}, image, "aspect_ratio: only valid for text-to-image"),
+        ({"prompt": "x", "strength": "0.5"}, {"none": ""}, "strength: only valid for image-to"),
+        ({**form, "strength": "1.2"}, image, "strength: must be between 0 and 1"),
+        ({"prompt": "x", "mode": "image-to-image"}, image, "strength: required"),
+    ]
+    for data, files, message in refused:
+        response = await http.post(url, data=data, files=files)
+        assert response.status_code == 400
+        assert response.json()["errors"][0].startswith(message)
+    assert len(stability.image_inputs) == 1
+
+    ultra = await http.post(
+        "/v2beta/stable-image/generate/ultra", data={"prompt": "x", "strength": "0.3"}, files=image
+    )
+    assert ultra.status_code == 200
+    assert (stability.image_inputs[-1].endpoint, stability.image_inputs[-1].model) == (
+        "ultra",
+        None,
+    )
 
 
 @pytest.mark.parametrize(

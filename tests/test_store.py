@@ -16,6 +16,7 @@ import sqlite_utils
 from storage import schema
 from storage.records import (
     AutopilotStatus,
+    DraftPlan,
     DraftRecord,
     ImageRecord,
     RoundRecord,
@@ -54,7 +55,7 @@ async def new_round(
         action="brief",
         actor_id=1,
         actor_name="Ana",
-        seeds=list(seeds),
+        drafts=[DraftPlan(seed) for seed in seeds],
     )
 
 
@@ -275,7 +276,7 @@ async def test_session_and_rounds_survive_reopen(tmp_path) -> None:
         action="brief",
         actor_id=5,
         actor_name="Ana",
-        seeds=[None],
+        drafts=[DraftPlan(None)],
     )
     second = await store.rounds.create(
         session.id,
@@ -284,7 +285,7 @@ async def test_session_and_rounds_survive_reopen(tmp_path) -> None:
         action="accept",
         actor_id=5,
         actor_name="Ana",
-        seeds=[None],
+        drafts=[DraftPlan(None)],
     )
     assert (first.number, second.number, second.parent_round_id) == (1, 2, first.id)
     assert first.status is RoundStatus.PENDING
@@ -353,7 +354,7 @@ async def test_a_round_is_created_with_its_numbered_pending_drafts(store) -> Non
         action="auto",
         actor_id=1,
         actor_name="Ana",
-        seeds=[11, 22, None],
+        drafts=[DraftPlan(11), DraftPlan(22), DraftPlan(None)],
         autopilot_id=run.id,
     )
     assert (round.number, round.status, round.draft_count, round.autopilot_id) == (
@@ -377,7 +378,7 @@ async def test_a_round_is_created_with_its_numbered_pending_drafts(store) -> Non
             action="brief",
             actor_id=1,
             actor_name="Ana",
-            seeds=[],
+            drafts=[],
         )
 
 
@@ -394,7 +395,7 @@ async def test_creating_a_round_is_one_transaction(store, path) -> None:
             action="brief",
             actor_id=1,
             actor_name="Ana",
-            seeds=[None],
+            drafts=[DraftPlan(None)],
         )
     assert rows(path, "SELECT COUNT(*) FROM rounds") == [(0,)]
     assert (await store.sessions.get(session.id)).updated_at == session.updated_at
@@ -703,7 +704,7 @@ async def test_pending_edit_taken_once_and_matched_by_prompt(tmp_path) -> None:
         action="brief",
         actor_id=5,
         actor_name="Ana",
-        seeds=[None],
+        drafts=[DraftPlan(None)],
     )
     await store.chats.set_pending_edit(-100, 0, 5, round_id=round.id, prompt_message_id=77)
     assert await store.chats.take_pending_edit(-100, 0, 5, prompt_message_id=78) is None
@@ -728,35 +729,3 @@ async def test_usage_and_quota_counts_follow_a_group_upgraded_to_a_supergroup(st
     assert (usage.chat_id, usage.rounds, usage.images, usage.unpriced) == (-1005, 1, 0, 1)
     assert await store.chats.take_pending_edit(-1005, 0, 1) is not None
     assert await store.sessions.count(-1005, 0) == 1
-
-
-# --- the old flat API (storage/legacy.py): remove with it ---------------------------------------
-
-
-async def test_a_round_takes_its_image_in_the_transaction_that_stores_it(tmp_path) -> None:
-    # A paid image is never stored without its round pointing at it (a crash in between
-    # would make a restart call the round interrupted and Retry pay again), nor the reverse.
-    store = await Store.open(tmp_path / "bot.db")
-    session = await store.create_session(7, "private", 0, 1, "mug")
-    round = await store.create_round(session.id, None, "mug", "brief", 1, "Ana")
-    usage = UsageEntry(round.id, 7, 1, "image", "gpt-image-1", {"output_tokens": 9}, 0.01)
-    with pytest.raises(sqlite3.OperationalError):  # the round's part fails: nothing is kept
-        await store.save_image(
-            b"\x89PNG one", "image/png", 4, 3, usage, round_id=round.id, round_values={"x": 1}
-        )
-    assert (await store.get_round(round.id)).image_sha is None
-    with sqlite3.connect(tmp_path / "bot.db") as db:
-        assert db.execute("SELECT COUNT(*) FROM images").fetchone() == (0,)
-        assert db.execute("SELECT COUNT(*) FROM usage").fetchone() == (0,)
-    record = await store.save_image(
-        b"\x89PNG one",
-        "image/png",
-        4,
-        3,
-        usage,
-        round_id=round.id,
-        round_values={"status": RoundStatus.CRITIQUING},
-    )
-    kept = await store.get_round(round.id)
-    assert (kept.image_sha, kept.status) == (record.sha256, RoundStatus.CRITIQUING)
-    await store.close()

@@ -41,7 +41,10 @@ async def test_refine_writes_images_and_a_report(openai_fake, make_settings, tmp
         assert kept["score"] == entry["score"] == max(d["score"] for d in entry["drafts"])
         for draft in entry["drafts"]:
             image = (out / draft["file"]).read_bytes()
-            assert prompt_of(image) == entry["prompt"]
+            # A redraw is drawn from the round's prompt; an edit from its instruction.
+            assert prompt_of(image) == (draft["instruction"] or entry["prompt"])
+        if entry["number"] > 1:  # after round 1: an edit of the best picture and a redraw
+            assert sorted(d["kind"] for d in entry["drafts"]) == ["edit", "redraw"]
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(
         ["best.jpg", "report.html", "report.json"]
@@ -96,4 +99,6 @@ async def test_python_m_bot_refine_as_a_process(openai_fake, tmp_path) -> None:
     assert bad.returncode == 2 and "cannot read the photo" in bad.stderr
     too_many = await run_cli("refine", BRIEF, "--rounds", "99", env=env, cwd=tmp_path)
     assert too_many.returncode == 2 and "1 to 10 rounds" in too_many.stderr
-    assert len(openai_fake.requests_to("images")) == 4
+    # Only the good run paid: round 1's two new pictures, round 2's edit and new picture.
+    assert len(openai_fake.requests_to("images")) == 3
+    assert len(openai_fake.requests_to("edits")) == 1

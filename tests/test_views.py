@@ -16,6 +16,7 @@ from bot.ui.callbacks import (
     AUTO,
     EDIT,
     HISTORY,
+    REDRAW,
     ROUND_ACTIONS,
     SESSION_ACTIONS,
     SETTING,
@@ -130,11 +131,21 @@ def test_stop_caption_is_short_and_escaped() -> None:
     assert "3 rounds" in caption and "&lt;b&gt;" in caption
 
 
-def test_auto_button_on_its_own_row_and_its_code() -> None:
+def test_auto_and_redraw_buttons_on_the_second_row_and_their_codes() -> None:
     rows = round_keyboard(99).inline_keyboard
-    assert len(rows[0]) == 3 and [b.text for b in rows[1]] == ["🔁 Auto"]
-    assert rows[1][0].callback_data == "u:99"
+    assert len(rows[0]) == 3 and [b.text for b in rows[1]] == ["🔁 Auto", "🎨 Redraw"]
+    assert rows[1][0].callback_data == "u:99" and rows[1][1].callback_data == "w:99"
     assert decode_callback("u:99") == ButtonPress(AUTO, "99")
+    assert decode_callback("w:99") == ButtonPress(REDRAW, "99")
+
+
+def test_the_caption_says_how_the_round_was_made() -> None:
+    critique = Critique(score=7, strengths=[], problems=[], revised_prompt="p")
+    assert "↻ new picture" in round_caption(make_round(), critique)
+    edit = make_round(edit_of=1, parent_round_id=1, instruction="make it white")
+    assert "✎ edited" in round_caption(edit, critique)
+    redrawn = make_round(kind_note="picture_gone")
+    assert "the picture to edit is no longer stored" in round_caption(redrawn, critique)
 
 
 def test_caption_shows_product_fidelity() -> None:

@@ -23,7 +23,7 @@ class GeneratedImage:
 
 
 class ImageGenerator(Protocol):
-    """Draws one image for a prompt. Raises a `BackendError` subclass on failure.
+    """Draws one image for a prompt, or edits one. Raises a `BackendError` subclass on failure.
 
     `seed` asks for a repeatable composition where the provider supports one (Stability);
     others ignore it. `options` carry the chat's format preset and quality. `reference` is a
@@ -34,6 +34,12 @@ class ImageGenerator(Protocol):
 
     model: str
 
+    @property
+    def can_edit(self) -> bool:
+        """False once the server has answered that it has no edits endpoint (`edit` then
+        raises `EditsUnsupported` without a request); True until then."""
+        ...
+
     async def generate(
         self,
         prompt: str,
@@ -42,6 +48,27 @@ class ImageGenerator(Protocol):
         options: ImageOptions | None = None,
         reference: bytes | None = None,
     ) -> GeneratedImage: ...
+
+    async def edit(
+        self,
+        prompt: str,
+        *,
+        instruction: str,
+        image: bytes,
+        reference: bytes | None = None,
+        seed: int | None = None,
+        options: ImageOptions | None = None,
+    ) -> GeneratedImage:
+        """Return `image` changed as `instruction` says, keeping all it does not mention.
+
+        `image` is the picture to change (PNG, JPEG or WebP bytes: the bot's stored original
+        of the parent round, never a Telegram copy); `instruction` the imperative change ("make
+        the backdrop plain white"); `prompt` the full description of the picture after the
+        change, for backends that take a description rather than an instruction; `reference`
+        the user's product photo of a photo brief, whose product must stay exactly as in it.
+        Raises `EditsUnsupported` when the server has no edits endpoint.
+        """
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -69,6 +96,8 @@ class CritiqueRequest:
     earlier: tuple[EarlierCritique, ...] = ()
     reference_jpeg: bytes | None = None
     language: str | None = None  # IETF code the critique is written in; None: English
+    instruction: str | None = None  # the edit that made this draft (None: a redraw)
+    edits_in_a_row: int = 0  # edits in a row that led to this draft (it included)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -37,6 +37,23 @@ class Critique(BaseModel):
     revised_prompt: str = Field(
         description="The current prompt, changed only where the problems require."
     )
+    # Critiques stored before edit rounds existed parse as "redraw" without an instruction.
+    next_step: Literal["edit", "redraw"] = Field(
+        default="redraw",
+        description=(
+            "edit: change this picture (the problems are local: a colour, a missing or wrong "
+            "detail, the background, the light, text on the product); redraw: draw a new "
+            "picture from revised_prompt (the subject, framing or composition is wrong, or "
+            "repeated edits have degraded it)."
+        ),
+    )
+    edit_instruction: str | None = Field(
+        default=None,
+        description=(
+            "With next_step edit: one imperative instruction that fixes the problems and "
+            "names what must stay; otherwise null."
+        ),
+    )
 
     # Checked here rather than as schema keywords: strict structured outputs accept only a
     # subset of JSON Schema, and self-hosted servers accept even less.
@@ -49,6 +66,19 @@ class Critique(BaseModel):
         if len(value) > MAX_PROMPT_CHARS:
             raise ValueError(f"revised_prompt is longer than {MAX_PROMPT_CHARS} characters")
         return value
+
+    @field_validator("edit_instruction")
+    @classmethod
+    def _usable_instruction(cls, value: str | None) -> str | None:
+        value = (value or "").strip()
+        if len(value) > MAX_PROMPT_CHARS:
+            raise ValueError(f"edit_instruction is longer than {MAX_PROMPT_CHARS} characters")
+        return value or None
+
+    @property
+    def suggests_edit(self) -> bool:
+        """Whether the critic's next step is an edit of this picture, with its instruction."""
+        return self.next_step == "edit" and self.edit_instruction is not None
 
     @property
     def quality(self) -> int:

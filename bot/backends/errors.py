@@ -79,3 +79,11 @@ class Interrupted(BackendError):
     """The call never finished: the bot stopped or restarted while it ran."""
 
     kind = "interrupted"
+
+
+class EditsUnsupported(BackendError):
+    """The image server has no edits endpoint (it answered 404 or 405 there, as a server that
+    knows only /images/generations does), so neither an edit of an earlier round nor a photo
+    brief can be drawn on it. Remembered for the process: later edits fail at once."""
+
+    kind = "no_edits"

@@ -45,7 +45,18 @@ When fidelity is below 7, the first problem names what differs from the referenc
 - revised_prompt: the current prompt with the smallest changes that fix the problems you \
 listed. Keep its wording and everything the brief asks for; change or add only what the \
 problems require; do not rewrite it from scratch, do not add new ideas the brief did not ask \
-for, and do not undo fixes that earlier critiques made. At most 1000 characters."""
+for, and do not undo fixes that earlier critiques made. At most 1000 characters.
+- next_step: "edit" when what is right should be kept and the problems are local, so changing \
+this picture fixes them: a colour, a missing or wrong detail, the background, the light, text \
+on the product. "redraw" when the subject, framing or composition is wrong, or the picture is \
+past saving: a new picture is drawn from revised_prompt. Examples: "the backdrop should be \
+plain white" -> edit; "the necklace is missing" -> edit; "the saree is cropped off at the \
+waist" -> redraw; "it shows a handbag, not a saree" -> redraw. Each edit re-encodes the \
+picture: when several edits in a row led here and it looks degraded (blur, colour shift, \
+artefacts), choose redraw.
+- edit_instruction: with next_step "edit", one imperative instruction for the image editor \
+that fixes the problems and names what must stay, e.g. "Make the backdrop plain white; keep \
+the saree, the pose and the light exactly as they are." With "redraw", null."""
 
 
 def _tagged(name: str, text: str) -> str:
@@ -55,6 +66,12 @@ def _tagged(name: str, text: str) -> str:
 def build_user_text(request: CritiqueRequest) -> str:
     """Return the user message text: brief, current prompt and this session's earlier critiques."""
     parts = [_tagged("brief", request.brief), _tagged("current_prompt", request.prompt)]
+    if request.instruction is not None:
+        parts.append(_tagged("edit_applied", request.instruction))
+        parts.append(
+            f"This draft is an edit of the previous picture; {request.edits_in_a_row} edit(s) "
+            "in a row led to it."
+        )
     if request.earlier:
         lines = ["<earlier_critiques>"]
         for earlier in request.earlier:

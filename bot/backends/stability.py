@@ -5,6 +5,10 @@ With a reference photo the same generate endpoint runs image-to-image: `sd3` wit
 result may move away from the photo). `core` has no image input, so photo briefs with
 STABILITY_MODEL=core are drawn by sd3.5-large. The output takes the photo's aspect ratio.
 
+An edit of an earlier round is the same image-to-image call from the parent round's image,
+with its own, lower strength (STABILITY_EDIT_STRENGTH) and the full description of the wanted
+picture as the prompt: SD3 reads a description, not an instruction.
+
 The retry policy matches the openai SDK's: up to two retries of 429, 5xx, timeouts and
 connection errors, with exponential backoff from 0.5 s (capped at 8 s, with jitter), or the
 server's Retry-After when it gives one of at most a minute. Moderation is never retried.
@@ -42,7 +46,17 @@ MAX_RETRY_AFTER = 60.0
 
 
 REFERENCE_FALLBACK_MODEL = "sd3.5-large"
-"""The model that draws photo briefs when the configured one has no image input (core)."""
+"""The model that draws photo briefs and edits when the configured one has no image input
+(core)."""
+
+DEFAULT_STRENGTH = 0.6
+"""A photo brief's strength: high enough to change the scene around the product."""
+DEFAULT_EDIT_STRENGTH = 0.45
+"""An edit's strength (STABILITY_EDIT_STRENGTH; README, "Edits of a round"). Stability's API
+reference (v2beta generate/sd3): strength "controls how much influence the image parameter has
+on the generated image. A value of 0 would yield an image that is identical to the input. A
+value of 1 would be as if you passed in no image at all." Below half, the parent's
+composition, pose and light survive; a backdrop colour or a missing detail can still change."""
 
 
 def endpoint_for(model: str) -> tuple[str, str | None]:
@@ -104,7 +118,9 @@ class StabilityImageGenerator:
         model: str,
         output_format: str = "png",
         timeout: float = 180.0,
-        strength: float = 0.6,
+        strength: float = DEFAULT_STRENGTH,
+        *,
+        edit_strength: float = DEFAULT_EDIT_STRENGTH,
     ) -> None:
         self._client = client
         self._timeout = timeout
@@ -113,6 +129,13 @@ class StabilityImageGenerator:
         self._endpoint, self._model_field = endpoint_for(model)
         self._output_format = output_format
         self._strength = strength
+        self._edit_strength = edit_strength
+
+    @property
+    def can_edit(self) -> bool:
+        """Always True: every model edits, through image-to-image on the generate endpoints
+        (core's edits go to sd3.5-large)."""
+        return True
 
     async def generate(
         self,
@@ -133,10 +156,44 @@ class StabilityImageGenerator:
         async with deadline(self._timeout, "image"):
             return await self._generate(prompt, seed, reference, options)
 
+    async def edit(
+        self,
+        prompt: str,
+        *,
+        instruction: str,
+        image: bytes,
+        reference: bytes | None = None,
+        seed: int | None = None,
+        options: ImageOptions | None = None,
+    ) -> GeneratedImage:
+        """Return `image` redrawn towards `prompt`; raise a BackendError on any failure.
+
+        Image-to-image from `image` (the parent round's picture) at the edit strength, on the
+        endpoint `generate` uses for a photo (sd3 `mode=image-to-image`, ultra's `image`; core
+        goes to sd3.5-large), with the session's `seed`. The prompt is the full `prompt`: SD3
+        image-to-image is steered by a description of the wanted picture, so `instruction` is
+        not sent. The generate endpoints take one input image, so `reference` is not sent
+        either: the parent, drawn from the product photo, already carries the product. The
+        output keeps the parent's shape, so the format preset does not apply.
+        """
+        options = options or ImageOptions()
+        async with deadline(self._timeout, "image"):
+            return await self._generate(
+                prompt, seed, image, options, strength=self._edit_strength, upload_name="image"
+            )
+
     def _request(
-        self, prompt: str, seed: int | None, reference: bytes | None, options: ImageOptions
+        self,
+        prompt: str,
+        seed: int | None,
+        reference: bytes | None,
+        options: ImageOptions,
+        *,
+        strength: float | None = None,
+        upload_name: str = "product",
     ) -> tuple[str, str, dict[str, str], dict[str, Any]]:
-        """Return (endpoint, model, form fields, files) for one call."""
+        """Return (endpoint, model, form fields, files) for one call: text-to-image without
+        `reference`, else image-to-image from it at `strength` (default: the photo briefs')."""
         fields: dict[str, str] = {"prompt": prompt, "output_format": self._output_format}
         if seed is not None:
             fields["seed"] = str(seed)
@@ -152,17 +209,26 @@ class StabilityImageGenerator:
                     fields["output_format"] = "png"
             if endpoint == "sd3":
                 fields["mode"] = "image-to-image"
-            fields["strength"] = f"{self._strength:g}"
+            fields["strength"] = f"{self._strength if strength is None else strength:g}"
             mime = image_mime(reference)
-            files = {"image": (f"product.{mime.rpartition('/')[2]}", reference, mime)}
+            files = {"image": (f"{upload_name}.{mime.rpartition('/')[2]}", reference, mime)}
         if model_field:
             fields["model"] = model_field
         return endpoint, model, fields, files
 
     async def _generate(
-        self, prompt: str, seed: int | None, reference: bytes | None, options: ImageOptions
+        self,
+        prompt: str,
+        seed: int | None,
+        reference: bytes | None,
+        options: ImageOptions,
+        *,
+        strength: float | None = None,
+        upload_name: str = "product",
     ) -> GeneratedImage:
-        endpoint, model, fields, files = self._request(prompt, seed, reference, options)
+        endpoint, model, fields, files = self._request(
+            prompt, seed, reference, options, strength=strength, upload_name=upload_name
+        )
         headers = {"authorization": f"Bearer {self._api_key}", "accept": "image/*"}
         url = f"/v2beta/stable-image/generate/{endpoint}"
         for attempt in range(MAX_RETRIES + 1):

@@ -112,11 +112,13 @@ async def refine_to_directory(
     photo: bytes | None = None,
     rounds: int | None = None,
     drafts: int | None = None,
+    strategy: str = "critic",
     progress_out: TextIO | None = None,
     on_start: Any = None,
 ) -> RefineResult:
-    """Run the autopilot on the brief (and product photo) with the configured backends;
-    write every image, report.json and report.html into `out_dir`; return the result.
+    """Run the autopilot on the brief (and product photo) with the configured backends, its
+    drafts made as `strategy` says (critic, edit or redraw: bot/refine/rules.py); write every
+    image, report.json and report.html into `out_dir`; return the result.
 
     Raises InvalidImage for an unusable photo and RefineError for a bad brief or plan.
     `on_start(cancel)` is called with a coroutine function that cancels the run (Ctrl-C).
@@ -141,6 +143,7 @@ async def refine_to_directory(
                 reference=reference,
                 rounds=rounds,
                 drafts=drafts,
+                strategy=strategy,
             )
             if on_start is not None:
                 on_start(lambda: refine.cancel(TERMINAL_SCOPE, TERMINAL_ACTOR))
@@ -199,6 +202,8 @@ async def _write_results(
             "threshold": outcome.plan.threshold,
             "max_images": outcome.plan.max_images,
         },
+        "strategy": outcome.plan.strategy,
+        "wins": outcome.wins,
         "stop_reason": outcome.stop_reason,
         "error": str(outcome.error) if outcome.error else None,
         "images": outcome.images,
@@ -226,6 +231,8 @@ async def _round_report(result: RoundOutcome, write: ImageWriter) -> dict[str, A
     critique = result.critique
     return {
         "number": round.number,
+        "kind": round.kind,
+        "edit_of": round.edit_of,
         "prompt": round.prompt,
         "status": str(round.status),
         "score": round.score,
@@ -247,6 +254,8 @@ async def _draft_report(outcome: DraftOutcome, file: str | None) -> dict[str, An
     draft, critique = outcome.draft, outcome.critique
     return {
         "number": draft.number,
+        "kind": draft.kind,
+        "instruction": draft.instruction,
         "seed": draft.seed,
         "status": str(draft.status),
         "file": file,

@@ -43,9 +43,20 @@ log = logging.getLogger(__name__)
 
 @press_handler
 async def accept(update: Update, context: BotContext, press: ButtonPress, scope: Scope) -> None:
-    """✅ Accept: the next round, from the pressed round's suggested prompt."""
+    """✅ Accept: the next round as the pressed round's critique suggests (an edit of its
+    picture, or a new picture from the revised prompt)."""
     refine = context.services.refine
     pending = await refine.begin_accept(press.number, scope, actor_of(update))
+    assert pending.round is not None  # a manual round is stored as pending at once
+    launch(update, context, pending)
+    await answer_quietly(query_of(update), working_on_round_toast(pending.round.number))
+
+
+@press_handler
+async def redraw(update: Update, context: BotContext, press: ButtonPress, scope: Scope) -> None:
+    """🎨 Redraw: a new picture (a fresh composition) from the pressed round's suggestion."""
+    refine = context.services.refine
+    pending = await refine.begin_redraw(press.number, scope, actor_of(update))
     assert pending.round is not None  # a manual round is stored as pending at once
     launch(update, context, pending)
     await answer_quietly(query_of(update), working_on_round_toast(pending.round.number))

@@ -64,6 +64,36 @@ async def continuable(
     return round, session, settings
 
 
+async def retryable(
+    store: Store, round_id: int, scope: Scope, actor: Actor
+) -> tuple[RoundRecord, SessionRecord, ChatSettings]:
+    """Return the round, its session and the chat's settings if the actor may retry the
+    round (it drew no image). Raises RoundNotFound, SessionStopped, RoundNotReady or
+    NotYourSession."""
+    round, session, settings = await round_in_scope(store, round_id, scope)
+    if session.status is SessionStatus.STOPPED:
+        raise SessionStopped()
+    if round.status is not RoundStatus.FAILED:
+        raise RoundNotReady()
+    check_press_policy(session, settings, actor)
+    return round, session, settings
+
+
+def keepable(
+    round: RoundRecord, session: SessionRecord, settings: ChatSettings, actor: Actor
+) -> bool:
+    """Check the actor may end the session keeping the round; return whether the session
+    already ended keeping it (Stop again re-delivers it). Raises SessionStopped,
+    RoundNotReady or NotYourSession."""
+    again = session.status is SessionStatus.STOPPED and session.chosen_round_id == round.id
+    if not again:
+        ensure_continuable(round, session)
+    check_press_policy(session, settings, actor)
+    if round.image_sha is None:
+        raise RoundNotReady()
+    return again
+
+
 async def check_quota(store: Store, quota: QuotaPolicy, scope: Scope, actor: Actor) -> None:
     """Raise QuotaExceeded if the actor (or the chat) has used today's rounds."""
     exempt = quota.exempt_user_ids is None or actor.user_id in quota.exempt_user_ids

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from bot.backends.errors import BackendError, BadOutput, Internal, Interrupted
-from bot.refine.errors import AudienceGone, QuotaExceeded, ReferenceExpired
+from bot.backends.errors import BackendError, Internal, Interrupted
+from bot.refine.drafts import DraftMaker
+from bot.refine.errors import AudienceGone, QuotaExceeded
 from bot.refine.models import (
     DraftOutcome,
     PendingRun,
@@ -35,6 +36,7 @@ from bot.refine.models import (
     RunOutcome,
     RunProgress,
 )
+from bot.refine.reports import log_round_end, log_run_end
 from bot.refine.rules import (
     PATIENCE,
     RUN_STATUS,
@@ -47,10 +49,11 @@ from bot.refine.rules import (
     STOP_THRESHOLD,
     best_draft,
     critique_of,
-    draft_seed,
+    draft_plans,
     quality_of,
 )
-from bot.refine.steps import CriticContext, Drawn, Judged, Judgement, PaidSteps
+from bot.refine.steps import CriticContext, PaidSteps
+from bot.refine.tasks import background, notify
 from storage.records import AutopilotStatus, DraftRecord, RoundRecord, RoundStatus
 from storage.store import Store
 
@@ -83,11 +86,9 @@ class Runner:
         self._open: RoundRecord | None = pending.round  # a round begun and not ended yet
         self._best_quality: int | None = quality_of(pending.start)
         self._best: RoundRecord | None = pending.start if self._best_quality is not None else None
-        self._images = 0
-        self._costs: list[float] = []
+        self._drafts = DraftMaker(store=store, steps=steps, pending=pending, listener=listener)
         self._error: BackendError | None = None
         self._gone = False
-        self._reference: bytes | None = None
         self._reference_jpeg: asyncio.Task[bytes | None] | None = None
 
     # --- the run ------------------------------------------------------------------------------
@@ -96,9 +97,9 @@ class Runner:
         """Run rounds until a stop rule holds; return the stop reason."""
         pending, plan = self._pending, self._plan
         try:
-            await _notify(self._listener.progress(self._progress("start")))
-            self._reference = await self._steps.reference_of(pending.session)
-            self._reference_jpeg = _background(self._small_reference())
+            await notify(self._listener.progress(self._progress("start")))
+            self._drafts.reference = await self._steps.reference_of(pending.session)
+            self._reference_jpeg = background(self._small_reference())
             parent = pending.start
             prompt = pending.round.prompt if pending.round else _first_prompt(pending)
             stale = 0
@@ -116,13 +117,13 @@ class Runner:
                     self._error = result.error
                     if self._best is None and result.round.image_sha is not None:
                         self._best = result.round  # an image, even unjudged, beats none
-                    await _notify(self._listener.progress(self._progress("done", index)))
+                    await notify(self._listener.progress(self._progress("done", index)))
                     return STOP_ERROR
                 if self._best_quality is None or critique.quality > self._best_quality:
                     self._best, self._best_quality, stale = result.round, critique.quality, 0
                 else:
                     stale += 1
-                await _notify(self._listener.progress(self._progress("done", index, result.round)))
+                await notify(self._listener.progress(self._progress("done", index, result.round)))
                 if plan.threshold is not None and self._best_quality >= plan.threshold:
                     return STOP_THRESHOLD
                 if stale >= PATIENCE:
@@ -137,17 +138,17 @@ class Runner:
                 self._reference_jpeg.cancel()
 
     async def _small_reference(self) -> bytes | None:
-        if self._reference is None:
+        if self._drafts.reference is None:
             return None
-        return await self._steps.critic_image(self._reference)
+        return await self._steps.critic_image(self._drafts.reference)
 
     async def _round(self, index: int, parent: RoundRecord | None, prompt: str) -> RoundOutcome:
         """Draw and judge the round's drafts in parallel; keep the best; return the round."""
         round = await self._begin_round(index, parent, prompt)
         finished: list[DraftOutcome] = []
-        context = _background(self._critic_context(round))
+        context = background(self._critic_context(round))
         try:
-            await _notify(self._listener.progress(self._progress("round", index, round)))
+            await notify(self._listener.progress(self._progress("round", index, round)))
             drafts = await self._store.rounds.drafts(round.id)
             async with asyncio.TaskGroup() as group:
                 tasks = [
@@ -171,7 +172,13 @@ class Runner:
         if index == 1 and pending.round is not None:
             round_id = pending.round.id
         else:
-            seeds = [draft_seed(pending.session.id, n) for n in range(1, self._plan.drafts + 1)]
+            drafts = draft_plans(
+                session_id=pending.session.id,
+                drafts=self._plan.drafts,
+                strategy=self._plan.strategy,
+                source=self._best,
+                can_edit=self._steps.can_edit,
+            )
             created = await self._store.rounds.create(
                 pending.session.id,
                 parent_id=parent.id if parent else None,
@@ -179,7 +186,7 @@ class Runner:
                 action="auto",
                 actor_id=pending.actor.user_id,
                 actor_name=pending.actor.name,
-                seeds=seeds,
+                drafts=drafts,
                 autopilot_id=pending.run.id if pending.run else None,
             )
             round_id = created.id
@@ -203,139 +210,15 @@ class Runner:
         context: Awaitable[CriticContext],
         finished: list[DraftOutcome],
     ) -> DraftOutcome:
-        outcome = await self._draw_and_judge(round, draft, context)
+        outcome = await self._drafts.draw_and_judge(round, draft, context)
         finished.append(outcome)
         try:
-            await _notify(
+            await notify(
                 self._listener.progress(self._progress("draft", index, round, len(finished)))
             )
         except AudienceGone:  # not raised here: it would cancel the other drafts' critiques
             self._gone = True
         return outcome
-
-    async def _draw_and_judge(
-        self, round: RoundRecord, draft: DraftRecord, context: Awaitable[CriticContext]
-    ) -> DraftOutcome:
-        """Draw the draft, store it (its round takes it at once when the plan shows each
-        image, and it is shown while the critic looks), judge it; return how it ended. A
-        failure of either step ends the draft, never the run."""
-        pending = self._pending
-        try:
-            try:
-                drawn = await self._steps.draw(
-                    round.prompt,
-                    seed=draft.seed,
-                    reference=self._reference,
-                    options=self._steps.image_options(pending.settings),
-                )
-            except Exception as failure:
-                return await self._draft_failed(draft, failure, "image")
-            # The critic starts on the checked image at once; storing and showing it run
-            # alongside (the photo still goes out only once the image is stored).
-            judging = _background(self._judge(round, drawn.jpeg, context))
-            try:
-                try:
-                    draft = await self._store_drawn(round, draft, drawn)
-                except Exception as failure:
-                    return await self._draft_failed(draft, failure, "image")
-                shown = None
-                if self._plan.shows_each_image:
-                    shown = asyncio.create_task(self._show(round, draft, drawn.image.data))
-                try:
-                    return await self._critiqued(draft, judging, drawn.cost_usd)
-                finally:
-                    if shown is not None:
-                        await shown
-            finally:
-                judging.cancel()  # only if storing failed or the draft was cancelled
-        except asyncio.CancelledError:
-            await asyncio.shield(self._store.rounds.cancel_draft(draft.id))
-            raise
-
-    async def _store_drawn(
-        self, round: RoundRecord, draft: DraftRecord, drawn: Drawn
-    ) -> DraftRecord:
-        """Store the drawn image and its usage (the round takes it too when the plan shows
-        each image); return the draft as stored."""
-        pending = self._pending
-        image = await self._store.save_draft_image(
-            draft.id,
-            data=drawn.image.data,
-            mime=drawn.info.mime,
-            width=drawn.info.width,
-            height=drawn.info.height,
-            usage=drawn.usage(round.id, pending.session, pending.actor),
-            generate_ms=drawn.generate_ms,
-            round_takes_it=self._plan.shows_each_image,
-        )
-        self._images += 1
-        self._spent(drawn.cost_usd)
-        return replace(
-            draft,
-            image_sha=image.sha256,
-            generate_ms=drawn.generate_ms,
-            status=RoundStatus.CRITIQUING,
-        )
-
-    async def _judge(
-        self, round: RoundRecord, jpeg: bytes, context: Awaitable[CriticContext]
-    ) -> Judged:
-        pending = self._pending
-        language = pending.settings.language or pending.actor.language
-        judgement = Judgement(
-            pending.session, round.id, pending.actor, round.prompt, jpeg, language
-        )
-        return await self._steps.judge(judgement, await context)
-
-    async def _critiqued(
-        self, draft: DraftRecord, judging: Awaitable[Judged], spent: float | None
-    ) -> DraftOutcome:
-        """Store the critique `judging` brings on the drawn draft; return how it ended (a
-        critic failure leaves the draft done without a critique). `spent`: the image's cost."""
-        try:
-            judged = await judging
-        except Exception as failure:
-            return await self._draft_failed(draft, failure, "critic", spent)
-        self._spent(judged.cost_usd)
-        critique = judged.critique
-        draft = await self._store.rounds.critique_draft(
-            draft.id,
-            critique=critique.model_dump_json(),
-            score=critique.score,
-            fidelity=critique.fidelity,
-            critique_ms=judged.critique_ms,
-        )
-        costs = [c for c in (spent, judged.cost_usd) if c is not None]
-        return DraftOutcome(draft, critique, cost_usd=sum(costs) if costs else None)
-
-    async def _draft_failed(
-        self, draft: DraftRecord, failure: Exception, step: str, spent: float | None = None
-    ) -> DraftOutcome:
-        """End the draft with the failure of its `step` ("image" or "critic"); return it."""
-        error = _backend_error(failure, step)
-        log.warning("round %s draft %s: %s failed: %s", draft.round_id, draft.number, step, error)
-        draft = await self._store.rounds.fail_draft(
-            draft.id,
-            status=RoundStatus.DONE if draft.image_sha else RoundStatus.FAILED,
-            error_kind=error.kind,
-            error=str(error),
-        )
-        return DraftOutcome(draft, error=error, cost_usd=spent)
-
-    async def _show(self, round: RoundRecord, draft: DraftRecord, image: bytes) -> None:
-        """Show the stored image and store the id of the message that shows it (so a restart
-        finishes that message, not a new one). A chat that is gone only loses the show: the
-        critique is under way and the round is stored either way."""
-        shown = replace(
-            round, image_sha=draft.image_sha, generate_ms=draft.generate_ms, status=draft.status
-        )
-        try:
-            message_id = await _notify(self._listener.image_ready(shown, image))
-        except AudienceGone:
-            log.info("round %s: chat is gone; the image was not shown", round.id)
-            return
-        if message_id is not None:
-            await self._store.rounds.shown(round.id, message_id)
 
     # --- the end of a round -------------------------------------------------------------------
 
@@ -416,12 +299,14 @@ class Runner:
             return STOP_ERROR
         try:
             if round.message_id is None:
-                message_id = await _notify(self._listener.image_ready(round, image))
+                message_id = await notify(self._listener.image_ready(round, image))
                 if message_id is not None:
                     round = await self._store.rounds.shown(round.id, message_id)
             jpeg = await self._steps.critic_image(image)
             context = self._resumed_context(round)
-            outcome = await self._critiqued(kept, self._judge(round, jpeg, context), None)
+            outcome = await self._drafts.critiqued(
+                kept, self._drafts.judge(round, kept, jpeg, context), None
+            )
         except AudienceGone:
             await self._cancel_open()
             return STOP_GONE
@@ -466,8 +351,7 @@ class Runner:
                 stop_reason=reason,
                 best_round_id=best.id if best else None,
             )
-            self._log_run_end(reason, best)
-        return RunOutcome(
+        outcome = RunOutcome(
             pending=pending,
             rounds=tuple(self._rounds),
             last=self._last,
@@ -475,32 +359,15 @@ class Runner:
             best_critique=critique_of(best) if best else None,
             stop_reason=reason,
             error=self._error,
-            images=self._images,
-            cost_usd=sum(self._costs) if self._costs else None,
+            images=self._drafts.images,
+            cost_usd=sum(self._drafts.costs) if self._drafts.costs else None,
             run=run,
         )
-
-    def _log_run_end(self, reason: str, best: RoundRecord | None) -> None:
-        pending = self._pending
-        log.info(
-            "autopilot end chat=%s session=%s run=%s reason=%s rounds=%s images=%s best=%s "
-            "quality=%s cost_usd=%s",
-            pending.session.chat_id,
-            pending.session.id,
-            pending.run.id if pending.run else "-",
-            reason,
-            len(self._rounds),
-            self._images,
-            best.number if best else "-",
-            self._best_quality if self._best_quality is not None else "-",
-            f"{sum(self._costs):.4f}" if self._costs else "unknown",
-        )
+        if run is not None:
+            log_run_end(outcome)
+        return outcome
 
     # --- helpers ------------------------------------------------------------------------------
-
-    def _spent(self, cost: float | None) -> None:
-        if cost is not None:
-            self._costs.append(cost)
 
     def _progress(
         self,
@@ -515,7 +382,7 @@ class Runner:
             round_index=index,
             round=round,
             drafts_finished=drafts_finished,
-            images=self._images,
+            images=self._drafts.images,
             best=self._best,
             best_quality=self._best_quality,
         )
@@ -528,57 +395,3 @@ def _first_prompt(pending: PendingRun) -> str:
         return pending.session.brief
     critique = critique_of(pending.start)
     return critique.revised_prompt if critique else pending.start.prompt
-
-
-def log_round_end(outcome: RoundOutcome, *, chat_id: int) -> None:
-    """Log the one line that ends a round: ids, how it ended, timings and estimated cost."""
-    round = outcome.round
-    cost = f"{outcome.cost_usd:.4f}" if outcome.cost_usd is not None else "unknown"
-    log.info(
-        "round end chat=%s session=%s round=%s number=%s status=%s error=%s score=%s "
-        "generate_ms=%s critique_ms=%s cost_usd=%s",
-        chat_id,
-        round.session_id,
-        round.id,
-        round.number,
-        round.status,
-        round.error_kind or "-",
-        round.score if round.score is not None else "-",
-        round.generate_ms if round.generate_ms is not None else "-",
-        round.critique_ms if round.critique_ms is not None else "-",
-        cost,
-    )
-
-
-def _backend_error(failure: Exception, step: str) -> BackendError:
-    """Return the failure of a draft's `step` as a BackendError: a provider's as it is, a
-    product photo gone as the critic's bad output, anything else (a bug, a full disk) as
-    Internal, its traceback logged, so the draft ends like any other and the run goes on."""
-    if isinstance(failure, BackendError):
-        return failure
-    if isinstance(failure, ReferenceExpired):
-        return BadOutput("critic", "the product photo is gone")
-    log.error("%s step failed on the bot's side", step, exc_info=failure)
-    return Internal(step)
-
-
-def _background(work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-    """Start `work` as a task whose failure is never reported as "never retrieved" (whoever
-    awaits it sees the error; a task cancelled unawaited has nobody to tell)."""
-    task = asyncio.create_task(work)
-    task.add_done_callback(lambda done: done.cancelled() or done.exception())
-    return task
-
-
-async def _notify(call: Awaitable[T]) -> T | None:
-    """Await a listener callback; a failing chat must never lose a paid, stored round.
-
-    AudienceGone passes through: the chat is gone, so the run should stop paying.
-    """
-    try:
-        return await call
-    except (asyncio.CancelledError, AudienceGone):
-        raise
-    except Exception:
-        log.exception("run listener failed")
-        return None

@@ -74,6 +74,17 @@ class StopResult:
 
 
 @dataclass(frozen=True, slots=True)
+class AutopilotDefaults:
+    """The autopilot's defaults (AUTOPILOT_* settings) and how far `/auto N` may go."""
+
+    rounds: int = 3
+    drafts: int = 2
+    threshold: int = 8
+    max_rounds: int = 10
+    max_drafts: int = 6
+
+
+@dataclass(frozen=True, slots=True)
 class RunPlan:
     """What a run may do: rounds, drafts per round, the score that ends it early.
 
@@ -85,6 +96,7 @@ class RunPlan:
     drafts: int = 1
     threshold: int | None = None  # None: no early stop by score (a manual round)
     autopilot: bool = False
+    strategy: str = "critic"  # an autopilot's drafts: "critic", "edit" or "redraw" (rules.py)
 
     @property
     def max_images(self) -> int:
@@ -99,6 +111,17 @@ class RunPlan:
 
 MANUAL_ROUND = RunPlan()
 """The plan of every round a button or a brief asks for."""
+
+
+@dataclass(frozen=True, slots=True)
+class NextRound:
+    """What a manual round will draw: the picture `prompt` describes, either new (a redraw)
+    or, with `edit_of`, that round's picture changed as `instruction` says (an edit)."""
+
+    prompt: str
+    action: str  # what asked for it: brief, accept, edit, redraw, retry
+    edit_of: int | None = None
+    instruction: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +235,12 @@ class RunOutcome:
     def cancelled(self) -> bool:
         """Whether /cancel, or a chat that is gone, ended the run."""
         return self.stop_reason in ("cancelled", "gone")
+
+    @property
+    def wins(self) -> dict[str, int]:
+        """How often each kind of draft ("edit", "redraw") was the one its round kept."""
+        kinds = [r.round.kind for r in self.rounds if r.round.image_sha is not None]
+        return {kind: kinds.count(kind) for kind in ("edit", "redraw")}
 
     @property
     def failed_round(self) -> RoundRecord | None:

@@ -14,24 +14,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from bot.backends.base import Critic, ImageGenerator
 from bot.images import ReferencePhoto
-from bot.refine import checks, recovery
+from bot.refine import checks, edit_prompts, recovery
 from bot.refine.engine import Runner
 from bot.refine.errors import (
-    AutopilotPlanInvalid,
     ImageExpired,
-    RoundNotReady,
     SessionBusy,
-    SessionStopped,
 )
 from bot.refine.models import (
     MANUAL_ROUND,
     Actor,
+    AutopilotDefaults,
+    NextRound,
     PendingRun,
     QuotaPolicy,
     RunListener,
@@ -41,35 +38,31 @@ from bot.refine.models import (
     StopResult,
 )
 from bot.refine.reservations import Reservations
-from bot.refine.rules import STOP_CANCELLED, STOP_ERROR, clean_brief, session_seed, suggestion_of
+from bot.refine.rules import (
+    STOP_CANCELLED,
+    STOP_ERROR,
+    accepted,
+    autopilot_plan,
+    clean_brief,
+    edit_suggestion,
+    edited,
+    redrawn,
+    retried,
+    session_seed,
+)
 from bot.refine.steps import PaidSteps
 from storage.records import (
     ChatSettings,
+    DraftPlan,
     PendingEdit,
     RoundRecord,
-    RoundStatus,
     SessionRecord,
-    SessionStatus,
 )
 from storage.store import Store
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-EDIT_PROMPT_TTL = timedelta(hours=1)
-"""How long after pressing Edit the next message still counts as the revision."""
-
-
-@dataclass(frozen=True, slots=True)
-class AutopilotDefaults:
-    """The autopilot's defaults (AUTOPILOT_* settings) and how far `/auto N` may go."""
-
-    rounds: int = 3
-    drafts: int = 2
-    threshold: int = 8
-    max_rounds: int = 10
-    max_drafts: int = 6
 
 
 class RefineService:
@@ -117,50 +110,46 @@ class RefineService:
         await self._check_quota(scope, actor)
         settings = await self._store.chats.settings(scope.chat_id)
         session = await self._new_session(scope, actor, brief, reference)
-        return await self._begin_round(session, None, brief, "brief", actor, scope, settings)
+        first = NextRound(brief, "brief")
+        return await self._begin_round(session, None, first, actor, scope, settings)
 
     async def begin_accept(self, round_id: int, scope: Scope, actor: Actor) -> PendingRun:
-        """Pend the next round from the round's suggested revision."""
+        """Pend the next round as the round's critique suggests: an edit of its picture, or
+        a redraw from its revised prompt."""
         round, session, settings = await checks.continuable(self._store, round_id, scope, actor)
         await self._check_quota(scope, actor)
-        prompt = suggestion_of(round)
-        return await self._begin_round(session, round, prompt, "accept", actor, scope, settings)
+        return await self._begin_round(session, round, accepted(round), actor, scope, settings)
 
     async def begin_edit(
-        self, round_id: int, scope: Scope, actor: Actor, prompt: str
+        self, round_id: int, scope: Scope, actor: Actor, instruction: str
     ) -> PendingRun:
-        """Pend the next round from the user's own revision of the round."""
-        prompt = clean_brief(prompt)
+        """Pend an edit of the round's picture: the user's own words say what to change."""
+        instruction = clean_brief(instruction)
         round, session, settings = await checks.continuable(self._store, round_id, scope, actor)
         await self._check_quota(scope, actor)
-        return await self._begin_round(session, round, prompt, "edit", actor, scope, settings)
+        next_round = edited(round, instruction)
+        return await self._begin_round(session, round, next_round, actor, scope, settings)
+
+    async def begin_redraw(self, round_id: int, scope: Scope, actor: Actor) -> PendingRun:
+        """Pend a new picture from the round's suggested prompt (a fresh composition)."""
+        round, session, settings = await checks.continuable(self._store, round_id, scope, actor)
+        await self._check_quota(scope, actor)
+        return await self._begin_round(session, round, redrawn(round), actor, scope, settings)
 
     async def begin_retry(self, round_id: int, scope: Scope, actor: Actor) -> PendingRun:
         """Pend a new try of a round that produced no image (failed or interrupted)."""
-        round, session, settings = await checks.round_in_scope(self._store, round_id, scope)
-        if session.status is SessionStatus.STOPPED:
-            raise SessionStopped()
-        if round.status is not RoundStatus.FAILED:
-            raise RoundNotReady()
-        checks.check_press_policy(session, settings, actor)
+        round, session, settings = await checks.retryable(self._store, round_id, scope, actor)
         await self._check_quota(scope, actor)
         parent_id = round.parent_round_id
         parent = await self._store.rounds.get(parent_id) if parent_id else None
-        return await self._begin_round(
-            session, parent, round.prompt, "retry", actor, scope, settings
-        )
+        return await self._begin_round(session, parent, retried(round), actor, scope, settings)
 
-    def autopilot_plan(self, rounds: int | None = None, drafts: int | None = None) -> RunPlan:
+    def autopilot_plan(
+        self, rounds: int | None = None, drafts: int | None = None, strategy: str = "critic"
+    ) -> RunPlan:
         """Return the plan of an autopilot run of `rounds` x `drafts` (defaults from the
         settings). Raises AutopilotPlanInvalid outside 1..max_rounds or 1..max_drafts."""
-        defaults = self.autopilot_defaults
-        rounds = defaults.rounds if rounds is None else rounds
-        drafts = defaults.drafts if drafts is None else drafts
-        if not 1 <= rounds <= defaults.max_rounds:
-            raise AutopilotPlanInvalid("rounds", 1, defaults.max_rounds)
-        if not 1 <= drafts <= defaults.max_drafts:
-            raise AutopilotPlanInvalid("drafts", 1, defaults.max_drafts)
-        return RunPlan(rounds, drafts, defaults.threshold, autopilot=True)
+        return autopilot_plan(self.autopilot_defaults, rounds, drafts, strategy)
 
     async def begin_autopilot(
         self,
@@ -172,13 +161,14 @@ class RefineService:
         reference: ReferencePhoto | None = None,
         rounds: int | None = None,
         drafts: int | None = None,
+        strategy: str = "critic",
     ) -> PendingRun:
         """Check an autopilot request, reserve the session and store the run as running.
 
         It continues from the round `round_id`, or opens a session for `brief` (with its
-        product photo `reference`, if any).
+        product photo `reference`, if any); its drafts follow `strategy` (rules.STRATEGIES).
         """
-        plan = self.autopilot_plan(rounds, drafts)
+        plan = self.autopilot_plan(rounds, drafts, strategy)
         start: RoundRecord | None = None
         session: SessionRecord | None = None
         if round_id is not None:
@@ -209,23 +199,23 @@ class RefineService:
         self,
         session: SessionRecord,
         parent: RoundRecord | None,
-        prompt: str,
-        action: str,
+        next_round: NextRound,
         actor: Actor,
         scope: Scope,
         settings: ChatSettings,
     ) -> PendingRun:
         await self._steps.reference_of(session)  # refuse now if the product photo is gone
+        draft = DraftPlan(session_seed(session.id), next_round.edit_of, next_round.instruction)
 
         async def store_round() -> PendingRun:
             round = await self._store.rounds.create(
                 session.id,
                 parent_id=parent.id if parent else None,
-                prompt=prompt,
-                action=action,
+                prompt=next_round.prompt,
+                action=next_round.action,
                 actor_id=actor.user_id,
                 actor_name=actor.name,
-                seeds=[session_seed(session.id)],
+                drafts=[draft],
             )
             return PendingRun(session, actor, scope, settings, MANUAL_ROUND, round=round)
 
@@ -352,41 +342,22 @@ class RefineService:
     async def prepare_edit(
         self, round_id: int, scope: Scope, actor: Actor
     ) -> tuple[RoundRecord, str]:
-        """Check the round can be edited; return it and the suggestion to prefill."""
+        """Check the round can be edited; return it and the change to suggest."""
         round, _session, _settings = await checks.continuable(self._store, round_id, scope, actor)
-        return round, suggestion_of(round)
+        return round, edit_suggestion(round)
 
     async def remember_edit(
         self, round_id: int, scope: Scope, actor: Actor, prompt_message_id: int
     ) -> None:
         """Make the actor's next message in this scope an edit of the round."""
-        await self._store.chats.set_pending_edit(
-            scope.chat_id,
-            thread_id=scope.thread_id,
-            user_id=actor.user_id,
-            round_id=round_id,
-            prompt_message_id=prompt_message_id,
-        )
+        await edit_prompts.remember(self._store, round_id, scope, actor, prompt_message_id)
 
     async def take_edit(
         self, scope: Scope, actor: Actor, reply_to: int | None = None
     ) -> PendingEdit | None:
-        """Remove and return the actor's pending edit in this scope, if there is one.
-
-        With `reply_to`, only an edit whose prompt is that message is taken (group replies).
-        An edit prompt older than EDIT_PROMPT_TTL is dropped: by then a message is a new brief.
-        """
-        pending = await self._store.chats.take_pending_edit(
-            scope.chat_id,
-            thread_id=scope.thread_id,
-            user_id=actor.user_id,
-            prompt_message_id=reply_to,
-        )
-        if pending is None or datetime.fromisoformat(pending.created_at) < (
-            datetime.now(UTC) - EDIT_PROMPT_TTL
-        ):
-            return None
-        return pending
+        """Remove and return the actor's pending edit in this scope (see
+        `edit_prompts.take`), if there is one."""
+        return await edit_prompts.take(self._store, scope, actor, reply_to)
 
     # --- the end of a session, /cancel, chat upgrades ----------------------------------------
 
@@ -398,14 +369,10 @@ class RefineService:
         NotYourSession, SessionBusy or ImageExpired.
         """
         round, session, settings = await checks.round_in_scope(self._store, round_id, scope)
-        again = session.status is SessionStatus.STOPPED and session.chosen_round_id == round.id
-        if not again:
-            checks.ensure_continuable(round, session)
-        checks.check_press_policy(session, settings, actor)
+        again = checks.keepable(round, session, settings, actor)
         if self.is_busy(session.id):
             raise SessionBusy()
-        if round.image_sha is None:
-            raise RoundNotReady()
+        assert round.image_sha is not None  # checked by keepable
         try:  # read first: a session is only stopped when its image can be delivered
             record, image = await self._store.images.read(round.image_sha)
         except LookupError:

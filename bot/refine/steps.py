@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from bot.backends.base import (
     Critic,
@@ -64,6 +65,17 @@ class CriticContext:
 
     earlier: tuple[EarlierCritique, ...]
     reference_jpeg: bytes | None  # the product photo's small JPEG, for photo briefs
+    edit_of: Mapping[int, int | None] = field(default_factory=dict)  # round id -> edit_of
+
+    def edits_in_a_row(self, edit_of: int | None) -> int:
+        """Return how many edits in a row led to a draft that edits round `edit_of` (0 for a
+        redraw): this one, and those that made the rounds it edits."""
+        count, seen = 0, set()
+        while edit_of is not None and edit_of not in seen:
+            count += 1
+            seen.add(edit_of)
+            edit_of = self.edit_of.get(edit_of)
+        return count
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +88,8 @@ class Judgement:
     prompt: str
     jpeg: bytes
     language: str | None
+    edit_of: int | None = None  # the round whose picture this image edited
+    instruction: str | None = None  # the edit that made it
 
 
 class PaidSteps:
@@ -121,6 +135,51 @@ class PaidSteps:
         elapsed = int((time.monotonic() - started) * 1000)
         return Drawn(image, info, jpeg, elapsed, estimate_cost(image.model, image.usage))
 
+    @property
+    def can_edit(self) -> bool:
+        """Whether the image backend can edit pictures (False once its server refused)."""
+        return self._generator.can_edit
+
+    async def edit(
+        self,
+        prompt: str,
+        *,
+        instruction: str,
+        image: bytes,
+        seed: int | None,
+        reference: bytes | None,
+        options: ImageOptions,
+    ) -> Drawn:
+        """Change `image` as `instruction` says (`prompt`: the picture after the change) and
+        check the result as `draw` does; nothing is stored. Raises EditsUnsupported when the
+        server cannot edit pictures, other BackendError as `draw`."""
+        started = time.monotonic()
+        try:
+            edited = await self._generator.edit(
+                prompt,
+                instruction=instruction,
+                image=image,
+                reference=reference,
+                seed=seed,
+                options=options,
+            )
+            info, jpeg = await asyncio.to_thread(prepare, edited.data, self._critic_max_side)
+        except InvalidImage as error:
+            raise BadOutput("image", str(error)) from error
+        elapsed = int((time.monotonic() - started) * 1000)
+        return Drawn(edited, info, jpeg, elapsed, estimate_cost(edited.model, edited.usage))
+
+    async def picture_of(self, round_id: int) -> bytes | None:
+        """Return the stored full-quality image of the round (what an edit of it starts
+        from), or None if it has none or its file is gone."""
+        round = await self._store.rounds.get(round_id)
+        if round is None or round.image_sha is None:
+            return None
+        try:
+            return (await self._store.images.read(round.image_sha))[1]
+        except LookupError:
+            return None
+
     async def judge(self, judgement: Judgement, context: CriticContext) -> Judged:
         """Critique one image; store the critic's usage; return the critique with a low
         product fidelity named first. Raises BackendError."""
@@ -134,6 +193,8 @@ class PaidSteps:
                 earlier=context.earlier,
                 reference_jpeg=context.reference_jpeg,
                 language=judgement.language,
+                instruction=judgement.instruction,
+                edits_in_a_row=context.edits_in_a_row(judgement.edit_of),
             )
         )
         cost = estimate_cost(result.model, result.usage)
@@ -162,7 +223,11 @@ class PaidSteps:
             for r in rounds
             if r.id != round_id and (critique := critique_of(r)) is not None
         ]
-        return CriticContext(tuple(earlier[-EARLIER_CRITIQUES:]), reference_jpeg)
+        return CriticContext(
+            tuple(earlier[-EARLIER_CRITIQUES:]),
+            reference_jpeg,
+            {r.id: r.edit_of for r in rounds},
+        )
 
     async def critic_image(self, image: bytes) -> bytes:
         """Return the small JPEG of a stored image that the critic sees."""

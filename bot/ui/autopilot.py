@@ -67,6 +67,9 @@ def autopilot_final_text(outcome: RunOutcome) -> str:
     ]
     if outcome.stop_reason == "error" and outcome.error is not None:
         lines.append(escape(backend_error_text(outcome.error)))
+    if any(d.draft.kind == "edit" for r in outcome.rounds for d in r.drafts):
+        wins = outcome.wins  # which kind each round kept, once both were drawn
+        lines.append(f"Kept: {wins['edit']} ✎ edits, {wins['redraw']} ↻ new pictures.")
     if best is not None and outcome.best_critique is not None:
         lines.append(
             f"Best: round {best.number} ({outcome.best_critique.quality}/10), shown below."

@@ -35,9 +35,11 @@ def history_page_text(summaries: list[SessionSummary], page: int, total: int) ->
     for summary in summaries:
         session = summary.session
         best = f"best {summary.best_score}/10" if summary.best_score is not None else "no score"
+        edits = f" ({summary.edits} ✎ edits)" if summary.edits else ""
         lines.append(
             f"\n<b>#{session.id}</b> <i>{escape(shorten(session.brief, 100))}</i>\n"
-            f"{summary.rounds} rounds · {best} · {session.status} · {minute_of(session.created_at)}"
+            f"{summary.rounds} rounds{edits} · {best} · {session.status} · "
+            f"{minute_of(session.created_at)}"
         )
     return "\n".join(lines)
 
@@ -68,7 +70,8 @@ def history_keyboard(
 
 
 def session_text(session: SessionRecord, rounds: list[RoundRecord]) -> str:
-    """Return a session's rounds (prompt, score, time, status); branches show their parent.
+    """Return a session's rounds (kind, prompt, score, time, status): `R3 ✎ R2` is an edit of
+    round 2's picture, `R3 ↻` a new picture (`← R1`: drawn from an earlier round's prompt).
     Within 4096 characters: the oldest rounds are left out first."""
     numbers = {r.id: r.number for r in rounds}
     lines = [
@@ -80,11 +83,14 @@ def session_text(session: SessionRecord, rounds: list[RoundRecord]) -> str:
         score = f"{r.score}/10" if r.score is not None else "-"
         icon = _STATUS_ICONS.get(r.status, "⏳")
         parent = numbers.get(r.parent_round_id) if r.parent_round_id else None
-        branch = f" ← R{parent}" if parent is not None and parent != r.number - 1 else ""
+        edited = numbers.get(r.edit_of) if r.edit_of else None
+        branch = f" ✎ R{edited}" if edited is not None else " ↻"
+        if edited is None and parent is not None and parent != r.number - 1:
+            branch += f" ← R{parent}"
         kept = " ⭐ kept" if session.chosen_round_id == r.id else ""
         lines.append(
             f"{icon} <b>R{r.number}</b>{branch} · {score} · {minute_of(r.created_at)[5:]} · "
-            f"{r.status}{kept}\n    {escape(shorten(r.prompt, 160))}"
+            f"{r.status}{kept}\n    {escape(shorten(r.instruction or r.prompt, 160))}"
         )
     text = "\n".join(lines)
     while visible_length(text) > TEXT_LIMIT and len(lines) > 4:

@@ -15,7 +15,8 @@ CALLBACK_DATA_LIMIT = 64
 """Most bytes Telegram carries in a button's callback data."""
 
 ACCEPT, EDIT, STOP, RETRY, AUTO = "accept", "edit", "stop", "retry", "auto"  # on a round id
-ROUND_ACTIONS = frozenset({ACCEPT, EDIT, STOP, RETRY, AUTO})
+REDRAW = "redraw"  # on a round id
+ROUND_ACTIONS = frozenset({ACCEPT, EDIT, STOP, RETRY, AUTO, REDRAW})
 HISTORY = "history"  # on a page number, counted from 1
 SESSION, GALLERY = "session", "gallery"  # on a session id
 SESSION_ACTIONS = frozenset({SESSION, GALLERY})
@@ -27,6 +28,7 @@ _ACTION_CODES = {
     STOP: "s",
     RETRY: "r",
     AUTO: "u",
+    REDRAW: "w",
     HISTORY: "h",
     SESSION: "v",
     GALLERY: "g",

@@ -66,6 +66,10 @@ _BACKEND_MESSAGES = {
     "unavailable": "{service} did not answer in time. Try again in a moment.",
     "rejected": "{service} refused this request. Try a simpler prompt.",
     "bad_output": "{service} sent back something unusable. Try again.",
+    "no_edits": (
+        "{service} can't edit pictures, so product photos and edits of earlier rounds don't "
+        "work with it. Ask the bot's owner to switch to an image server that supports edits."
+    ),
     "internal": "Something went wrong on the bot's side. Your images are safe; try again.",
 }
 

@@ -11,16 +11,17 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.backends.critique import Critique
 from bot.backends.errors import BackendError
 from bot.refine.models import Actor
-from bot.ui.callbacks import ACCEPT, AUTO, EDIT, RETRY, STOP, encode_callback
+from bot.ui.callbacks import ACCEPT, AUTO, EDIT, REDRAW, RETRY, STOP, encode_callback
 from bot.ui.refusals import backend_error_text
 from bot.ui.text import CAPTION_LIMIT, TEXT_LIMIT, count_of, shorten, visible_length
 from storage.records import RoundRecord
 
 EDIT_PROMPT = (
-    "✏️ Send your own prompt for round {next_number}. The suggestion, to copy and change:\n"
+    "✏️ Send your own prompt for round {next_number}: say what to change in this picture, "
+    "and everything else stays as it is. A suggestion, to copy and change:\n"
     "<pre>{suggestion}</pre>"
 )
-EDIT_PROMPT_GROUP = EDIT_PROMPT + "\n({who}reply to this message with your prompt.)"
+EDIT_PROMPT_GROUP = EDIT_PROMPT + "\n({who}reply to this message with your change.)"
 STOP_NOT_SENT = "The full-resolution image didn't go through. Press ⏹ Stop again to get it."
 SENDING_FULL_RESOLUTION = "Sending the full-resolution image…"
 """Stop's toast."""
@@ -31,13 +32,15 @@ _SUGGESTION_HEADING = "\n\nSuggested next prompt:\n"
 _CREDIT_VERBS = {
     "accept": "accepted",
     "edit": "edited",
+    "redraw": "redrawn",
     "brief": "started",
     "auto": "autopilot started",
 }
 
 
 def round_keyboard(round_id: int) -> InlineKeyboardMarkup:
-    """Return a round's keyboard: Accept / Edit / Stop, then 🔁 Auto on a row of its own."""
+    """Return a round's keyboard: Accept / Edit / Stop, then 🔁 Auto and 🎨 Redraw (a fresh
+    picture from the suggested prompt) on a second row."""
     return InlineKeyboardMarkup(
         [
             [
@@ -45,7 +48,10 @@ def round_keyboard(round_id: int) -> InlineKeyboardMarkup:
                 InlineKeyboardButton("✏️ Edit", callback_data=encode_callback(EDIT, round_id)),
                 InlineKeyboardButton("⏹ Stop", callback_data=encode_callback(STOP, round_id)),
             ],
-            [InlineKeyboardButton("🔁 Auto", callback_data=encode_callback(AUTO, round_id))],
+            [
+                InlineKeyboardButton("🔁 Auto", callback_data=encode_callback(AUTO, round_id)),
+                InlineKeyboardButton("🎨 Redraw", callback_data=encode_callback(REDRAW, round_id)),
+            ],
         ]
     )
 
@@ -70,6 +76,24 @@ def _credit(round: RoundRecord, group: bool) -> str:
     return f" · {verb} by {escape(round.acted_by_name)}" if verb else ""
 
 
+_REDRAWN_BECAUSE = {
+    "no_edits": "this image server can't edit pictures",
+    "picture_gone": "the picture to edit is no longer stored",
+}
+
+
+def kind_text(round: RoundRecord) -> str:
+    """Return how the round was made: `✎ edited` (its parent's picture, changed), `✎ edit of
+    an earlier round`, `↻ new picture`, or `↻ redrawn (why the edit asked for could not be
+    made)`."""
+    if round.edit_of is not None:
+        return (
+            "✎ edited" if round.edit_of == round.parent_round_id else "✎ edit of an earlier round"
+        )
+    why = _REDRAWN_BECAUSE.get(round.kind_note or "")
+    return f"↻ redrawn ({why})" if why else "↻ new picture"
+
+
 def critiquing_caption(round: RoundRecord) -> str:
     """Return the caption the round's photo has while the critic looks at it."""
     return f"<b>Round {round.number}</b> · 🔍 critiquing…"
@@ -91,7 +115,7 @@ def round_caption(
         header += f" · {critique.score}/10"
         if critique.fidelity is not None:
             header += f" · product {critique.fidelity}/10"
-    header += _credit(round, group)
+    header += f" · {kind_text(round)}" + _credit(round, group)
     if critique is None:
         note = backend_error_text(error) if error else "No critique for this round."
         return header + "\n" + escape(note) + "\nAccept runs the same prompt again."

@@ -5,8 +5,12 @@
 * ``POST /v1/images/generations`` (endpoint ``"images"``): JSON in, GPT-image-style
   `ImagesResponse` out; every image is the cached test picture of the requested size with
   the prompt embedded (`tests.fakes.pngs.prompt_of` reads it back).
-* ``POST /v1/images/edits`` (endpoint ``"edits"``): multipart in (``image`` or ``image[]``
-  files with an image content type, ``prompt``...), same reply; uploads are recorded.
+* ``POST /v1/images/edits`` (endpoint ``"edits"``): multipart in (``image``, or up to 16
+  ``image[]`` parts as the SDK sends a list, each with an image content type; ``prompt``; an
+  optional PNG ``mask``; ``input_fidelity`` where the model takes it), same reply. Every edit
+  request is recorded as an `EditRequest` (``fake.edit_requests``: the input images' bytes in
+  order, the prompt, the fields). ``fake.missing_edits`` makes the route answer as a server
+  without it does (`MISSING_EDITS_ANSWERS`).
 * ``POST /v1/chat/completions`` (endpoint ``"chat"``): a vision request with data-URL images
   (each decoded and recorded as a `DecodedImage`) and optional ``response_format``; the
   answer comes from queued replies (`queue_critique`, `queue_refusal`) or ``fake.critic``.
@@ -47,7 +51,10 @@ from tests.fakes.pngs import render_image, with_prompt
 
 __all__ = [
     "DEFAULT_API_KEY",
+    "MAX_EDIT_IMAGES",
+    "MISSING_EDITS_ANSWERS",
     "STANDARD_SIZES",
+    "EditRequest",
     "FakeOpenAI",
     "Latencies",
     "OpenAIFault",
@@ -74,6 +81,19 @@ CHAT_IMAGE_MIMETYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 CONTENT_PART_TYPES = ("text", "image_url", "input_audio", "refusal", "audio", "file")
 MAX_IMAGE_PROMPT_CHARS = 32_000
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+MAX_EDIT_IMAGES = 16
+"""Input images one edit takes. openai 3.60, types/image_edit_params.py, `image`: "For the GPT
+image models (...) each image should be a `png`, `webp`, or `jpg` file less than 50MB. You can
+provide up to 16 images." """
+MAX_MASK_BYTES = 4 * 1024 * 1024
+"""image_edit_params.py, `mask`: "Must be a valid PNG file, less than 4MB, and have the same
+dimensions as `image`." """
+INPUT_FIDELITY_NOT_TAKEN = ("gpt-image-2",)
+"""Models that refuse `input_fidelity`. image_edit_params.py, `input_fidelity`: "Supports `high`
+and `low` on `gpt-image-1.5`; `gpt-image-1-mini` supports only `low`. For `gpt-image-2`, omit
+this parameter." The prefix takes in gpt-image-2.5 and 2.6 too: "Later models (gpt-image-2+)
+always process inputs at high fidelity and are not sent the param" (ayunis-core/ayunis-core
+PR #1279). Models the SDK does not name (gpt-image-1, self-hosted ones) are let through."""
 
 _IMAGE_TOKENS_1024 = {"low": 272, "medium": 1056, "high": 4160, "xhigh": 6240, "max": 8320}
 _DATA_URL = re.compile(
@@ -95,6 +115,49 @@ def openai_error(
 ) -> dict[str, Any]:
     """Build the real OpenAI error envelope."""
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+MISSING_EDITS_ANSWERS: dict[str, Fault] = {
+    # The real API's answer to a route it does not serve (the fake's own catch-all route).
+    "openai": Fault(status=404, body=openai_error("Invalid URL (POST /v1/images/edits)")),
+    # Ollama (Go's gin router): 404 text/plain "404 page not found" ("openai.NotFoundError: 404
+    # page not found", 567-labs/instructor#491; Kiln-AI/Kiln#275).
+    "ollama": Fault.raw(404, "404 page not found"),
+    # vLLM and other FastAPI servers: FastAPI's default {"detail": "Not Found"}, and 405
+    # {"detail": "Method Not Allowed"} for a path served only for other methods.
+    "fastapi": Fault(status=404, body={"detail": "Not Found"}),
+    "method_not_allowed": Fault(status=405, body={"detail": "Method Not Allowed"}),
+    # LM Studio: 200 OK with {"error": "Unexpected endpoint or method. (POST /...)"}
+    # (lmstudio-ai/lmstudio-bug-tracker#618, logged as "Returning 200 anyway", #2085).
+    "lmstudio": Fault(
+        status=200, body={"error": "Unexpected endpoint or method. (POST /v1/images/edits)"}
+    ),
+}
+"""What `/v1/images/edits` answers with ``fake.missing_edits`` set to a key: servers that have
+no such route. LocalAI's answer was not checked; "openai" stands in for any plain 404."""
+
+
+@dataclass
+class EditRequest:
+    """One request to ``/v1/images/edits`` as the fake received it (recorded before any check).
+
+    ``images`` are the input images' bytes in the order sent (``image``, then ``image[]``
+    parts), ``mimes`` their declared content types, ``field`` the form field they came in
+    (``"image"``, ``"image[]"`` or ``""`` without any); ``fields`` the text fields (the last
+    value of a repeated one); ``record`` the `RecordedRequest` (its ``status`` is the answer).
+    """
+
+    images: list[bytes]
+    mimes: list[str]
+    field: str
+    prompt: str | None
+    fields: dict[str, str]
+    mask: bytes | None
+    record: RecordedRequest
+
+    @property
+    def model(self) -> str:
+        return self.fields.get("model") or "gpt-image-1"
 
 
 def mask_key(key: str) -> str:
@@ -303,16 +366,22 @@ def default_critic(request: dict[str, Any]) -> dict[str, Any]:
     """Score rises with the number of earlier ``<critique `` blocks (5, 6, ... capped at 9).
 
     The revised prompt is the text between ``<current_prompt>`` and ``</current_prompt>``
-    (fallback ``"a product photo"``) plus ``", softer studio lighting"``.
+    (fallback ``"a product photo"``) plus ``", softer studio lighting"``; the next step is a
+    redraw. Like a critic under strict structured outputs (every property required, nullable
+    ones given as null: https://platform.openai.com/docs/guides/structured-outputs), it
+    answers every field of the schema.
     """
     text = user_text(request)
     current = current_prompt(request) or "a product photo"
     earlier = text.count("<critique ")
     return {
         "score": min(5 + earlier, 9),
+        "fidelity": None,
         "strengths": ["clear product shot"],
         "problems": ["lighting is flat", "background is busy"],
         "revised_prompt": current + ", softer studio lighting",
+        "next_step": "redraw",
+        "edit_instruction": None,
     }
 
 
@@ -429,6 +498,39 @@ def _check_choice(value: Any, name: str, choices: tuple[str, ...]) -> None:
         )
 
 
+def _check_input_fidelity(value: Any, model: str) -> None:
+    """Refuse `input_fidelity` as the real API does for models that take no such parameter."""
+    if value is None:
+        return
+    _check_choice(value, "input_fidelity", ("high", "low"))
+    if model.startswith("dall-e"):
+        # "DALL-E 2: `400 Unknown parameter: 'input_fidelity'`" (lobehub/lobehub PR #9920).
+        raise _BadRequest(
+            "Unknown parameter: 'input_fidelity'.",
+            param="input_fidelity",
+            code="unknown_parameter",
+        )
+    if model.startswith(INPUT_FIDELITY_NOT_TAKEN):
+        # The answer for gpt-image-2: {"message": "The model 'gpt-image-2' does not support the
+        # 'input_fidelity' parameter.", "type": "image_generation_user_error", "code":
+        # "invalid_input_fidelity_model"} (pydantic/pydantic-ai#5413, there through the
+        # Responses API's image tool, so its param read "tools").
+        raise _BadRequest(
+            f"The model '{model}' does not support the 'input_fidelity' parameter.",
+            param="input_fidelity",
+            code="invalid_input_fidelity_model",
+            type="image_generation_user_error",
+        )
+    if model.startswith("gpt-image-1-mini") and value == "high":
+        # "gpt-image-1-mini supports only `low`" (the SDK); a 400 naming input_fidelity
+        # ("input_fidelity 'high' is only supported for model ...", lobehub PR #9920).
+        raise _BadRequest(
+            f"input_fidelity 'high' is not supported for model {model}: it supports only 'low'.",
+            param="input_fidelity",
+            code="invalid_value",
+        )
+
+
 def _int_param(value: Any, name: str, low: int, high: int) -> int | None:
     if value is None:
         return None
@@ -470,7 +572,10 @@ class FakeOpenAI(FakeServer):
         critic: Produces chat content when nothing is queued; see `Critic`.
         require_vision: Reject chat requests without any image part (400), as a guard that
             the bot really sends its draft.
+        missing_edits: None, or a key of `MISSING_EDITS_ANSWERS`: ``/v1/images/edits`` then
+            answers as a server without that route does (the request is still recorded).
         requests: Every `RecordedRequest`, oldest first.
+        edit_requests: Every `EditRequest`, oldest first.
     """
 
     endpoints: ClassVar[tuple[str, ...]] = ("images", "edits", "chat", "models", "model")
@@ -498,6 +603,13 @@ class FakeOpenAI(FakeServer):
         self.render: Callable[[int, int, str], bytes] = render or render_image
         self._replies: deque[_QueuedReply] = deque()
         self.models: list[str] = list(DEFAULT_MODELS)
+        self.missing_edits: str | None = None
+        self.edit_requests: list[EditRequest] = []
+
+    def reset(self) -> None:
+        """Forget recorded requests (edit requests included) and queued faults."""
+        super().reset()
+        self.edit_requests.clear()
 
     @property
     def base_url(self) -> str:
@@ -682,7 +794,14 @@ class FakeOpenAI(FakeServer):
         return reply
 
     async def _edits(self, request: web.Request) -> web.StreamResponse:
+        if self.missing_edits is not None:
+            answer = MISSING_EDITS_ANSWERS[self.missing_edits]
+            record = request[RECORD]
+            await self.read_multipart(request, record)
+            self.edit_requests.append(self._edit_request(record))
+            return answer.to_response(self._headers(record.started_at))
         record, early = await self._prelude(request, multipart=True)
+        self.edit_requests.append(self._edit_request(record))
         if early is not None:
             return early
         try:
@@ -694,11 +813,12 @@ class FakeOpenAI(FakeServer):
                 )
             params: dict[str, Any] = {name: self.form_value(record, name) for name in record.form}
             self._check_image_params(params)
-            _check_choice(params.get("input_fidelity"), "input_fidelity", ("high", "low"))
+            model = str(params.get("model") or "gpt-image-1")
+            _check_input_fidelity(params.get("input_fidelity"), model)
             uploads = self._edit_uploads(record)
+            self._check_mask(record, uploads[0])
             record.images.extend(uploads)
             size_param = params.get("size") or "auto"
-            model = str(params.get("model") or "gpt-image-1")
             if size_param == "auto":
                 first = uploads[0]
                 size = (
@@ -716,6 +836,22 @@ class FakeOpenAI(FakeServer):
         await self.finish_latency(record, self.latencies.for_image(str(params["prompt"])))
         return reply
 
+    def _edit_request(self, record: RecordedRequest) -> EditRequest:
+        names = [name for name in ("image", "image[]") if name in record.files]
+        images = [blob for name in names for blob in record.files[name]]
+        mimes = [mime for name in names for mime in record.file_types[name]]
+        fields = {name: self.form_value(record, name) or "" for name in record.form}
+        mask = record.files.get("mask")
+        return EditRequest(
+            images=images,
+            mimes=mimes,
+            field=names[-1] if names else "",
+            prompt=self.form_value(record, "prompt"),
+            fields=fields,
+            mask=mask[0] if mask else None,
+            record=record,
+        )
+
     @staticmethod
     def _edit_uploads(record: RecordedRequest) -> list[DecodedImage]:
         """Check the uploaded ``image``/``image[]`` files like the real API and decode them."""
@@ -725,6 +861,17 @@ class FakeOpenAI(FakeServer):
                 "Missing required parameter: 'image'.",
                 param="image",
                 code="missing_required_parameter",
+            )
+        count = sum(len(record.files[name]) for name in names)
+        if count > MAX_EDIT_IMAGES:
+            # The API's error for any over-long array (e.g. "Invalid 'tools': array too long.
+            # Expected an array with maximum length 128, but got an array with length 325
+            # instead.", param "tools", code "array_above_max_length": vishalmysore/Tools4AI#16).
+            raise _BadRequest(
+                f"Invalid 'image': array too long. Expected an array with maximum length "
+                f"{MAX_EDIT_IMAGES}, but got an array with length {count} instead.",
+                param="image",
+                code="array_above_max_length",
             )
         decoded: list[DecodedImage] = []
         for name in names:
@@ -760,6 +907,31 @@ class FakeOpenAI(FakeServer):
                         code="invalid_image_file",
                     ) from None
         return decoded
+
+    @staticmethod
+    def _check_mask(record: RecordedRequest, first: DecodedImage) -> None:
+        """An optional ``mask`` must be a PNG under 4 MB the size of the first image (the SDK's
+        `mask` docs, `MAX_MASK_BYTES`; the messages are the fake's own wording)."""
+        masks = record.files.get("mask")
+        if not masks:
+            return
+        blob, mime = masks[0], record.file_types["mask"][0]
+        try:
+            image_format, size, width, height = _decoded(blob)
+        except (UnidentifiedImageError, OSError, ValueError):
+            image_format, size, width, height = "", len(blob), 0, 0
+        if mime != "image/png" or image_format != "PNG" or size >= MAX_MASK_BYTES:
+            raise _BadRequest(
+                "Invalid file 'mask': the mask must be a valid PNG file, less than 4MB.",
+                param="mask",
+                code="invalid_image_file",
+            )
+        if (width, height) != (first.width, first.height):
+            raise _BadRequest(
+                "Invalid file 'mask': the mask must have the same dimensions as the first image.",
+                param="mask",
+                code="invalid_image_dimensions",
+            )
 
     # --- models -------------------------------------------------------------------------
 

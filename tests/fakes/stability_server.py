@@ -11,6 +11,14 @@ The picture is the cached test image at the size of the aspect ratio (`ASPECT_SI
 about one megapixel), with the prompt embedded for PNG and JPEG. Errors use Stability's
 ``{"id": "<32 hex>", "name": "...", "errors": ["..."]}`` body; `StabilityFault` builds them.
 
+Image-to-image follows Stability's request schema for sd3 (the REST v2beta reference,
+https://platform.stability.ai/docs/api-reference#tag/Generate, "Stable Diffusion 3.5"):
+"image-to-image requires the prompt, image, and strength parameters"; `strength` is "number
+[ 0 .. 1 ]" and "only valid for image-to-image requests"; `aspect_ratio` is "only valid for
+text-to-image requests". Ultra: "The strength parameter is required when image is provided."
+Every image-to-image request that passes is recorded in ``fake.image_inputs``
+(`ImageToImage`: the input image's bytes, the strength, the prompt, the seed...).
+
 ``GET /v1/user/balance`` (route ``balance``) answers ``{"credits": fake.credits}`` to the right
 bearer key, else 401 with the v1 error body ``{"id", "name", "message"}``.
 """
@@ -24,6 +32,7 @@ import math
 import uuid
 import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
 from aiohttp import web
@@ -38,6 +47,7 @@ __all__ = [
     "SD3_MODELS",
     "STYLE_PRESETS",
     "FakeStability",
+    "ImageToImage",
     "StabilityFault",
     "nearest_aspect_ratio",
     "stability_error",
@@ -88,6 +98,19 @@ MAX_PROMPT_CHARS = 10_000
 MAX_SEED = 4_294_967_294
 MAX_BODY_BYTES = 10 * 1024 * 1024
 _FAULT_KEY = "generate"
+
+
+@dataclass(frozen=True)
+class ImageToImage:
+    """One accepted image-to-image request: what the generation started from."""
+
+    endpoint: str
+    model: str | None  # the sd3 `model` field (None on ultra)
+    image: bytes
+    mime: str
+    strength: float
+    prompt: str
+    seed: int  # as answered: a random seed (0 or none sent) is the fake's stand-in
 
 
 def stability_error(name: str, *errors: str) -> dict[str, Any]:
@@ -226,7 +249,13 @@ class FakeStability(FakeServer):
         self.latency = latency
         self.sizes: dict[str, tuple[int, int]] = dict(ASPECT_SIZES)
         self.credits = 25.0
+        self.image_inputs: list[ImageToImage] = []
         self._filter_next = 0
+
+    def reset(self) -> None:
+        """Forget recorded requests (image inputs included) and queued faults."""
+        super().reset()
+        self.image_inputs.clear()
 
     @property
     def base_url(self) -> str:
@@ -349,21 +378,38 @@ class FakeStability(FakeServer):
         if image is not None:
             record.images.append(image)
         mode = value(record, "mode") or "text-to-image"
+        strength_text = value(record, "strength")
         if endpoint == "sd3":
             if mode not in ("text-to-image", "image-to-image"):
                 raise _enum_error("mode", mode, ("text-to-image", "image-to-image"))
             if mode == "image-to-image" and image is None:
                 raise _BadRequest("image: required when mode is image-to-image")
+            if mode == "image-to-image" and value(record, "aspect_ratio") is not None:
+                # "Important: This parameter is only valid for text-to-image requests."
+                raise _BadRequest("aspect_ratio: only valid for text-to-image requests")
+            if mode == "text-to-image" and strength_text is not None:
+                # "Important: This parameter is only valid for image-to-image requests."
+                raise _BadRequest("strength: only valid for image-to-image requests")
             if mode == "text-to-image":
                 image = None  # an image is ignored in text-to-image mode
         elif endpoint == "core":
             image = None  # core has no image input
         if image is not None:
-            strength = value(record, "strength")
-            if strength is None:
+            if strength_text is None:
                 raise _BadRequest("strength: required when an image is provided")
-            self._number(strength, "strength", 0, 1)
+            strength = self._number(strength_text, "strength", 0, 1)
             size = self.sizes[nearest_aspect_ratio(image.width, image.height)]
+            self.image_inputs.append(
+                ImageToImage(
+                    endpoint=endpoint,
+                    model=(value(record, "model") or SD3_MODELS[0]) if endpoint == "sd3" else None,
+                    image=record.files["image"][0],
+                    mime=image.mime,
+                    strength=strength,
+                    prompt=prompt,
+                    seed=seed,
+                )
+            )
         else:
             ratio = value(record, "aspect_ratio") or "1:1"
             if ratio not in self.sizes:
