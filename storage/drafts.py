@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from storage.database import Database
 from storage.records import DraftPlan, RoundStatus
-from storage.rows import found
+from storage.rows import RUNNING_SQL, found
 from storage.schema import now_iso
 
 ENDINGS = (RoundStatus.FAILED, RoundStatus.DONE)
@@ -74,3 +74,17 @@ def take_image(
             "WHERE rounds.id = ?",
             (sha, now_iso(), generate_ms, RoundStatus.CRITIQUING, draft_id, round_id),
         )
+
+
+def end_unfinished(
+    database: Database, *, round_id: int | None, error_kind: str, error: str, now: str
+) -> None:
+    """Inside the caller's transaction: end the drafts still running (of `round_id`, or of
+    every round when None) with the error: done if they have an image, else failed."""
+    where = f"status IN {RUNNING_SQL}" + ("" if round_id is None else " AND round_id = ?")
+    database.execute(
+        "UPDATE drafts SET status = CASE WHEN image_sha IS NULL THEN ? ELSE ? END, "
+        f"error_kind = ?, error = ?, finished_at = ? WHERE {where}",
+        (RoundStatus.FAILED, RoundStatus.DONE, error_kind, error, now)
+        + (() if round_id is None else (round_id,)),
+    )

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from storage.chats import read_settings
 from storage.database import Database
-from storage.drafts import check_ending, insert_drafts
+from storage.drafts import check_ending, end_unfinished, insert_drafts
 from storage.records import (
     AutopilotStatus,
     ChatSettings,
@@ -244,11 +244,8 @@ class Rounds:
         def work() -> RoundRecord:
             now = now_iso()
             with self._db.transaction():
-                self._db.execute(
-                    "UPDATE drafts SET status = CASE WHEN image_sha IS NULL THEN ? ELSE ? END, "
-                    "error_kind = ?, error = ?, finished_at = ? "
-                    f"WHERE round_id = ? AND status IN {RUNNING_SQL}",
-                    (RoundStatus.FAILED, RoundStatus.DONE, error_kind, error, now, round_id),
+                end_unfinished(
+                    self._db, round_id=round_id, error_kind=error_kind, error=error, now=now
                 )
                 row = self._db.one(
                     "UPDATE rounds SET status = ?, error_kind = ?, error = ?, finished_at = ? "
@@ -363,11 +360,12 @@ class Rounds:
         def work() -> int:
             now = now_iso()
             with self._db.transaction():
-                self._db.execute(
-                    "UPDATE drafts SET status = CASE WHEN image_sha IS NULL THEN ? ELSE ? END, "
-                    "error_kind = 'interrupted', error = 'interrupted by a restart', "
-                    f"finished_at = ? WHERE status IN {RUNNING_SQL}",
-                    (RoundStatus.FAILED, RoundStatus.DONE, now),
+                end_unfinished(
+                    self._db,
+                    round_id=None,
+                    error_kind="interrupted",
+                    error="interrupted by a restart",
+                    now=now,
                 )
                 return self._db.execute(
                     "UPDATE autopilot_runs SET status = ?, finished_at = ? WHERE status = ?",

@@ -11,6 +11,7 @@ from telegram.ext import Application
 
 from bot.app import build_application
 from bot.config import Settings
+from storage.store import Store
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.stability_server import FakeStability
 from tests.fakes.telegram_server import FakeTelegram
@@ -35,6 +36,14 @@ async def openai_fake() -> AsyncIterator[FakeOpenAI]:
 async def stability_fake() -> AsyncIterator[FakeStability]:
     async with FakeStability() as fake:
         yield fake
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    """A real store on a temporary SQLite file (the domain tests' database)."""
+    store = await Store.open(tmp_path / "refine.db")
+    yield store
+    await store.close()
 
 
 @pytest.fixture

@@ -3,11 +3,6 @@ and quotas between rounds, through the refine facade with in-process fakes and a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
 from bot.refine.models import Actor, AutopilotDefaults, QuotaPolicy, Scope
 from bot.refine.service import RefineService
 from storage.records import AutopilotStatus, RoundStatus
@@ -17,13 +12,6 @@ from tests.domain_fakes import FakeCritic, FakeGenerator, RecordingListener
 SCOPE = Scope(chat_id=42)
 ANA = Actor(user_id=7, name="Ana")
 BRIEF = "gold jewellery on black velvet"
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = await Store.open(tmp_path / "refine.db")
-    yield store
-    await store.close()
 
 
 def service(

@@ -4,10 +4,7 @@ through the refine facade with in-process fakes and a real temporary store."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from bot.refine.models import Actor, AutopilotDefaults, PendingRun, Scope
 from bot.refine.service import RefineService
@@ -18,13 +15,6 @@ from tests.domain_fakes import FakeCritic, FakeGenerator, RecordingListener
 SCOPE = Scope(chat_id=42)
 ANA = Actor(user_id=7, name="Ana")
 BRIEF = "black-purple Banarasi saree on a plain backdrop"
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = await Store.open(tmp_path / "refine.db")
-    yield store
-    await store.close()
 
 
 def service(store: Store, generator: FakeGenerator, critic: FakeCritic) -> RefineService:

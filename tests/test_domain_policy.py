@@ -3,9 +3,6 @@ with in-process fakes and a real temporary store."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from bot.refine.errors import NotYourSession, QuotaExceeded, RoundNotFound
@@ -20,13 +17,6 @@ ANA = Actor(user_id=7, name="Ana")
 BOB = Actor(user_id=8, name="Bob")
 ADMIN = Actor(user_id=1, name="Admin")
 BRIEF = "a leather handbag on a marble table"
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = await Store.open(tmp_path / "refine.db")
-    yield store
-    await store.close()
 
 
 def service(store: Store, quota: QuotaPolicy | None = None) -> RefineService:

@@ -4,8 +4,6 @@ the image generator and the critic and a real temporary SQLite store (no Telegra
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -21,13 +19,6 @@ from tests.fakes.pngs import solid_png
 SCOPE = Scope(chat_id=42)
 ANA = Actor(user_id=7, name="Ana")
 BRIEF = "black-purple Banarasi saree on a plain backdrop"
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = await Store.open(tmp_path / "refine.db")
-    yield store
-    await store.close()
 
 
 def service(

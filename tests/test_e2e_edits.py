@@ -180,3 +180,33 @@ async def test_autopilot_mixes_an_edit_with_a_redraw_and_ends_on_its_best(
     assert f"Round {kept.number}" in best.plain
     progress = await next_text(telegram, ana_chat, "Autopilot")
     assert "Kept:" in progress.plain and "✎ edits" in progress.plain
+
+
+async def test_a_restart_during_an_edit_round_critiques_it_and_never_pays_twice(
+    telegram, openai_fake, ana, ana_chat, tmp_path, data_dir
+) -> None:
+    from tests.cli_helpers import fakes_environment, kill_bot, start_bot, stop_bot
+
+    env = fakes_environment(telegram, openai_fake, data_dir)
+    openai_fake.critic = critic_says_edit
+    process = await start_bot(env, tmp_path)
+    try:
+        telegram.user_sends_text(ana_chat, ana, BRIEF)
+        round1 = await next_round(telegram, ana_chat)
+        openai_fake.chat_latency = 60  # the edit is drawn and stored; its critique never comes
+        telegram.user_presses(ana_chat, ana, round1, "Accept")
+        await telegram.wait_for(lambda: len(openai_fake.requests_to("chat")) == 2, timeout=30)
+    finally:
+        await kill_bot(process)
+    openai_fake.chat_latency = 0
+    process = await start_bot(env, tmp_path)
+    try:
+        round2 = await next_round(telegram, ana_chat, after=round1.message_id)
+    finally:
+        await stop_bot(process)
+    assert "Round 2" in round2.plain and "✎ edited" in round2.plain
+    assert len(openai_fake.edit_requests) == 1  # paid once: nothing drawn again
+    assert len(openai_fake.requests_to("images")) == 1
+    edited, image = await stored_round(data_dir, ana_chat["id"], round2)
+    assert edited.status == "done" and edited.score is not None and edited.edit_of is not None
+    assert sha(image) == edited.image_sha

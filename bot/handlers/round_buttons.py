@@ -26,7 +26,7 @@ from bot.chat.updates import (
     thread_kwargs,
 )
 from bot.chat.uploads import send_image
-from bot.refine.models import Scope
+from bot.refine.models import PendingRun, Scope
 from bot.ui.autopilot import autopilot_toast
 from bot.ui.browse import gallery_keyboard
 from bot.ui.callbacks import ButtonPress
@@ -41,35 +41,33 @@ from bot.ui.rounds import (
 log = logging.getLogger(__name__)
 
 
+async def _launch_round(update: Update, context: BotContext, pending: PendingRun) -> None:
+    """Launch the pending manual round; the press's toast names it."""
+    assert pending.round is not None  # a manual round is stored as pending at once
+    launch(update, context, pending)
+    await answer_quietly(query_of(update), working_on_round_toast(pending.round.number))
+
+
 @press_handler
 async def accept(update: Update, context: BotContext, press: ButtonPress, scope: Scope) -> None:
     """✅ Accept: the next round as the pressed round's critique suggests (an edit of its
     picture, or a new picture from the revised prompt)."""
-    refine = context.services.refine
-    pending = await refine.begin_accept(press.number, scope, actor_of(update))
-    assert pending.round is not None  # a manual round is stored as pending at once
-    launch(update, context, pending)
-    await answer_quietly(query_of(update), working_on_round_toast(pending.round.number))
+    pending = await context.services.refine.begin_accept(press.number, scope, actor_of(update))
+    await _launch_round(update, context, pending)
 
 
 @press_handler
 async def redraw(update: Update, context: BotContext, press: ButtonPress, scope: Scope) -> None:
     """🎨 Redraw: a new picture (a fresh composition) from the pressed round's suggestion."""
-    refine = context.services.refine
-    pending = await refine.begin_redraw(press.number, scope, actor_of(update))
-    assert pending.round is not None  # a manual round is stored as pending at once
-    launch(update, context, pending)
-    await answer_quietly(query_of(update), working_on_round_toast(pending.round.number))
+    pending = await context.services.refine.begin_redraw(press.number, scope, actor_of(update))
+    await _launch_round(update, context, pending)
 
 
 @press_handler
 async def retry(update: Update, context: BotContext, press: ButtonPress, scope: Scope) -> None:
     """🔁 Retry: the round that produced no image, run again."""
-    refine = context.services.refine
-    pending = await refine.begin_retry(press.number, scope, actor_of(update))
-    assert pending.round is not None  # a manual round is stored as pending at once
-    launch(update, context, pending)
-    await answer_quietly(query_of(update), working_on_round_toast(pending.round.number))
+    pending = await context.services.refine.begin_retry(press.number, scope, actor_of(update))
+    await _launch_round(update, context, pending)
 
 
 @press_handler
