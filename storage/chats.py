@@ -7,7 +7,7 @@ import json
 
 from storage.database import Database, Params
 from storage.records import ChatSettings, PendingEdit, UsageEntry, UsageSummary
-from storage.rows import maybe, pending_edit_record, settings_record
+from storage.rows import RUNNING_SQL, maybe, pending_edit_record, settings_record
 from storage.schema import now_iso
 
 
@@ -36,6 +36,13 @@ def insert_usage(database: Database, usage: UsageEntry) -> None:
             now_iso(),
         ),
     )
+
+
+_COUNTS_FOR_QUOTA = (
+    f"(r.image_sha IS NOT NULL OR r.status IN {RUNNING_SQL} OR EXISTS "
+    "(SELECT 1 FROM usage u WHERE u.round_id = r.id AND u.kind = 'image'))"
+)
+"""A round the daily quota counts: it drew an image, was billed for one, or is under way."""
 
 
 class Chats:
@@ -155,16 +162,19 @@ class Chats:
 
     async def rounds_since(self, since: str, user_id: int, chat_id: int) -> tuple[int, int]:
         """Return how many rounds the user, and how many the chat, started at or after
-        `since` (ISO), in one trip: what the daily quotas count."""
+        `since` (ISO), in one trip: what the daily quotas count. A round counts when it drew
+        an image, or was billed for one (a paid image that turned out unusable), or is still
+        under way; one that failed without an image (a rate limit, an outage) does not."""
 
         def work() -> tuple[int, int]:
             by_user = self._db.count(
-                "SELECT COUNT(*) FROM rounds WHERE acted_by = ? AND created_at >= ?",
+                f"SELECT COUNT(*) FROM rounds r WHERE r.acted_by = ? AND r.created_at >= ? "
+                f"AND {_COUNTS_FOR_QUOTA}",
                 (user_id, since),
             )
             in_chat = self._db.count(
                 "SELECT COUNT(*) FROM rounds r JOIN sessions s ON s.id = r.session_id "
-                "WHERE s.chat_id = ? AND r.created_at >= ?",
+                f"WHERE s.chat_id = ? AND r.created_at >= ? AND {_COUNTS_FOR_QUOTA}",
                 (chat_id, since),
             )
             return by_user, in_chat

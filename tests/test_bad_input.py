@@ -86,6 +86,27 @@ def backend_returns(world: World, data: bytes) -> None:
     world.openai.fail_next("images", Fault(status=200, body=body))
 
 
+@case
+async def billed_but_unusable_image_still_shows_in_usage(world: World) -> None:
+    # A 200 with a usage block whose image is too large to use: the user was billed, so
+    # /usage counts it (with the cost the usage implies), though the round failed.
+    bomb = image_bytes(Image.new("1", (12_000, 12_000)), "PNG")
+    usage = {
+        "input_tokens": 20,
+        "output_tokens": 4160,
+        "total_tokens": 4180,
+        "input_tokens_details": {"text_tokens": 20, "image_tokens": 0},
+    }
+    body = {
+        "created": int(time.time()),
+        "data": [{"b64_json": base64.b64encode(bomb).decode()}],
+        "usage": usage,
+    }
+    world.openai.fail_next("images", Fault(status=200, body=body))
+    await world.says("/new product shot", "sent back something unusable")
+    await world.says("/usage", "1 images")
+
+
 async def backend_image_is_used(world: World, data: bytes) -> None:
     backend_returns(world, data)
     round = await world.round_from("/new product shot")
@@ -113,6 +134,22 @@ async def whitespace_only_new(world: World) -> None:
 @case
 async def whitespace_only_message(world: World) -> None:
     await world.says(" \u3000 ", "That prompt is empty")
+
+
+@case
+async def invisible_only_message(world: World) -> None:
+    # Zero-width space and joiner, a Braille blank, a Hangul filler, a combining accent alone:
+    # nothing to draw, so nothing is paid for.
+    await world.says("\u200b\u200d\u2800\u3164\u0301", "That prompt is empty")
+    assert world.openai.requests_to("images") == []
+
+
+@case
+async def invisible_only_new(world: World) -> None:
+    after = world.last_id()
+    world.telegram.user_sends_text(world.chat, world.ana, "/new \u2800\u3164\u200b")
+    await next_text(world.telegram, world.chat, "That prompt is empty", after=after)
+    assert world.openai.requests_to("images") == []
 
 
 @case

@@ -8,6 +8,7 @@ from bot.refine.errors import QuotaExceeded
 from bot.refine.pricing import estimate_cost
 from bot.ui.refusals import quota_text
 from tests.conftest import ANA_ID, BOB_ID
+from tests.fakes.openai_server import OpenAIFault
 from tests.helpers import next_round, next_text
 
 GROUP_ID = -1005550001
@@ -96,3 +97,30 @@ def test_quota_text_counts_down_to_midnight_utc() -> None:
     assert "You have used today's 50 rounds" in text and "in 2 h 30 min" in text
     soon = quota_text(error, error.resets_at - timedelta(seconds=20))
     assert "in 1 min" in soon
+
+
+async def test_rounds_that_failed_without_an_image_do_not_use_the_quota(
+    telegram, openai_fake, bots, make_settings
+) -> None:
+    await bots.start(make_settings(allowed_user_ids=str(BOB_ID), quota_rounds_per_user_per_day=2))
+    bob = telegram.make_user(BOB_ID, "Bob")
+    bob_chat = telegram.private_chat(bob)
+    telegram.user_sends_text(bob_chat, bob, "/new walnut bowl")
+    round1 = await next_round(telegram, bob_chat)
+    # Two presses that draw nothing (refused by moderation: not billed) use none of the quota.
+    openai_fake.fail_next("images", OpenAIFault.moderation(), count=2)
+    telegram.user_presses(bob_chat, bob, round1, "Accept")
+    failed = await next_text(telegram, bob_chat, "Round 2", after=round1.message_id)
+    assert failed.buttons == [["🔁 Retry"]]
+    telegram.user_presses(bob_chat, bob, failed, "Retry")
+    failed_again = await next_text(telegram, bob_chat, "Round 3", after=failed.message_id)
+    telegram.user_presses(bob_chat, bob, failed_again, "Retry")
+    round4 = await next_round(telegram, bob_chat, after=failed_again.message_id)
+    assert "Round 4" in round4.plain
+    # Round 1 and round 4 drew images: that is today's 2 rounds.
+    query = telegram.user_presses(bob_chat, bob, round4, "Accept")
+    answer = await telegram.wait_for(lambda: telegram.callback_answers.get(query))
+    assert "today's 2 rounds" in answer["text"]
+    telegram.user_sends_text(bob_chat, bob, "/usage")
+    usage = await next_text(telegram, bob_chat, "round", after=round4.message_id)
+    assert "2 rounds" in usage.plain

@@ -12,7 +12,15 @@ from dataclasses import replace
 from bot.backends.errors import BackendError, BadOutput, EditsUnsupported, Internal
 from bot.refine.errors import AudienceGone, ReferenceExpired
 from bot.refine.models import DraftOutcome, PendingRun, RunListener
-from bot.refine.steps import CriticContext, Drawn, Judged, Judgement, PaidSteps
+from bot.refine.steps import (
+    CriticContext,
+    Drawn,
+    Judged,
+    Judgement,
+    PaidSteps,
+    UnusableImage,
+    image_usage,
+)
 from bot.refine.tasks import background, notify
 from storage.records import DraftRecord, RoundRecord, RoundStatus
 from storage.store import Store
@@ -181,9 +189,12 @@ class DraftMaker:
     async def _draft_failed(
         self, draft: DraftRecord, failure: Exception, step: str, spent: float | None = None
     ) -> DraftOutcome:
-        """End the draft with the failure of its `step` ("image" or "critic"); return it."""
+        """End the draft with the failure of its `step` ("image" or "critic"); return it. An
+        image billed but unusable still has its usage recorded (/usage shows what was paid)."""
         error = _backend_error(failure, step)
         log.warning("round %s draft %s: %s failed: %s", draft.round_id, draft.number, step, error)
+        if isinstance(failure, UnusableImage):
+            await self._record_unusable(draft, failure)
         draft = await self._store.rounds.fail_draft(
             draft.id,
             status=RoundStatus.DONE if draft.image_sha else RoundStatus.FAILED,
@@ -191,6 +202,12 @@ class DraftMaker:
             error=str(error),
         )
         return DraftOutcome(draft, error=error, cost_usd=spent)
+
+    async def _record_unusable(self, draft: DraftRecord, failure: UnusableImage) -> None:
+        pending = self._pending
+        usage = image_usage(failure.image, draft.round_id, pending.session, pending.actor)
+        await self._store.chats.record_usage(usage)
+        self.spent(usage.cost_usd)
 
     async def _show(self, round: RoundRecord, draft: DraftRecord, image: bytes) -> None:
         """Show the stored image and store the id of the message that shows it (so a restart

@@ -3,6 +3,8 @@ a round keeps and why a run stops."""
 
 from __future__ import annotations
 
+import unicodedata
+
 from bot.backends.critique import MAX_PROMPT_CHARS, Critique
 from bot.refine.errors import AutopilotPlanInvalid, BriefTooLong, EmptyBrief
 from bot.refine.models import (
@@ -40,10 +42,28 @@ RUN_STATUS = {
 """How an autopilot run is stored for each reason it stopped."""
 
 
+INVISIBLE = frozenset("\u115f\u1160\u2800\u3164\uffa0")
+"""Characters that draw nothing though Unicode calls them letters or symbols: Hangul fillers,
+the Braille blank. With the categories below, what a brief of nothing but them is made of."""
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp", "Mn", "Me"})
+"""Controls, format characters (zero-width space and joiners), unassigned and private code
+points, spaces, and combining marks (nothing to combine with on their own)."""
+
+
+def has_visible_character(text: str) -> bool:
+    """Return whether the text has a character that shows on a screen."""
+    return any(
+        char not in INVISIBLE and unicodedata.category(char) not in _INVISIBLE_CATEGORIES
+        for char in text
+    )
+
+
 def clean_brief(text: str | None) -> str:
-    """Return the brief stripped of surrounding space; raise EmptyBrief or BriefTooLong."""
+    """Return the brief stripped of surrounding space; raise EmptyBrief (nothing visible: no
+    text, only spaces, zero-width or filler characters, combining marks alone) or
+    BriefTooLong."""
     text = (text or "").strip()
-    if not text:
+    if not has_visible_character(text):
         raise EmptyBrief()
     if len(text) > MAX_BRIEF_CHARS:
         raise BriefTooLong()

@@ -27,6 +27,25 @@ from storage.records import ChatSettings, SessionRecord, UsageEntry
 from storage.store import Store
 
 
+def image_usage(
+    image: GeneratedImage, round_id: int, session: SessionRecord, actor: Actor
+) -> UsageEntry:
+    """Return the usage row that records what drawing `image` cost (estimated)."""
+    cost = estimate_cost(image.model, image.usage)
+    return UsageEntry(
+        round_id, session.chat_id, actor.user_id, "image", image.model, image.usage, cost
+    )
+
+
+class UnusableImage(BadOutput):
+    """The backend answered (and billed) an image the bot cannot use: it does not decode, or
+    is too large; `image` is what it answered, with the usage to record."""
+
+    def __init__(self, image: GeneratedImage, detail: str) -> None:
+        super().__init__("image", detail)
+        self.image = image
+
+
 @dataclass(frozen=True, slots=True)
 class Drawn:
     """A drawn image that decoded, not stored yet, with what the critic sees of it."""
@@ -39,15 +58,7 @@ class Drawn:
 
     def usage(self, round_id: int, session: SessionRecord, actor: Actor) -> UsageEntry:
         """Return the usage row that records what drawing the image cost."""
-        return UsageEntry(
-            round_id,
-            session.chat_id,
-            actor.user_id,
-            "image",
-            self.image.model,
-            self.image.usage,
-            self.cost_usd,
-        )
+        return image_usage(self.image, round_id, session, actor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,17 +134,12 @@ class PaidSteps:
         options: ImageOptions,
     ) -> Drawn:
         """Draw one image and check it, making the critic's JPEG in the same decode; nothing
-        is stored. Raises BackendError (an image that does not decode is BadOutput)."""
+        is stored. Raises BackendError (an image that cannot be used is UnusableImage)."""
         started = time.monotonic()
-        try:
-            image = await self._generator.generate(
-                prompt, seed=seed, options=options, reference=reference
-            )
-            info, jpeg = await asyncio.to_thread(prepare, image.data, self._critic_max_side)
-        except InvalidImage as error:
-            raise BadOutput("image", str(error)) from error
-        elapsed = int((time.monotonic() - started) * 1000)
-        return Drawn(image, info, jpeg, elapsed, estimate_cost(image.model, image.usage))
+        image = await self._generator.generate(
+            prompt, seed=seed, options=options, reference=reference
+        )
+        return await self._checked(image, started)
 
     @property
     def can_edit(self) -> bool:
@@ -154,20 +160,25 @@ class PaidSteps:
         check the result as `draw` does; nothing is stored. Raises EditsUnsupported when the
         server cannot edit pictures, other BackendError as `draw`."""
         started = time.monotonic()
+        edited = await self._generator.edit(
+            prompt,
+            instruction=instruction,
+            image=image,
+            reference=reference,
+            seed=seed,
+            options=options,
+        )
+        return await self._checked(edited, started)
+
+    async def _checked(self, image: GeneratedImage, started: float) -> Drawn:
+        """Check the image the backend answered, making the critic's JPEG in the same decode;
+        return it as Drawn. Raises UnusableImage (it was billed all the same)."""
         try:
-            edited = await self._generator.edit(
-                prompt,
-                instruction=instruction,
-                image=image,
-                reference=reference,
-                seed=seed,
-                options=options,
-            )
-            info, jpeg = await asyncio.to_thread(prepare, edited.data, self._critic_max_side)
+            info, jpeg = await asyncio.to_thread(prepare, image.data, self._critic_max_side)
         except InvalidImage as error:
-            raise BadOutput("image", str(error)) from error
+            raise UnusableImage(image, str(error)) from error
         elapsed = int((time.monotonic() - started) * 1000)
-        return Drawn(edited, info, jpeg, elapsed, estimate_cost(edited.model, edited.usage))
+        return Drawn(image, info, jpeg, elapsed, estimate_cost(image.model, image.usage))
 
     async def picture_of(self, round_id: int) -> bytes | None:
         """Return the stored full-quality image of the round (what an edit of it starts
