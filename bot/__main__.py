@@ -15,7 +15,7 @@ import sys
 
 from pydantic import ValidationError
 
-from bot.config import describe_errors, load_settings
+from bot.config import Settings, describe_errors, load_settings
 from bot.health import DEFAULT_MAX_AGE
 from bot.logs import configure_logging
 
@@ -113,11 +113,31 @@ def run_bot() -> int:
             file=sys.stderr,
         )
         return 2
+    from storage.startup import StorageProblem, check_database, lock_database
+
+    try:  # one process per database, and a database that opens and is not damaged
+        lock = lock_database(settings.database_path)
+    except StorageProblem as problem:
+        print(f"refinebot: {problem}.", file=sys.stderr)
+        return 1
+    try:
+        check_database(settings.database_path)
+        return _run_application(settings)
+    except StorageProblem as problem:
+        print(f"refinebot: {problem}.", file=sys.stderr)
+        return 2
+    finally:
+        lock.release()
+
+
+def _run_application(settings: Settings) -> int:
+    """Run the Application until a stop signal; return the exit status."""
     # Imported only now: a configuration problem is reported without a second of imports.
     from telegram.error import InvalidToken, NetworkError
 
     from bot import webhook
     from bot.app import build_application
+    from bot.handlers.gate import stopped_by_conflict
 
     configure_logging(settings.log_level, settings.secret_values(), settings.log_format)
     application = build_application(settings)
@@ -151,6 +171,13 @@ def run_bot() -> int:
         print(
             f"refinebot: cannot listen on {settings.webhook_listen}:{settings.webhook_port} "
             f"(WEBHOOK_LISTEN, WEBHOOK_PORT): {error.strerror or error}",
+            file=sys.stderr,
+        )
+        return 1
+    if stopped_by_conflict(application):
+        print(
+            "refinebot: another bot is getting this token's updates (Telegram answered 409 "
+            "Conflict); stop the other one, it may run on another machine.",
             file=sys.stderr,
         )
         return 1

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.config import Settings
+from storage.startup import RESTORE_HINT, integrity_problem
 
 if TYPE_CHECKING:
     from telegram.ext import Application, ContextTypes
@@ -136,10 +137,13 @@ def _database_problem(database_path: Path) -> str | None:
         conn = sqlite3.connect(uri, uri=True, timeout=5)
         try:
             conn.execute("SELECT COUNT(*) FROM migrations").fetchone()
+            damage = integrity_problem(conn)
         finally:
             conn.close()
     except sqlite3.Error as error:
         return f"database {database_path} does not answer: {error}"
+    if damage:
+        return f"database {database_path} is damaged ({damage}); {RESTORE_HINT}"
     return None
 
 

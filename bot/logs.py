@@ -11,6 +11,18 @@ from typing import Literal
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+class QuietConflicts(logging.Filter):
+    """Drops the traceback of a 409 Conflict (another process polls with the bot's token):
+    the bot stops with one line saying so (bot/handlers/gate.py), and python-telegram-bot's
+    last getUpdates on the way out meets the same Conflict. Its message line stays."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if type(error).__name__ == "Conflict" and type(error).__module__ == "telegram.error":
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 class RedactSecrets(logging.Filter):
     """Replaces every configured secret in a record's final message with `***`."""
 
@@ -69,6 +81,7 @@ def configure_logging(
     """
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(QuietConflicts())
     handler.addFilter(RedactSecrets(secrets))
     logging.captureWarnings(fmt == "json")
     root = logging.getLogger()

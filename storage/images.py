@@ -61,6 +61,15 @@ _NOT_NEEDED = (
 """An image nobody still needs: not chosen, not in flight, no active session's product."""
 
 
+def _fsync_folder(folder: Path) -> None:
+    """Make a folder's entries (a file just renamed into it) durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def relative_path(sha: str, mime: str) -> Path:
     """Return where the image with this SHA-256 and MIME type lives, inside the data dir."""
     return Path(IMAGES_DIR) / sha[:2] / f"{sha}.{EXTENSIONS.get(mime, 'bin')}"
@@ -146,6 +155,7 @@ class Images:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, target)
+        _fsync_folder(target.parent)  # the rename itself survives a power cut only so
         return sha, str(relative), True
 
     def _unprune(self, sha: str) -> bool:

@@ -5,10 +5,11 @@ last-resort error handler."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from telegram import Message, Update
-from telegram.error import TelegramError
-from telegram.ext import ApplicationHandlerStop
+from telegram.error import Conflict, TelegramError
+from telegram.ext import Application, ApplicationHandlerStop
 
 from bot.access import is_allowed
 from bot.chat.context import BotContext
@@ -80,8 +81,26 @@ async def stale_button(update: Update, context: BotContext) -> None:
     await answer_quietly(query_of(update), INVALID_BUTTON)
 
 
+_CONFLICT = "stopped_by_conflict"
+"""The bot_data key set when a 409 Conflict stopped the application."""
+
+
+def stopped_by_conflict(application: Application[Any, Any, Any, Any, Any, Any]) -> bool:
+    """Whether the application stopped because another bot polls with the same token."""
+    return bool(application.bot_data.get(_CONFLICT))
+
+
 async def on_error(update: object, context: BotContext) -> None:
-    """Log the failure and, where there is a chat, say sorry without any technical detail."""
+    """Log the failure and, where there is a chat, say sorry without any technical detail.
+
+    A 409 Conflict from getUpdates (another process polls with this token) stops the bot with
+    one log line: polling on would fight the other process every few seconds."""
+    if isinstance(context.error, Conflict):
+        if not stopped_by_conflict(context.application):
+            log.error("Telegram: %s; stopping", context.error.message)
+            context.application.bot_data[_CONFLICT] = True
+            context.application.stop_running()
+        return
     log.error("error while handling an update", exc_info=context.error)
     if not isinstance(update, Update) or update.effective_chat is None:
         return
