@@ -8,9 +8,17 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
+import subprocess
+import tomllib
+from importlib import metadata
 from pathlib import Path
 
+import pytest
 import yaml
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from bot.__main__ import _parser
 from bot.config import Settings
@@ -137,3 +145,195 @@ def test_every_setting_is_documented() -> None:
         key = name.upper()
         assert re.search(rf"^#? ?{key}=", example, re.M), f"{key} missing from .env.example"
         assert re.search(rf"^\|[^|\n]*\b{key}\b", readme, re.M), f"{key} missing from README"
+
+
+# --- the lock files: what `make run/test/lint/bench`, CI and the Docker image install -------
+
+REQUIREMENTS = ROOT / "requirements"
+LOCKS = {name: REQUIREMENTS / f"{name}.txt" for name in ("runtime", "test", "bench")}
+# (sys_platform, platform_system, os_name, python_version): where the bot and its tests run.
+ENVIRONMENTS = [
+    (platform, system, os_name, python)
+    for platform, system, os_name in (
+        ("linux", "Linux", "posix"),
+        ("darwin", "Darwin", "posix"),
+        ("win32", "Windows", "nt"),
+    )
+    for python in ("3.11", "3.12", "3.13")
+]
+
+
+def marker_env(platform: str, system: str, os_name: str, python: str) -> dict[str, str]:
+    return {
+        "sys_platform": platform,
+        "platform_system": system,
+        "os_name": os_name,
+        "python_version": python,
+        "python_full_version": python + ".0",
+        "platform_machine": "x86_64",
+        "platform_python_implementation": "CPython",
+        "implementation_name": "cpython",
+        "extra": "",
+    }
+
+
+def lock_entries(path: Path) -> list[tuple[Requirement, list[str]]]:
+    """Every requirement of a lock file with its hashes; continuation lines joined."""
+    entries = []
+    for line in path.read_text().replace("\\\n", " ").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        assert not line.startswith("-"), f"{path.name}: an option in the lock: {line}"
+        spec, *hashes = (part.strip() for part in line.split("--hash="))
+        entries.append((Requirement(spec), [h.split()[0] for h in hashes]))
+    return entries
+
+
+def lock_pins(path: Path) -> dict[str, list[tuple[str, Marker | None]]]:
+    pins: dict[str, list[tuple[str, Marker | None]]] = {}
+    for requirement, _ in lock_entries(path):
+        (version,) = (s.version for s in requirement.specifier)
+        pins.setdefault(canonicalize_name(requirement.name), []).append(
+            (version, requirement.marker)
+        )
+    return pins
+
+
+def pyproject_requirements() -> dict[str, list[Requirement]]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    groups = {"runtime": [Requirement(r) for r in project["dependencies"]]}
+    for extra, requirements in project["optional-dependencies"].items():
+        groups[extra] = [Requirement(r) for r in requirements]
+    return groups
+
+
+def test_lock_files_pin_exact_hashed_versions_and_name_no_index() -> None:
+    for name, path in LOCKS.items():
+        text = path.read_text()
+        assert "make lock" in text.splitlines()[1], f"{name}: not written by `make lock`"
+        # No index, mirror, local path or direct URL: each machine's own pip settings apply.
+        for forbidden in ("index-url", "find-links", "trusted-host", "file:", "://", "/opt/"):
+            assert forbidden not in text, f"{path.name} names {forbidden}"
+        entries = lock_entries(path)
+        assert entries
+        for requirement, hashes in entries:
+            assert requirement.url is None and not requirement.extras, str(requirement)
+            (specifier,) = requirement.specifier
+            assert specifier.operator == "==", str(requirement)
+            assert hashes and all(re.fullmatch(r"sha256:[0-9a-f]{64}", h) for h in hashes)
+
+
+def test_lock_covers_pyproject_with_its_markers() -> None:
+    groups = pyproject_requirements()
+    assert set(groups) == {"runtime", "test", "bench"}
+    wanted = {"runtime": ["runtime"], "test": ["runtime", "test"], "bench": list(groups)}
+    for lock, group_names in wanted.items():
+        pins = lock_pins(LOCKS[lock])
+        for requirement in (r for g in group_names for r in groups[g]):
+            name = canonicalize_name(requirement.name)
+            assert name in pins, f"{requirement} is not in {LOCKS[lock].name}: run `make lock`"
+            for env in ENVIRONMENTS:
+                environment = marker_env(*env)
+                applies = [v for v, m in pins[name] if m is None or m.evaluate(environment)]
+                if requirement.marker is None or requirement.marker.evaluate(environment):
+                    assert len(applies) == 1, f"{name} on {env}: {applies}"
+                    assert requirement.specifier.contains(applies[0], prereleases=True), (
+                        f"{LOCKS[lock].name} pins {name}=={applies[0]}, pyproject.toml wants "
+                        f"{requirement.specifier}: run `make lock`"
+                    )
+                elif lock == "runtime":  # e.g. uvloop: never on win32
+                    assert not applies, f"{name} on {env}: {requirement.marker}"
+            # A requirement's extras (python-telegram-bot[job-queue,...]) bring their packages.
+            if requirement.extras:
+                for dependency in map(Requirement, metadata.requires(requirement.name) or []):
+                    extras_env = marker_env("linux", "Linux", "posix", "3.11")
+                    if dependency.marker and any(
+                        dependency.marker.evaluate({**extras_env, "extra": extra})
+                        for extra in requirement.extras
+                    ):
+                        assert canonicalize_name(dependency.name) in pins, str(dependency)
+
+
+def test_the_three_locks_agree() -> None:
+    runtime, test, bench = (lock_pins(LOCKS[name]) for name in ("runtime", "test", "bench"))
+    for smaller, larger in ((runtime, test), (test, bench)):
+        for name, pins in smaller.items():
+            assert larger.get(name) == pins, f"{name}: {pins} vs {larger.get(name)}"
+    # The image installs the runtime lock only: no test tools in it.
+    for tool in ("pytest", "ruff", "mypy", "py-spy"):
+        assert tool not in runtime, tool
+
+
+def make_dry_run(tmp_path: Path, *targets: str) -> list[str]:
+    """The commands `make -n -B TARGET` would run, in a copy of the files the Makefile reads."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    if not (tmp_path / "requirements").exists():
+        shutil.copytree(REQUIREMENTS, tmp_path / "requirements")
+    result = subprocess.run(
+        ["make", "-n", "-B", "-C", str(tmp_path), "--no-print-directory", *targets],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [line.strip() for line in result.stdout.splitlines() if line.strip()]
+
+
+def test_makefile_installs_from_the_lock(tmp_path: Path) -> None:
+    def installs(commands: list[str]) -> list[list[str]]:
+        return [
+            shlex.split(c)[shlex.split(c).index("install") + 1 :]
+            for c in commands
+            if re.search(r"\bpip install\b", c)
+        ]
+
+    commands = make_dry_run(tmp_path, "test")
+    assert installs(commands) == [
+        ["--quiet", "--require-hashes", "-r", "requirements/test.txt"],
+        ["--quiet", "--no-deps", "-e", "."],  # the project itself, editable, after its deps
+    ]
+    assert commands[-1].endswith("-m pytest -q")
+    bench = installs(make_dry_run(tmp_path, "bench"))
+    assert ["--quiet", "--require-hashes", "-r", "requirements/bench.txt"] in bench
+    for target in ("run", "lint"):
+        assert installs(make_dry_run(tmp_path, target)) == installs(commands)
+
+    # The stamp is named after the lock: a changed lock reinstalls.
+    def stamp() -> str:
+        (touch,) = (c for c in make_dry_run(tmp_path, "test") if c.startswith("touch "))
+        return touch
+
+    before = stamp()
+    with (tmp_path / "requirements" / "test.txt").open("a") as lock:
+        lock.write("\n")
+    assert stamp() != before
+
+    # `make lock` writes all three with one universal, hashed resolution and names no index.
+    compiles = [c for c in make_dry_run(tmp_path, "lock") if " pip compile " in c]
+    outputs = [shlex.split(c)[shlex.split(c).index("-o") + 1] for c in compiles]
+    assert sorted(outputs) == sorted(f"requirements/{p.name}" for p in LOCKS.values())
+    for command in compiles:
+        assert "--universal" in command and "--generate-hashes" in command
+        assert "index" not in command and "find-links" not in command
+
+
+def test_dockerfile_installs_the_runtime_lock() -> None:
+    instructions = dockerfile_instructions()
+    start = max(i for i, (k, _) in enumerate(instructions) if k == "FROM")
+    final = instructions[start:]
+    copies = {
+        rest.split()[-1]: rest.split()[0]
+        for k, rest in final
+        if k == "COPY" and not rest.startswith("--")
+    }
+    runs = [rest for k, rest in final if k == "RUN" and "pip install" in rest]
+    (lock_install,) = (r for r in runs if "-r " in r)
+    assert "--require-hashes" in lock_install
+    target = lock_install.split("-r ", 1)[1].split()[0]
+    assert copies[target] == "requirements/runtime.txt"
+    (wheel_install,) = (r for r in runs if "/wheels/" in r)
+    assert "--no-deps" in wheel_install  # every dependency came from the lock
+    assert runs.index(lock_install) < runs.index(wheel_install)
