@@ -6,6 +6,7 @@ Real environment variables win over `.env`. Every bad key is named in one readab
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -70,6 +71,7 @@ class Settings(BaseSettings):
     critic_api_key: SecretStr | None = None
     critic_image_max_side: int = Field(default=768, ge=256, le=2048)
     critic_timeout: float = Field(default=90.0, gt=0)
+    image_download_hosts: str | None = None
 
     stability_api_key: SecretStr | None = None
     stability_api_base_url: str = "https://api.stability.ai"
@@ -228,6 +230,13 @@ class Settings(BaseSettings):
         """The path the local webhook server answers on: WEBHOOK_PATH, else WEBHOOK_URL's path."""
         path = self.webhook_path or (urlsplit(self.webhook_url).path if self.webhook_url else "")
         return "/" + path.strip("/")
+
+    def safety_key(self) -> bytes:
+        """Return the secret the users' safety identifiers are hashed with: derived from the
+        bot's token, so it is stable across restarts, differs per bot, and needs no setting;
+        the Telegram user id cannot be read back from an identifier without the token."""
+        token = self.telegram_bot_token.get_secret_value().encode()
+        return hashlib.sha256(b"refinebot safety identifier\0" + token).digest()
 
     def secret_values(self) -> list[str]:
         """Return every configured secret (token, API keys, webhook secret), for log redaction."""

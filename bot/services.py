@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import httpx
 
 from bot.backends.base import Critic, ImageGenerator
+from bot.backends.image_answers import parse_hosts
 from bot.backends.openai_common import make_client
 from bot.backends.openai_critic import OpenAICritic
 from bot.backends.openai_images import OpenAIImageGenerator
@@ -62,6 +63,7 @@ def build_generator(settings: Settings) -> ImageGenerator:
         settings.image_quality,
         settings.image_timeout,
         output_format=settings.image_output_format,
+        download_hosts=parse_hosts(settings.image_download_hosts) or None,
     )
 
 
@@ -98,6 +100,7 @@ def build_refine(
         default_format=settings.image_format,
         autopilot=autopilot,
         max_rounds_in_flight=settings.max_rounds_in_flight,
+        safety_key=settings.safety_key(),
     )
 
 

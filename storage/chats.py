@@ -55,7 +55,7 @@ class Chats:
 
     async def settings(self, chat_id: int) -> ChatSettings:
         """Return the chat's settings (defaults if it never changed any)."""
-        return await self._db.run(read_settings, self._db, chat_id)
+        return await self._db.read(read_settings, self._db, chat_id)
 
     async def save_settings(self, settings: ChatSettings) -> ChatSettings:
         """Store the chat's settings (all of them, replacing the old); return them as stored."""
@@ -115,7 +115,7 @@ class Chats:
 
     async def file_id(self, sha: str, kind: str) -> str | None:
         """Return the Telegram file_id of this content sent as `kind`, if it was sent before."""
-        row = await self._db.run(
+        row = await self._db.read(
             self._db.one,
             "SELECT file_id FROM telegram_files WHERE sha256 = ? AND kind = ?",
             (sha, kind),
@@ -150,7 +150,7 @@ class Chats:
         costliest first. With `user_id`, only that user's usage."""
         where = "WHERE created_at >= ?" + (" AND user_id = ?" if user_id is not None else "")
         params: Params = (since,) if user_id is None else (since, user_id)
-        rows = await self._db.run(
+        rows = await self._db.read(
             self._db.all,
             "SELECT chat_id, user_id, COUNT(DISTINCT round_id) AS rounds, "
             "SUM(kind = 'image') AS images, SUM(cost_usd) AS cost_usd, "
@@ -179,13 +179,13 @@ class Chats:
             )
             return by_user, in_chat
 
-        return await self._db.run(work)
+        return await self._db.read(work)
 
     # --- groups upgraded to supergroups ----------------------------------------------------
 
     async def migrated_from(self, chat_id: int) -> int | None:
         """Return the id of the group this supergroup was upgraded from, if it was."""
-        row = await self._db.run(
+        row = await self._db.read(
             self._db.one, "SELECT migrated_from FROM chats WHERE id = ?", (chat_id,)
         )
         return None if row is None or row[0] is None else int(row[0])

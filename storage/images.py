@@ -133,7 +133,7 @@ class Images:
             except FileNotFoundError:
                 raise LookupError(f"image {sha} was pruned or deleted") from None
 
-        return await self._db.run(work)
+        return await self._db.read(work)
 
     def _write_file(
         self, data: bytes, mime: str, *, replace: bool = False

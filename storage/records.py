@@ -43,6 +43,7 @@ class SessionRecord:
     created_at: str
     updated_at: str
     reference_sha: str | None = None
+    final_message_id: int | None = None  # the message that delivered Stop's document
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,13 +100,13 @@ class Rounds:
 
     async def get(self, round_id: int) -> RoundRecord | None:
         """Return the round, or None if there is none with that id."""
-        row = await self._db.run(self._db.one, "SELECT * FROM rounds WHERE id = ?", (round_id,))
+        row = await self._db.read(self._db.one, "SELECT * FROM rounds WHERE id = ?", (round_id,))
         return maybe(round_record, row)
 
     async def drafts(self, round_id: int) -> list[DraftRecord]:
         """Return the round's drafts in number order (none if there is no such round, or it
         was created by the deprecated `Store.create_round`)."""
-        rows = await self._db.run(
+        rows = await self._db.read(
             self._db.all, "SELECT * FROM drafts WHERE round_id = ? ORDER BY number", (round_id,)
         )
         return [draft_record(row) for row in rows]
@@ -128,11 +128,11 @@ class Rounds:
                 return None
             return round, session, read_settings(self._db, session.chat_id)
 
-        return await self._db.run(work)
+        return await self._db.read(work)
 
     async def of_session(self, session_id: int) -> list[RoundRecord]:
         """Return the session's rounds in number order."""
-        rows = await self._db.run(
+        rows = await self._db.read(
             self._db.all, "SELECT * FROM rounds WHERE session_id = ? ORDER BY number", (session_id,)
         )
         return [round_record(row) for row in rows]
@@ -140,14 +140,14 @@ class Rounds:
     async def running(self) -> list[RoundRecord]:
         """Return every round left pending, generating or critiquing (a restart finishes
         them), oldest first."""
-        rows = await self._db.run(
+        rows = await self._db.read(
             self._db.all, f"SELECT * FROM rounds WHERE status IN {RUNNING_SQL} ORDER BY id"
         )
         return [round_record(row) for row in rows]
 
     async def by_message(self, chat_id: int, message_id: int) -> RoundRecord | None:
         """Return the round shown by this message of this chat, if any."""
-        row = await self._db.run(
+        row = await self._db.read(
             self._db.one,
             "SELECT r.* FROM rounds r JOIN sessions s ON s.id = r.session_id "
             "WHERE r.message_id = ? AND s.chat_id = ?",

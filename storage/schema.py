@@ -246,6 +246,13 @@ def _m008_edit_rounds(db: sqlite_utils.Database) -> None:
             db.execute(f"ALTER TABLE {table} ADD COLUMN kind_note TEXT")
 
 
+def _m009_final_delivery(db: sqlite_utils.Database) -> None:
+    # The message that delivered a stopped session's full-resolution image: Stop pressed again
+    # re-sends it only if that delivery never went out.
+    if "final_message_id" not in db["sessions"].columns_dict:
+        db.execute("ALTER TABLE sessions ADD COLUMN final_message_id INTEGER")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
@@ -257,6 +264,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (6, "chats.migrated_from for groups upgraded to supergroups", _m006_chat_upgrades),
     (7, "a draft for every round (a manual round is one draft)", _m007_every_round_has_drafts),
     (8, "edit rounds: edit_of, instruction, kind_note", _m008_edit_rounds),
+    (9, "sessions.final_message_id: Stop's document delivered", _m009_final_delivery),
 ]
 
 

@@ -66,7 +66,9 @@ class Sessions:
 
     async def get(self, session_id: int) -> SessionRecord | None:
         """Return the session, or None if there is none with that id."""
-        row = await self._db.run(self._db.one, "SELECT * FROM sessions WHERE id = ?", (session_id,))
+        row = await self._db.read(
+            self._db.one, "SELECT * FROM sessions WHERE id = ?", (session_id,)
+        )
         return maybe(session_record, row)
 
     async def stop(self, session_id: int, *, chosen_round_id: int) -> SessionRecord:
@@ -82,12 +84,22 @@ class Sessions:
         )
         return session_record(found(row, f"session {session_id}"))
 
+    async def delivered(self, session_id: int, *, message_id: int) -> SessionRecord:
+        """Remember the message that delivered the stopped session's full-resolution image;
+        return the session. Raises LookupError if there is no such session."""
+        row = await self._db.run(
+            self._db.write_one,
+            "UPDATE sessions SET final_message_id = ? WHERE id = ? RETURNING *",
+            (message_id, session_id),
+        )
+        return session_record(found(row, f"session {session_id}"))
+
     async def of_chat(
         self, chat_id: int, thread_id: int, *, limit: int = 10, offset: int = 0
     ) -> list[SessionSummary]:
         """Return a page of the scope's sessions (`limit` of them after the first `offset`),
         newest first, with their round counts and best scores."""
-        rows = await self._db.run(
+        rows = await self._db.read(
             self._db.all,
             "SELECT s.*, COUNT(r.id) AS n_rounds, MAX(r.score) AS best_score, "
             "COUNT(r.edit_of) AS n_edits "
@@ -103,7 +115,7 @@ class Sessions:
 
     async def count(self, chat_id: int, thread_id: int) -> int:
         """Return how many sessions the scope has."""
-        return await self._db.run(
+        return await self._db.read(
             self._db.count,
             "SELECT COUNT(*) FROM sessions WHERE chat_id = ? AND thread_id = ?",
             (chat_id, thread_id),
@@ -146,7 +158,7 @@ class Sessions:
 
     async def get_run(self, run_id: int) -> AutopilotRunRecord | None:
         """Return the autopilot run, or None if there is none with that id."""
-        row = await self._db.run(
+        row = await self._db.read(
             self._db.one, "SELECT * FROM autopilot_runs WHERE id = ?", (run_id,)
         )
         return maybe(run_record, row)

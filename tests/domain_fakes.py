@@ -42,6 +42,7 @@ class FakeGenerator:
         reference: bytes | None = None,
         seed: int | None = None,
         options: ImageOptions | None = None,
+        safety_identifier: str | None = None,
     ) -> GeneratedImage:
         if not self.edits:
             self.can_edit = False
@@ -54,6 +55,7 @@ class FakeGenerator:
                 "image": image,
                 "seed": seed,
                 "reference": reference,
+                "safety_identifier": safety_identifier,
             }
         )
         return await self._drawn()
@@ -65,9 +67,16 @@ class FakeGenerator:
         seed: int | None = None,
         options: ImageOptions | None = None,
         reference: bytes | None = None,
+        safety_identifier: str | None = None,
     ) -> GeneratedImage:
         self.calls.append(
-            {"kind": "redraw", "prompt": prompt, "seed": seed, "reference": reference}
+            {
+                "kind": "redraw",
+                "prompt": prompt,
+                "seed": seed,
+                "reference": reference,
+                "safety_identifier": safety_identifier,
+            }
         )
         return await self._drawn()
 

@@ -13,12 +13,9 @@ from pydantic import ValidationError
 
 from bot.backends.errors import ContentBlocked, EditsUnsupported, Rejected
 from bot.backends.formats import ImageOptions
+from bot.backends.image_params import supports_input_fidelity
 from bot.backends.openai_common import make_client
-from bot.backends.openai_images import (
-    REFERENCE_SENTENCE,
-    OpenAIImageGenerator,
-    supports_input_fidelity,
-)
+from bot.backends.openai_images import REFERENCE_SENTENCE, OpenAIImageGenerator
 from bot.backends.stability import DEFAULT_EDIT_STRENGTH, StabilityImageGenerator
 from bot.config import Settings, describe_errors
 from bot.services import build_generator
@@ -204,9 +201,8 @@ async def test_a_photo_brief_on_a_server_without_edits_says_so(
     assert caught.value.detail == "HTTP 404: 404 page not found"
     assert not generator.can_edit
     assert backend_error_text(caught.value) == (
-        "The image service can't edit pictures, so product photos and edits of earlier rounds "
-        "don't work with it. Ask the bot's owner to switch to an image server that supports "
-        "edits."
+        "The image service can't edit pictures, so product photos can't be used with it. Ask "
+        "the bot's owner to switch to an image server that supports edits."
     )
 
 

@@ -74,7 +74,8 @@ async def test_everything_passes(environment, telegram, openai_fake, tmp_path) -
     assert "gpt-5.4-mini" in line_for(finished, "Critic")
     assert_no_secrets(finished, telegram.token, openai_fake.api_key)
     # Only cheap calls: no image drawn, no critique asked for, nothing sent to a chat.
-    assert not openai_fake.requests_to("images") and not openai_fake.requests_to("chat")
+    # No image is paid for; the critic is probed once, with a tiny image and the real schema.
+    assert not openai_fake.requests_to("images") and len(openai_fake.requests_to("chat")) == 1
     assert [call.method for call in telegram.calls] == ["getMe"]
 
 

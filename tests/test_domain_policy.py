@@ -56,7 +56,8 @@ async def test_only_the_starter_may_steer_when_the_chat_says_so(store: Store) ->
     with pytest.raises(NotYourSession):
         await refine.begin_accept(round_id, GROUP, BOB)
     with pytest.raises(NotYourSession):
-        await refine.stop(round_id, GROUP, BOB)
+        async with refine.stop(round_id, GROUP, BOB):
+            pass
     pending = await refine.begin_accept(round_id, GROUP, ANA)
     with pytest.raises(NotYourSession):
         await refine.cancel(GROUP, BOB)

@@ -11,6 +11,7 @@ from bot.backends.errors import ContentBlocked, Unavailable
 from bot.refine.errors import SessionBusy
 from bot.refine.models import Actor, Scope
 from bot.refine.service import RefineService
+from bot.refine.steps import PaidSteps
 from storage.records import RoundRecord, RoundStatus
 from storage.store import Store
 from tests.domain_fakes import FakeCritic, FakeGenerator, RecordingListener
@@ -153,7 +154,8 @@ async def test_a_bug_while_storing_the_image_ends_the_round_ready_for_retry(
     outcome = await refine.run(await refine.begin_start(SCOPE, ANA, BRIEF), RecordingListener())
     assert outcome.last is not None
     assert outcome.last.round.status is RoundStatus.FAILED
-    assert outcome.last.round.error_kind == "internal"
+    assert outcome.last.round.error_kind == "not_stored"
+    assert outcome.last.unsaved is not None  # the paid image, to show all the same
 
 
 async def test_a_restart_critiques_the_stored_image_without_drawing_it_again(
@@ -206,3 +208,41 @@ async def test_a_restart_before_any_image_fails_the_round_for_retry(store: Store
     assert generator.calls == []
     assert outcome.last is not None and outcome.last.round.status is RoundStatus.FAILED
     assert outcome.last.round.error_kind == "interrupted"
+
+
+async def test_image_and_critic_calls_carry_the_users_hashed_safety_identifier(
+    store: Store,
+) -> None:
+    generator, critic = FakeGenerator(), FakeCritic()
+    refine = RefineService(
+        store=store,
+        generator=generator,
+        critic=critic,
+        max_rounds_in_flight=4,
+        safety_key=b"a secret of the bot's own",
+    )
+    await refine.run(await refine.begin_start(SCOPE, ANA, BRIEF), RecordingListener())
+    bob = Actor(user_id=8, name="Bob")
+    await refine.run(await refine.begin_start(Scope(chat_id=43), bob, BRIEF), RecordingListener())
+    ana_id, bob_id = (call["safety_identifier"] for call in generator.calls)
+    assert ana_id.startswith("rb-") and len(ana_id) == 35 and ana_id != bob_id
+    assert [r.safety_identifier for r in critic.requests] == [ana_id, bob_id]
+    # Stable across restarts of the same bot; another bot's key gives another identifier.
+    steps = PaidSteps(
+        store=store,
+        generator=generator,
+        critic=critic,
+        critic_max_side=768,
+        default_format="square",
+        safety_key=b"a secret of the bot's own",
+    )
+    assert steps.safety_identifier(ANA) == ana_id
+    other = PaidSteps(
+        store=store,
+        generator=generator,
+        critic=critic,
+        critic_max_side=768,
+        default_format="square",
+        safety_key=b"another bot",
+    )
+    assert other.safety_identifier(ANA) != ana_id

@@ -252,7 +252,7 @@ async def test_a_disk_that_refuses_images_ends_the_run_with_a_retry(
             (m for m in telegram.messages(ana_chat["id"]) if "a round failed" in m.plain), None
         )
     )
-    assert "went wrong on the bot's side" in failed.plain and failed.buttons == [["🔁 Retry"]]
+    assert "could not save it" in failed.plain and failed.buttons == [["🔁 Retry"]]
     images.unlink()
     telegram.user_presses(ana_chat, ana, failed, "Retry")
     await next_round(telegram, ana_chat, after=failed.message_id)

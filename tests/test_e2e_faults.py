@@ -10,6 +10,7 @@ from storage.store import Store
 from tests.cli_helpers import fakes_environment, start_bot, stop_bot
 from tests.conftest import BOB_ID
 from tests.fakes.faults import Fault
+from tests.fakes.pngs import prompt_of
 from tests.helpers import acknowledged, next_round, next_text, occupy_the_only_slot, toast
 
 ERROR_HANDLER = "error while handling an update"
@@ -179,20 +180,22 @@ async def test_malformed_image_response_offers_retry(
     assert prompts == ["canvas tote", "canvas tote"]
 
 
-async def test_a_disk_that_refuses_the_image_ends_the_round_with_a_retry(
+async def test_a_disk_that_refuses_the_image_still_shows_it_and_offers_a_retry(
     telegram, openai_fake, bot, ana, ana_chat, data_dir
 ) -> None:
     # The image folder cannot be made (a file where it belongs, like a full or broken disk):
-    # the paid image cannot be stored, so it is not shown, and the chat is told so.
+    # the paid image cannot be stored, but it is the user's: it is shown, saying so, with Retry.
     images = data_dir / "images"
     assert not images.exists()
     images.write_bytes(b"")
     telegram.user_sends_text(ana_chat, ana, "/new canvas tote")
-    failed = await next_text(telegram, ana_chat, "went wrong on the bot's side")
-    assert failed.buttons == [["🔁 Retry"]]
-    assert telegram.calls_to("sendPhoto") == []
+    failed = await telegram.wait_for(
+        lambda: next((m for m in telegram.messages(ana_chat["id"]) if m.photo), None)
+    )
+    assert "could not save it" in failed.plain and failed.buttons == [["🔁 Retry"]]
+    assert prompt_of(failed.photo) == "canvas tote"
     [round1] = await rounds_of(data_dir, ana_chat["id"])
-    assert (round1.status, round1.error_kind) == (RoundStatus.FAILED, "internal")
+    assert (round1.status, round1.error_kind) == (RoundStatus.FAILED, "not_stored")
     images.unlink()  # the disk is fixed: Retry works
     telegram.user_presses(ana_chat, ana, failed, "Retry")
     round2 = await next_round(telegram, ana_chat, after=failed.message_id)
@@ -239,3 +242,33 @@ async def test_bot_api_unreachable_at_start_up_is_waited_for(
     finally:
         await stop_bot(process)
     assert process.returncode == 0
+
+
+async def test_a_write_lock_held_elsewhere_stalls_no_reader_and_fails_writes_quickly(
+    telegram, openai_fake, bots, make_settings, ana, ana_chat, data_dir
+) -> None:
+    import sqlite3
+
+    from tests.conftest import BOB_ID
+    from tests.helpers import next_round, next_text
+
+    await bots.start(make_settings(allowed_user_ids=str(BOB_ID)))
+    bob = telegram.make_user(BOB_ID, "Bob")
+    bob_chat = telegram.private_chat(bob)
+    telegram.user_sends_text(bob_chat, bob, "walnut bowl")
+    await next_round(telegram, bob_chat)
+    holder = sqlite3.connect(data_dir / "refinebot.db", isolation_level=None, timeout=1)
+    holder.execute("BEGIN IMMEDIATE")  # a backup tool, or another program, holds the lock
+    try:
+        telegram.user_sends_text(ana_chat, ana, "oak bowl")  # a write waits for the lock...
+        await asyncio.sleep(0.2)
+        telegram.user_sends_text(bob_chat, bob, "/history")  # ...a read in another chat not
+        await next_text(telegram, bob_chat, "Sessions", after=0)
+        assert telegram.last_message(ana_chat["id"]) is None  # the write is still waiting
+        busy = await next_text(telegram, ana_chat, "database is busy")  # then fails, saying so
+        assert "try again" in busy.plain
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    telegram.user_sends_text(ana_chat, ana, "oak bowl")
+    await next_round(telegram, ana_chat, after=busy.message_id)

@@ -145,3 +145,15 @@ async def test_critic_gets_earlier_critiques_of_the_session(
         second.json
     )
     assert "<brief>leather wallet</brief>" in str(second.json)
+
+
+async def test_image_and_critic_requests_carry_a_hashed_user_id(
+    telegram, openai_fake, bot, ana, ana_chat
+) -> None:
+    telegram.user_sends_text(ana_chat, ana, BRIEF)
+    await next_round(telegram, ana_chat)
+    [image] = openai_fake.requests_to("images")
+    [chat] = openai_fake.requests_to("chat")
+    identifier = image.json["safety_identifier"]
+    assert identifier.startswith("rb-") and len(identifier) == 35
+    assert chat.json["safety_identifier"] == identifier

@@ -330,3 +330,17 @@ async def test_cancel_while_waiting_its_turn_pays_nothing(
     await asyncio.sleep(0.3)
     prompts = [r.json["prompt"] for r in openai_fake.requests_to("images")]
     assert prompts == ["teak tray"]  # the cancelled round never reached the image API
+
+
+async def test_stop_pressed_twice_sends_one_document(
+    telegram, openai_fake, bot, ana, ana_chat
+) -> None:
+    telegram.user_sends_text(ana_chat, ana, "/new teak tray")
+    round1 = await next_round(telegram, ana_chat)
+    first = telegram.user_presses(ana_chat, ana, round1, "Stop")
+    second = telegram.user_presses(ana_chat, ana, round1, "Stop")  # within milliseconds
+    answers = {await toast(telegram, first), await toast(telegram, second)}
+    assert "The full-resolution image is above." in answers
+    await asyncio.sleep(0.3)
+    documents = [m for m in telegram.messages(ana_chat["id"]) if m.document]
+    assert len(documents) == 1

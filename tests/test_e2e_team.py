@@ -351,3 +351,45 @@ async def test_commands_are_registered_for_private_chats_and_groups(telegram, bo
     groups = telegram.commands_for({"type": "all_group_chats"})
     assert {c["command"] for c in private} >= {"new", "history", "gallery", "settings", "usage"}
     assert {c["command"] for c in groups} >= {"new", "history", "gallery", "settings"}
+
+
+async def test_a_long_sessions_contact_sheet_says_it_shows_the_last_30(
+    telegram, bots, make_settings, ana, ana_chat, data_dir
+) -> None:
+    from storage.records import DraftPlan
+    from storage.store import Store
+    from tests.fakes.pngs import solid_png
+
+    store = await Store.open(data_dir / "refinebot.db")
+    session = await store.sessions.create(
+        ana_chat["id"], chat_type="private", thread_id=0, user_id=ana["id"], brief="teak tray"
+    )
+    for number in range(31):
+        round = await store.rounds.create(
+            session.id,
+            parent_id=None,
+            prompt=f"teak tray #{number}",
+            action="brief",
+            actor_id=ana["id"],
+            actor_name="Ana",
+            drafts=[DraftPlan(None)],
+        )
+        [draft] = await store.rounds.drafts(round.id)
+        await store.save_draft_image(
+            draft.id,
+            data=solid_png(64, 64, (number * 8, 40, 90)),
+            mime="image/png",
+            width=64,
+            height=64,
+            usage=None,
+            generate_ms=10,
+            round_takes_it=True,
+        )
+        await store.rounds.keep_draft(round.id, draft.id, done=True)
+    await store.close()
+    await bots.start(make_settings())
+    telegram.user_sends_text(ana_chat, ana, "/gallery")
+    sheet = await telegram.wait_for(
+        lambda: next((m for m in telegram.messages(ana_chat["id"]) if m.photo), None)
+    )
+    assert "the last 30 of 31 images" in sheet.plain

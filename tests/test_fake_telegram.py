@@ -34,11 +34,16 @@ from telegram.ext import (
 
 from tests.fakes.pngs import image_size, solid_png
 from tests.fakes.telegram_server import (
+    CAPTION_TOO_LONG,
+    MAX_CAPTION_LENGTH,
+    MAX_TEXT_LENGTH,
     NOT_MODIFIED,
+    TEXT_TOO_LONG,
     EntityParseError,
     FakeTelegram,
     parse_html,
     parse_markdown,
+    utf16_len,
 )
 
 TOKEN = "123456:TEST-TOKEN"
@@ -275,6 +280,67 @@ async def test_photos_documents_and_captions(fake: FakeTelegram, bot: Bot, chat:
 
     uploads = fake.calls_to("sendPhoto")[0]
     assert set(uploads.files) == {"photo"}  # PTB uploads the photo as the form field "photo"
+
+
+GRIN = "😀"  # one Python character, two UTF-16 code units
+
+
+async def test_length_limits_count_utf16_units_of_the_parsed_text(
+    fake: FakeTelegram, bot: Bot, chat: dict
+) -> None:
+    """Text 4096 and caption 1024 "after entities parsing", in UTF-16 code units (the unit of
+    entity offsets): 😀 counts 2, a flag 4, 中 1, `&amp;` 1, tags 0; refused with the Bot
+    API's own texts."""
+    png = solid_png(16, 16)
+    assert utf16_len("🇫🇷中&") == 6
+    # At the limit: fine, however long the HTML source.
+    text = await bot.send_message(chat["id"], f"<b>{GRIN * 2048}</b>", parse_mode="HTML")
+    photo = await bot.send_photo(chat["id"], png, caption="&amp;" * 1022 + GRIN, parse_mode="HTML")
+    await bot.send_photo(chat["id"], png, caption=f"<i>{GRIN * 512}</i>", parse_mode="HTML")
+    await bot.send_document(chat["id"], b"%PDF-1.4", filename="a.pdf", caption="中" * 1024)
+    # One code unit more: refused, though Python's len() (code points) is well below.
+    over_text = GRIN * 2048 + "x"
+    over_caption = "🇫🇷" * 256 + "x"
+    assert len(over_text) < MAX_TEXT_LENGTH and len(over_caption) < MAX_CAPTION_LENGTH
+    calls = {
+        "sendMessage": lambda: bot.send_message(chat["id"], over_text),
+        "editMessageText": lambda: bot.edit_message_text(
+            over_text, chat_id=chat["id"], message_id=text.message_id
+        ),
+        "sendPhoto": lambda: bot.send_photo(chat["id"], png, caption=over_caption),
+        "editMessageCaption": lambda: bot.edit_message_caption(
+            chat_id=chat["id"], message_id=photo.message_id, caption=over_caption
+        ),
+        "sendDocument": lambda: bot.send_document(
+            chat["id"], b"%PDF-1.4", filename="a.pdf", caption=f"<b>{over_caption}</b>"
+        ),
+        "sendMediaGroup": lambda: bot.send_media_group(
+            chat["id"], [InputMediaPhoto(png, caption=over_caption), InputMediaPhoto(png)]
+        ),
+    }
+    for method, call in calls.items():
+        expected = (
+            TEXT_TOO_LONG if method in ("sendMessage", "editMessageText") else (CAPTION_TOO_LONG)
+        )
+        with bad_request(expected.removeprefix("Bad Request: ")):
+            await call()
+        assert fake.calls_to(method)[-1].description == expected
+    # Nothing was changed by the refused edits.
+    assert fake.message(chat, text.message_id).edits == 0
+    assert fake.message(chat, photo.message_id).edits == 0
+
+
+async def test_a_refusal_as_too_long_can_be_injected(
+    fake: FakeTelegram, bot: Bot, chat: dict
+) -> None:
+    photo = await bot.send_photo(chat["id"], solid_png(8, 8), caption="critiquing…")
+    fake.fail_next("editMessageCaption", description=CAPTION_TOO_LONG)
+    with bad_request("message caption is too long"):
+        await bot.edit_message_caption(
+            chat_id=chat["id"], message_id=photo.message_id, caption="ok"
+        )
+    await bot.edit_message_caption(chat_id=chat["id"], message_id=photo.message_id, caption="ok")
+    assert fake.message(chat, photo.message_id).plain == "ok"
 
 
 async def test_user_photo_download_and_callbacks(

@@ -29,7 +29,10 @@ class ImageGenerator(Protocol):
     others ignore it. `options` carry the chat's format preset and quality. `reference` is a
     photo of the real product (JPEG, PNG or WebP bytes): the image keeps that product and
     changes the scene around it (an image edit, or an image-to-image generation, depending on
-    the provider).
+    the provider). `safety_identifier` is a stable, hashed id of the user who asked, for the
+    provider's abuse monitoring: sent where the API has that parameter (OpenAI's Images API:
+    openai types/image_generate_params.py and image_edit_params.py, `safety_identifier`),
+    ignored elsewhere (Stability).
     """
 
     model: str
@@ -47,6 +50,7 @@ class ImageGenerator(Protocol):
         seed: int | None = None,
         options: ImageOptions | None = None,
         reference: bytes | None = None,
+        safety_identifier: str | None = None,
     ) -> GeneratedImage: ...
 
     async def edit(
@@ -58,6 +62,7 @@ class ImageGenerator(Protocol):
         reference: bytes | None = None,
         seed: int | None = None,
         options: ImageOptions | None = None,
+        safety_identifier: str | None = None,
     ) -> GeneratedImage:
         """Return `image` changed as `instruction` says, keeping all it does not mention.
 
@@ -87,7 +92,10 @@ class CritiqueRequest:
     """What the critic judges: the draft (a small JPEG) against the brief and current prompt.
 
     `reference_jpeg`, when set, is the user's photo of the real product (a small JPEG): the
-    critic then also scores how faithfully the draft keeps that product (`Critique.fidelity`).
+    critic then also scores how faithfully the draft keeps that product (`Critique.fidelity`);
+    without one, a critique has no fidelity. `safety_identifier`, when set, is sent as the
+    Chat Completions parameter of that name (a stable, hashed id of the user, at most 128
+    characters: openai types/chat/completion_create_params.py).
     """
 
     brief: str
@@ -98,6 +106,7 @@ class CritiqueRequest:
     language: str | None = None  # IETF code the critique is written in; None: English
     instruction: str | None = None  # the edit that made this draft (None: a redraw)
     edits_in_a_row: int = 0  # edits in a row that led to this draft (it included)
+    safety_identifier: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

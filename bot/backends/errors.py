@@ -62,10 +62,23 @@ class Rejected(BackendError):
     kind = "rejected"
 
 
+class SettingRefused(Rejected):
+    """The image server refused a parameter the bot cannot drop (the size or model), or one it
+    already dropped once: a setting for the operator to change, not the user's prompt."""
+
+    kind = "refused_setting"
+
+
 class BadOutput(BackendError):
     """The provider answered, but not with something usable (no image, invalid critique)."""
 
     kind = "bad_output"
+
+
+class CutOff(BadOutput):
+    """The critic's answer ended at its token limit before the critique was complete."""
+
+    kind = "cut_off"
 
 
 class Internal(BackendError):
@@ -87,3 +100,10 @@ class EditsUnsupported(BackendError):
     brief can be drawn on it. Remembered for the process: later edits fail at once."""
 
     kind = "no_edits"
+
+
+class NotStored(BackendError):
+    """Not the provider's doing: the bot drew (and paid for) the image but could not store it
+    (its disk is full or read-only); the image is shown all the same, without buttons."""
+
+    kind = "not_stored"

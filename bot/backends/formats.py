@@ -14,22 +14,41 @@ FORMATS: dict[str, str] = {
 
 _STABILITY_ASPECT_RATIOS = {"square": "1:1", "portrait": "4:5", "story": "9:16", "banner": "16:9"}
 
-# GPT image models from gpt-image-2 on take any WxH with both sides divisible by 16 and a
-# ratio between 1:3 and 3:1, so every preset gets its exact shape.
-_FLEXIBLE_SIZES = {
+FREE_SIZE_MODELS = frozenset(
+    {
+        "gpt-image-2",
+        "gpt-image-2-2026-04-21",
+        "gpt-image-2.5-sunburst",
+        "gpt-image-2.5-sunburst-2026-09-08",
+        "gpt-image-2.5-flare",
+        "gpt-image-2.5-flare-2026-09-08",
+    }
+)
+"""The models that take any `WIDTHxHEIGHT`, exactly as the installed SDK names them (openai
+3.60, types/image_generate_params.py and image_edit_params.py, `size`): "For `gpt-image-2`,
+`gpt-image-2-2026-04-21`, `gpt-image-2.5-sunburst`, `gpt-image-2.5-sunburst-2026-09-08`,
+`gpt-image-2.5-flare`, and `gpt-image-2.5-flare-2026-09-08`, arbitrary resolutions are
+supported as `WIDTHxHEIGHT` strings, for example `1536x864`. Width and height must both be
+divisible by 16 and the requested aspect ratio must be between 1:3 and 3:1." Every other model
+(gpt-image-2.6-*, gpt-image-1.5, chatgpt-image-latest, self-hosted ones) gets a standard size:
+"The standard sizes `1024x1024`, `1536x1024`, and `1024x1536` are supported by the GPT image
+models". tests/test_image_answers.py reads the list back from the SDK's text."""
+
+# Both sides divisible by 16, ratios within 1:3..3:1 and at most 3840x2160: each preset's
+# exact shape.
+_FREE_SIZES = {
     "square": "1024x1024",
     "portrait": "1024x1280",
     "story": "864x1536",
     "banner": "1536x864",
 }
-# Other OpenAI-compatible models know only the three standard sizes: take the nearest.
+# The three standard sizes: the nearest to each preset.
 _STANDARD_SIZES = {
     "square": "1024x1024",
     "portrait": "1024x1536",
     "story": "1024x1536",
     "banner": "1536x1024",
 }
-_FLEXIBLE_MODEL_PREFIXES = ("gpt-image-2",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +60,9 @@ class ImageOptions:
 
 
 def openai_size(image_format: str, model: str) -> str:
-    """Return the Images API `size` for the preset and model."""
-    sizes = _FLEXIBLE_SIZES if model.startswith(_FLEXIBLE_MODEL_PREFIXES) else _STANDARD_SIZES
+    """Return the Images API `size` for the preset and model: its exact shape for the models
+    the SDK says take arbitrary sizes (`FREE_SIZE_MODELS`), else the nearest standard size."""
+    sizes = _FREE_SIZES if model in FREE_SIZE_MODELS else _STANDARD_SIZES
     return sizes.get(image_format, sizes["square"])
 
 

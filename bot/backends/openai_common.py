@@ -20,8 +20,11 @@ from bot.backends.errors import (
 # honouring Retry-After; two retries keep a failing round under about ten seconds.
 MAX_RETRIES = 2
 
-_BLOCKED_CODES = {"moderation_blocked", "content_policy_violation", "content_filter"}
+BLOCKED_CODES = frozenset({"moderation_blocked", "content_policy_violation", "content_filter"})
+"""Error codes of a provider's safety system: never a parameter to drop or a retry."""
 _CREDIT_CODES = {"insufficient_quota", "billing_hard_limit_reached", "billing_not_active"}
+REASON_CHARS = 300
+"""How much of a server's own error message a BackendError's detail keeps."""
 
 
 def make_client(
@@ -42,9 +45,38 @@ def make_client(
     )
 
 
-def _code(error: openai.APIStatusError) -> str:
+def error_code(error: openai.APIStatusError) -> str:
+    """Return the error's code (or its type when it has none), "" when it has neither."""
     body = error.body if isinstance(error.body, dict) else {}
     return str(error.code or body.get("code") or body.get("type") or "")
+
+
+def server_reason(body: object) -> str:
+    """Return the server's own message in an error body, on one line ("" when there is none).
+
+    The SDK passes the body's `error` object when there is one. OpenAI, LiteLLM and LocalAI
+    put the message in `message`; FastAPI servers (vLLM, openedai-images) in `detail`, a string
+    or, for a request that fails validation (422), a list of {"loc", "msg"} items; some put a
+    string in `error`; a body that is not JSON is its text.
+    """
+    if isinstance(body, dict):
+        for key in ("message", "detail", "error"):
+            value = body.get(key)
+            if isinstance(value, str) and value.strip():
+                return " ".join(value.split())
+            if key == "detail" and isinstance(value, list):
+                return "; ".join(_validation_item(item) for item in value)
+        return ""
+    return " ".join(body.split()) if isinstance(body, str) else ""
+
+
+def _validation_item(item: object) -> str:
+    """Return one FastAPI validation error as `where: message` (`body.quality: ...`)."""
+    if not isinstance(item, dict):
+        return str(item)
+    where = ".".join(str(part) for part in item.get("loc") or ())
+    message = " ".join(str(item.get("msg") or "").split())
+    return f"{where}: {message}" if where else message
 
 
 def translate_openai_error(error: openai.OpenAIError, service: str) -> BackendError:
@@ -56,9 +88,10 @@ def translate_openai_error(error: openai.OpenAIError, service: str) -> BackendEr
     if isinstance(error, openai.ContentFilterFinishReasonError):
         return ContentBlocked(service, "content filter")
     if isinstance(error, openai.APIStatusError):
-        code = _code(error)
-        detail = f"HTTP {error.status_code} {code}".strip()
-        if code in _BLOCKED_CODES:
+        code = error_code(error)
+        shown = "" if code == str(error.status_code) else code
+        detail = f"HTTP {error.status_code} {shown}".strip()
+        if code in BLOCKED_CODES:
             return ContentBlocked(service, detail)
         if error.status_code == 402 or code in _CREDIT_CODES:
             return OutOfCredits(service, detail)
@@ -68,5 +101,8 @@ def translate_openai_error(error: openai.OpenAIError, service: str) -> BackendEr
             return RateLimited(service, detail)
         if error.status_code in TRANSIENT_STATUSES or error.status_code >= 500:
             return Unavailable(service, detail)
-        return Rejected(service, detail)
+        # What the server said is kept for the operator (the log, the round's stored error):
+        # "HTTP 400" alone does not say which parameter or value it refused.
+        reason = server_reason(error.body)[:REASON_CHARS]
+        return Rejected(service, f"{detail}: {reason}" if reason else detail)
     return BadOutput(service, type(error).__name__)

@@ -1,12 +1,14 @@
 """The critic: a vision chat model on any OpenAI-compatible server, answering a strict schema.
 
 Chat Completions with an `image_url` data URL and `response_format` json_schema is the widest
-common ground across OpenAI and self-hosted servers (Ollama, vLLM, LM Studio, llama.cpp).
+common ground across OpenAI and self-hosted servers (Ollama, vLLM, LM Studio, llama.cpp). Not
+all of them enforce the schema, so answers are read tolerantly (`read_answer`).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
@@ -16,8 +18,14 @@ import pydantic_core
 from pydantic import ValidationError
 
 from bot.backends.base import CritiqueRequest, CritiqueResult, deadline
-from bot.backends.critique import Critique, critique_json_schema
-from bot.backends.errors import BadOutput
+from bot.backends.critique import (
+    Critique,
+    UnreadableCritique,
+    critique_json_schema,
+    read_critique,
+    without_thinking,
+)
+from bot.backends.errors import BadOutput, CutOff
 from bot.backends.openai_answers import ChatAnswer, usage_of, what_is_wrong
 from bot.backends.openai_common import translate_openai_error
 
@@ -106,71 +114,193 @@ def _image_part(jpeg: bytes) -> dict[str, Any]:
     return {"type": "image_url", "image_url": {"url": data_url, "detail": "high"}}
 
 
+def request_payload(
+    model: str, request: CritiqueRequest, *, safety_identifier: bool = True
+) -> dict[str, Any]:
+    """Return the Chat Completions request for a critique: the system prompt, the user text
+    and images (reference first), the strict json_schema, and the request's
+    `safety_identifier` when it has one and `safety_identifier` is True."""
+    content: list[dict[str, Any]] = [{"type": "text", "text": build_user_text(request)}]
+    if request.reference_jpeg is not None:
+        content.append(_image_part(request.reference_jpeg))
+    content.append(_image_part(request.image_jpeg))
+    payload: dict[str, Any] = {
+        "model": model,
+        "messages": [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": content},
+        ],
+        "response_format": critique_json_schema(),
+    }
+    if safety_identifier and request.safety_identifier:
+        # openai types/chat/completion_create_params.py: "A stable identifier used to help
+        # detect users of your application that may be violating OpenAI's usage policies."
+        payload["safety_identifier"] = request.safety_identifier
+    return payload
+
+
+CUT_OFF_DETAIL = (
+    "the answer was cut off (finish_reason length): raise the critic server's max tokens "
+    "or use a bigger context"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What one critic answer held: a critique (with the repairs reading it needed), or
+    what was wrong with it; `cut_off` when it ended at the token limit."""
+
+    critique: Critique | None
+    problem: str = ""
+    repairs: tuple[str, ...] = ()
+    cut_off: bool = False
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
+def read_answer(raw: bytes) -> Reading:
+    """Read a Chat Completions answer (the response body) into a critique.
+
+    The text is `content` (a string, or its text parts); when that is empty, the
+    `reasoning_content` or `reasoning` field or Mistral's thinking parts, where reasoning
+    parsers put answers they misfile (see `ChatMessage`); `read_critique` then finds the
+    JSON in it. An answer cut off at the token limit still counts when its content holds a
+    complete critique (the limit hit text after it); otherwise it is `cut_off`.
+    """
+    try:
+        answer = ChatAnswer.model_validate_json(raw)
+    except ValidationError as error:
+        return Reading(None, what_is_wrong(error))
+    usage = usage_of(answer)
+    message = answer.message
+    if message is None:
+        return Reading(None, "empty answer", usage=usage)
+    parts = ("content parts",) if message.has_parts else ()
+    sources: list[tuple[str, str]] = []
+    if without_thinking(message.text)[0].strip():
+        sources.append(("", message.text))
+    elif message.refusal:
+        return Reading(None, "refused", usage=usage)
+    elif not answer.cut_off:  # a cut-off answer's reasoning is a draft, never the answer
+        sources = [
+            (f"{where} field" if where != "thinking part" else where, text)
+            for where, text in message.thoughts()
+        ]
+    problem = "empty answer"
+    for where, text in sources:
+        try:
+            read = read_critique(text)
+        except UnreadableCritique as error:
+            problem = str(error) + (f" (in the {where})" if where else "")
+            continue
+        repairs = (*parts, *((where,) if where else ()), *read.repairs)
+        return Reading(read.critique, repairs=repairs, usage=usage)
+    if answer.cut_off:
+        return Reading(None, CUT_OFF_DETAIL, cut_off=True, usage=usage)
+    return Reading(None, problem, usage=usage)
+
+
+def _names(error: openai.APIStatusError, param: str) -> bool:
+    """Whether the server's error is about the request parameter `param`: OpenAI and Azure
+    answer 400 "Unrecognized request argument supplied: max_completion_tokens" (param null;
+    OpenHands/OpenHands#6777), Mistral 422 with `"loc": ["body", "max_completion_tokens"]`
+    and "Extra inputs are not permitted" (editor-code-assistant/eca#231)."""
+    return error.status_code in (400, 422) and (
+        getattr(error, "param", None) == param or param in f"{error.message} {error.body}"
+    )
+
+
 class OpenAICritic:
-    """Critiques drafts with a vision chat model; validates every answer against `Critique`."""
+    """Critiques drafts with a vision chat model; reads every answer tolerantly and validates
+    it against `Critique`."""
 
     def __init__(self, client: openai.AsyncOpenAI, model: str, timeout: float) -> None:
         self._client = client
         self._timeout = timeout
         self.model = model
+        self._sends_safety_identifier = True  # False once the server refused the parameter
 
     async def critique(self, request: CritiqueRequest) -> CritiqueResult:
-        """Return a validated critique; retry once on an invalid answer, then raise BadOutput.
+        """Return a validated critique; ask once more after an invalid answer, then raise
+        BadOutput; raise CutOff (not asking again) for an answer cut off at the token limit.
 
-        The whole exchange, the retry for an invalid answer included, has one deadline.
+        The whole exchange, the second question included, has one deadline.
+
+        A cut-off answer is not asked again, not even with a larger `max_completion_tokens`:
+        the bot sends no limit, so the one reached is the server's (its context window,
+        which the images fill, or its own default), and a larger one in the request would
+        not lift a context limit (vLLM refuses a max_tokens beyond what the context has left
+        with a 400) while the parameter itself is refused by servers that take only
+        `max_tokens` (Mistral answers max_completion_tokens with 422 extra_forbidden,
+        editor-code-assistant/eca#231; older Azure API versions with 400, OpenHands#6777)
+        and `max_tokens` by OpenAI's reasoning models (completion_create_params.py: "not
+        compatible with o-series models"). A second paid call would most likely be cut off
+        the same way; the operator's fix (the server's limit or context) is in the log.
         """
         async with deadline(self._timeout, "critic"):
             return await self._critique(request)
 
     async def _critique(self, request: CritiqueRequest) -> CritiqueResult:
-        content: list[dict[str, Any]] = [{"type": "text", "text": build_user_text(request)}]
-        if request.reference_jpeg is not None:
-            content.append(_image_part(request.reference_jpeg))
-        content.append(_image_part(request.image_jpeg))
-        body = pydantic_core.to_json(
-            {
-                "model": self.model,
-                "messages": [
-                    {"role": "system", "content": SYSTEM_PROMPT},
-                    {"role": "user", "content": content},
-                ],
-                "response_format": critique_json_schema(),
-            }
+        payload = request_payload(
+            self.model, request, safety_identifier=self._sends_safety_identifier
         )
-        problem = ""
+        reading = Reading(None)
         for attempt in (1, 2):
-            result, problem = await self._ask(body)
-            if result is not None:
-                return result
-            log.warning("critic answer unusable (attempt %d of 2): %s", attempt, problem)
-        raise BadOutput("critic", problem)
+            reading = read_answer(await self._post(payload))
+            if reading.critique is not None:
+                if reading.repairs:
+                    log.debug("critic answer read after: %s", "; ".join(reading.repairs))
+                critique = _for_request(reading.critique, request)
+                return CritiqueResult(critique=critique, model=self.model, usage=reading.usage)
+            if reading.cut_off:
+                log.warning("critic answer unusable, not asked again: %s", reading.problem)
+                raise CutOff("critic", reading.problem)
+            log.warning("critic answer unusable (attempt %d of 2): %s", attempt, reading.problem)
+        raise BadOutput("critic", reading.problem)
 
-    async def _ask(self, body: bytes) -> tuple[CritiqueResult | None, str]:
-        """Send the Chat Completions request `body` (JSON); return the validated critique, or
-        None and what was wrong with the answer.
+    async def _post(self, payload: dict[str, Any]) -> bytes:
+        """Send the Chat Completions request `payload`; return the response body.
 
         Sent with the client's low-level `post` (which the SDK documents for requests it has
         no typed method for) rather than `chat.completions.create`, which walks every message
         through its type-driven transform and the standard json encoder: ~3.5 ms of event-loop
         time per critique with the image in it (bench/ profile), for a body that is plain JSON
         already. Auth, timeouts, retries and error classes are the client's either way.
+
+        A server that refuses `safety_identifier` (a 400 or 422 naming it) is asked again
+        once without it, and never sent it again by this critic; its reason is logged.
         """
         try:
-            raw = await self._client.post("/chat/completions", content=body, cast_to=bytes)
+            return await self._send(payload)
+        except openai.APIStatusError as error:
+            if "safety_identifier" not in payload or not _names(error, "safety_identifier"):
+                raise translate_openai_error(error, "critic") from error
+            self._sends_safety_identifier = False
+            del payload["safety_identifier"]
+            log.warning(
+                "the critic's server refused safety_identifier (HTTP %d: %s); sending it no more",
+                error.status_code,
+                str(error.message)[:300],
+            )
         except openai.OpenAIError as error:
             raise translate_openai_error(error, "critic") from error
         try:
-            answer = ChatAnswer.model_validate_json(raw)
-        except ValidationError as error:
-            return None, what_is_wrong(error)
-        message = answer.message
-        if message is None or not message.content:
-            return None, "refused" if message and message.refusal else "empty answer"
-        try:
-            critique = Critique.model_validate_json(message.content)
-        except ValidationError as error:
-            return None, f"invalid critique: {error.error_count()} errors"
-        return CritiqueResult(critique=critique, model=self.model, usage=usage_of(answer)), ""
+            return await self._send(payload)
+        except openai.OpenAIError as error:
+            raise translate_openai_error(error, "critic") from error
+
+    async def _send(self, payload: dict[str, Any]) -> bytes:
+        body = pydantic_core.to_json(payload)
+        return await self._client.post("/chat/completions", content=body, cast_to=bytes)
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def _for_request(critique: Critique, request: CritiqueRequest) -> Critique:
+    """Return the critique as it applies to the request: product fidelity only exists with
+    a reference photo, so a fidelity a critic gave for a text brief is dropped (a critic
+    under a strict schema must fill every field and may put a number where null belongs)."""
+    if request.reference_jpeg is None and critique.fidelity is not None:
+        log.debug("critic gave fidelity %d without a reference photo; dropped", critique.fidelity)
+        return critique.model_copy(update={"fidelity": None})
+    return critique

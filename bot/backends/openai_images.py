@@ -1,10 +1,20 @@
-"""Image generation through any OpenAI-compatible Images API (base64 output).
+"""Image generation through any OpenAI-compatible Images API.
 
 Without a reference photo: `images.generate`. With one: `images.edit` with the photo as the
 input image, so the real product is kept and the scene around it changes. An edit of an
 earlier round (`edit`) is `images.edit` too, with the parent round's image first and the
-product photo, if any, second. `input_fidelity="high"` is sent only to the models the SDK's
-documentation says take it (`supports_input_fidelity`), and dropped when a server refuses it.
+product photo, if any, second.
+
+What is sent besides model, prompt, size, image and n is optional (`OPTIONAL_PARAMS`), and
+asked for only where the installed SDK's documentation says the model takes it:
+`input_fidelity="high"` (`supports_input_fidelity`), `response_format="b64_json"` (not to GPT
+image models, `takes_response_format`), plus quality, the output format and the user's
+`safety_identifier`. A 400 (or a validation 422) naming any of them drops those for the
+process and asks once more: a refused request is not a generation, so not billed.
+
+Answers are read in every form servers send (`ImageAnswers`): base64 in `b64_json`, a `data:`
+URL, or an http(s) URL downloaded through the client's own HTTP stack from the image server's
+host (or the hosts configured), size-capped and checked to be an image.
 
 A server without an edits endpoint (404 or 405 there) is remembered for the process:
 `can_edit` turns False and later edits raise `EditsUnsupported` without a request.
@@ -12,29 +22,31 @@ A server without an edits endpoint (404 or 405 there) is remembered for the proc
 
 from __future__ import annotations
 
-import binascii
-import json
 import logging
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal, TypedDict
 
 import openai
-import pybase64
-from pydantic import ValidationError
 
 from bot.backends.base import GeneratedImage, deadline, image_mime
-from bot.backends.errors import BadOutput, EditsUnsupported
+from bot.backends.errors import EditsUnsupported
 from bot.backends.formats import ImageOptions, openai_size
-from bot.backends.openai_answers import ImagesAnswer, usage_of, what_is_wrong
-from bot.backends.openai_common import translate_openai_error
+from bot.backends.image_answers import MAX_DOWNLOAD_BYTES, ImageAnswers
+from bot.backends.image_params import (
+    GOES_WITH,
+    no_edits_route,
+    no_edits_route_in_success,
+    refused_parameters,
+    supports_input_fidelity,
+    takes_response_format,
+    translated,
+)
+from bot.backends.openai_common import (
+    REASON_CHARS,
+    server_reason,
+)
 
 log = logging.getLogger(__name__)
-
-INPUT_FIDELITY_PREFIXES = ("gpt-image-1.5",)
-"""The models (and their dated snapshots) that take `input_fidelity="high"`. The rule is the
-installed SDK's own (openai 3.60, types/image_edit_params.py, `input_fidelity`): "Supports
-`high` and `low` on `gpt-image-1.5`; `gpt-image-1-mini` supports only `low`. For
-`gpt-image-2`, omit this parameter. Defaults to `low` on supported models." Every other model
-(gpt-image-2 and later, gpt-image-1-mini, self-hosted ones) is sent none."""
 
 _EXTENSIONS = {"image/png": "png", "image/webp": "webp", "image/jpeg": "jpg"}
 
@@ -43,15 +55,6 @@ REFERENCE_SENTENCE = (
     "there (the same shape, colours, label text and logo)."
 )
 """Appended to an edit's instruction when the product photo goes with it as the second image."""
-
-_NO_ROUTE_STATUSES = (404, 405)
-"""What a server without an edits endpoint answers there; neither is billed."""
-
-
-def supports_input_fidelity(model: str) -> bool:
-    """Return whether to ask the model for high input fidelity on edits."""
-    return model.startswith(INPUT_FIDELITY_PREFIXES)
-
 
 OUTPUT_COMPRESSION = 95
 """JPEG/WebP quality asked of the API: visually lossless for product photos."""
@@ -75,6 +78,9 @@ class OpenAIImageGenerator:
         quality: str,
         timeout: float,
         output_format: Literal["png", "jpeg", "webp"] = "png",
+        *,
+        download_hosts: Iterable[str] | None = None,
+        max_download_bytes: int = MAX_DOWNLOAD_BYTES,
     ) -> None:
         self._client = client
         self._timeout = timeout
@@ -88,7 +94,9 @@ class OpenAIImageGenerator:
             if output_format == "png"
             else {"output_format": output_format, "output_compression": OUTPUT_COMPRESSION}
         )
-        self._input_fidelity = supports_input_fidelity(model)
+        self.answers = ImageAnswers(client, hosts=download_hosts, max_bytes=max_download_bytes)
+        # The optional parameters this model's server refused, never sent again.
+        self._refused: set[str] = set()
         # Why the server has no edits endpoint, once it has said so; None until then.
         self._no_edits: str | None = None
 
@@ -97,6 +105,11 @@ class OpenAIImageGenerator:
         """False once the server answered that it has no edits endpoint."""
         return self._no_edits is None
 
+    @property
+    def refused(self) -> frozenset[str]:
+        """The optional parameters the server refused so far (they are no longer sent)."""
+        return frozenset(self._refused)
+
     async def generate(
         self,
         prompt: str,
@@ -104,6 +117,7 @@ class OpenAIImageGenerator:
         seed: int | None = None,
         options: ImageOptions | None = None,
         reference: bytes | None = None,
+        safety_identifier: str | None = None,
     ) -> GeneratedImage:
         """Return the drawn image's bytes; raise a BackendError on any failure.
 
@@ -117,20 +131,21 @@ class OpenAIImageGenerator:
                 size = openai_size(options.image_format, self.model)
                 quality = options.quality or self._quality
                 if reference is None:
-                    response = await self._client.images.with_raw_response.generate(
-                        model=self.model,
-                        prompt=prompt,
-                        n=1,
-                        size=size,
-                        quality=_sdk_quality(quality),
-                        **self._format,
-                    )
+                    optional = self._optional(quality, safety_identifier, edit=False)
+
+                    async def call(**sent: Any) -> Any:
+                        return await self._client.images.with_raw_response.generate(
+                            model=self.model, prompt=prompt, n=1, size=size, **sent
+                        )
+
+                    response = await self._negotiated(call, optional)
                 else:
+                    optional = self._optional(quality, safety_identifier, edit=True)
                     upload = _upload("product", reference)
-                    response = await self._edit(upload, prompt, size, quality)
+                    response = await self._edit(upload, prompt, size, optional)
+                data, usage = await self.answers.read(response.content)
         except openai.OpenAIError as error:
-            raise translate_openai_error(error, "image") from error
-        data, usage = _image_and_usage(response.content)
+            raise translated(error) from error
         return GeneratedImage(data=data, model=self.model, usage=usage)
 
     async def edit(
@@ -142,6 +157,7 @@ class OpenAIImageGenerator:
         reference: bytes | None = None,
         seed: int | None = None,
         options: ImageOptions | None = None,
+        safety_identifier: str | None = None,
     ) -> GeneratedImage:
         """Return `image` changed as `instruction` says; raise a BackendError on any failure.
 
@@ -166,26 +182,89 @@ class OpenAIImageGenerator:
             async with deadline(self._timeout, "image"):
                 size = openai_size(options.image_format, self.model)
                 quality = options.quality or self._quality
-                response = await self._edit(uploads, text, size, quality)
+                optional = self._optional(quality, safety_identifier, edit=True)
+                response = await self._edit(uploads, text, size, optional)
+                data, usage = await self.answers.read(response.content)
         except openai.OpenAIError as error:
-            raise translate_openai_error(error, "image") from error
-        data, usage = _image_and_usage(response.content)
+            raise translated(error) from error
         return GeneratedImage(data=data, model=self.model, usage=usage)
 
-    async def _edit(self, image: Any, prompt: str, size: str, quality: str) -> Any:
+    def _optional(
+        self, quality: str, safety_identifier: str | None, *, edit: bool
+    ) -> dict[str, Any]:
+        """Return the optional parameters for one call (before refused ones are taken out)."""
+        optional: dict[str, Any] = {"quality": _sdk_quality(quality), **self._format}
+        if takes_response_format(self.model):
+            optional["response_format"] = "b64_json"
+        if edit and supports_input_fidelity(self.model):
+            optional["input_fidelity"] = "high"
+        if safety_identifier:
+            optional["safety_identifier"] = safety_identifier
+        return optional
+
+    async def _negotiated(
+        self, call: Callable[..., Awaitable[Any]], optional: dict[str, Any]
+    ) -> Any:
+        """Return `call` with the `optional` parameters the server has not refused; on a 400
+        (or 422) naming some of them, drop those for good and call once more.
+
+        Not billed: a refused request draws nothing. A second refusal is remembered too (the
+        next call goes without it) but not retried within this call.
+        """
+        sent = {name: value for name, value in optional.items() if name not in self._refused}
+        try:
+            return await call(**sent)
+        except (openai.BadRequestError, openai.UnprocessableEntityError) as error:
+            if not self._refuse(error, sent):
+                raise
+        again = {name: value for name, value in sent.items() if name not in self._refused}
+        try:
+            return await call(**again)
+        except (openai.BadRequestError, openai.UnprocessableEntityError) as error:
+            self._refuse(error, again)
+            raise
+
+    def _refuse(self, error: openai.APIStatusError, sent: dict[str, Any]) -> set[str]:
+        """Remember the sent optional parameters `error` names (and what goes with them); log
+        one line with the server's reason. Return them (empty: nothing of ours to drop)."""
+        named = refused_parameters(error) & set(sent)
+        if not named:
+            return set()
+        dropped = set(named)
+        for name in named:
+            dropped.update(GOES_WITH.get(name, ()))
+        self._refused |= dropped
+        log.warning(
+            "%s: the image server refused %s (HTTP %s: %s); asking without %s from now on, "
+            "until the bot restarts",
+            self.model,
+            ", ".join(sorted(named)),
+            error.status_code,
+            server_reason(error.body)[:REASON_CHARS] or "no reason given",
+            "them" if len(dropped) > 1 else "it",
+        )
+        return dropped
+
+    async def _edit(self, image: Any, prompt: str, size: str, optional: dict[str, Any]) -> Any:
         """Call the edits endpoint with `image` (one upload or a list of them); raise
         EditsUnsupported, then and on every later call, if the server has none."""
         if self._no_edits is not None:
             raise EditsUnsupported("image", self._no_edits)
+
+        async def call(**sent: Any) -> Any:
+            return await self._client.images.with_raw_response.edit(
+                model=self.model, image=image, prompt=prompt, n=1, size=size, **sent
+            )
+
         try:
-            response = await self._edit_once(image, prompt, size, quality)
+            response = await self._negotiated(call, optional)
         except openai.APIStatusError as error:
-            reason = _no_route(error)
+            reason = no_edits_route(error)
             if reason is None:
                 raise
             self._remember_no_edits(reason)
             raise EditsUnsupported("image", reason) from error
-        reason = _no_route_in_success(response.content)
+        reason = no_edits_route_in_success(response.content)
         if reason is not None:
             self._remember_no_edits(reason)
             raise EditsUnsupported("image", reason)
@@ -200,31 +279,6 @@ class OpenAIImageGenerator:
                 reason,
             )
         self._no_edits = reason
-
-    async def _edit_once(self, image: Any, prompt: str, size: str, quality: str) -> Any:
-        async def edit(**options: Any) -> Any:
-            return await self._client.images.with_raw_response.edit(
-                model=self.model,
-                image=image,
-                prompt=prompt,
-                n=1,
-                size=size,
-                quality=_sdk_quality(quality),
-                **options,
-                **self._format,
-            )
-
-        if not self._input_fidelity:
-            return await edit()
-        try:
-            return await edit(input_fidelity="high")
-        except openai.BadRequestError as error:
-            if not _about_input_fidelity(error):
-                raise
-        # A 400 is not billed: remember the model has no input_fidelity and ask again.
-        log.info("%s refused input_fidelity; editing without it", self.model)
-        self._input_fidelity = False
-        return await edit()
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -241,78 +295,3 @@ def _upload(name: str, data: bytes) -> tuple[str, bytes, str]:
     """Return an upload as the SDK takes it: (file name, bytes, declared MIME type)."""
     mime = image_mime(data)
     return (f"{name}.{_EXTENSIONS[mime]}", data, mime)
-
-
-def _about_input_fidelity(error: openai.BadRequestError) -> bool:
-    body = error.body if isinstance(error.body, dict) else {}
-    return body.get("param") == "input_fidelity" or "input_fidelity" in str(error.message)
-
-
-def _no_route(error: openai.APIStatusError) -> str | None:
-    """Return why the server has no edits endpoint if `error` says so, else None.
-
-    A 405, or a 404 that is not about the model: OpenAI answers an unknown route with 404
-    "Invalid URL (POST /v1/...)", Ollama with a plain "404 page not found", FastAPI servers
-    (vLLM) with {"detail": "Not Found"}. A 404 naming the model (OpenAI's "The model `x` does
-    not exist", code model_not_found; Ollama's 'model "x" not found') is a missing model on an
-    endpoint that exists, and stays Rejected.
-    """
-    if error.status_code not in _NO_ROUTE_STATUSES:
-        return None
-    reason = _reason(error.body) or str(error.message)
-    body = error.body if isinstance(error.body, dict) else {}
-    about_model = body.get("code") == "model_not_found" or "model" in reason.lower()
-    if error.status_code == 404 and about_model:
-        return None
-    return f"HTTP {error.status_code}: {reason[:200]}"
-
-
-def _no_route_in_success(body: bytes) -> str | None:
-    """Return the reason when a 200 is LM Studio's answer to an unknown route.
-
-    LM Studio answers a route it does not serve with 200 OK and {"error": "Unexpected endpoint
-    or method. (POST /v1/...)"} (lmstudio-ai/lmstudio-bug-tracker#618, "Returning 200
-    anyway"). An image answer is far longer than 1 KB, so only short bodies are parsed.
-    """
-    if len(body) > 1024:
-        return None
-    try:
-        answer = json.loads(body)
-    except ValueError:
-        return None
-    error = answer.get("error") if isinstance(answer, dict) else None
-    if isinstance(error, str) and "unexpected endpoint" in error.lower():
-        return f"HTTP 200: {error[:200]}"
-    return None
-
-
-def _reason(body: object) -> str:
-    """Return the message of an error body: OpenAI's `message`, FastAPI's `detail`, a string
-    `error`, or a plain-text body itself."""
-    if isinstance(body, str):
-        return body.strip()
-    if isinstance(body, dict):
-        for key in ("message", "detail", "error"):
-            if isinstance(body.get(key), str):
-                return str(body[key]).strip()
-    return ""
-
-
-def _image_and_usage(body: bytes) -> tuple[bytes, dict[str, Any]]:
-    """Return the first image and the usage data of an Images API answer's JSON `body`; raise
-    BadOutput unless it holds an image as strict base64 (the alphabet and padding only).
-
-    A 200 that is not such an answer is not retried: the image may have been billed.
-    pybase64's SIMD decoder does a 1024 px JPEG's 0.44 MB in ~0.04 ms, so it runs on the loop:
-    the standard library's a2b_base64 took ~2.5 ms and holds the GIL, so even on a worker
-    thread it stopped every other chat's work for that long.
-    """
-    try:
-        answer = ImagesAnswer.model_validate_json(body)
-    except ValidationError as error:
-        raise BadOutput("image", what_is_wrong(error)) from error
-    try:
-        data = pybase64.b64decode(answer.data[0].b64_json, validate=True)
-    except (binascii.Error, ValueError) as error:
-        raise BadOutput("image", "b64_json is not valid base64") from error
-    return data, usage_of(answer)

@@ -144,13 +144,14 @@ class StabilityImageGenerator:
         seed: int | None = None,
         options: ImageOptions | None = None,
         reference: bytes | None = None,
+        safety_identifier: str | None = None,
     ) -> GeneratedImage:
         """Return the drawn image's bytes; raise a BackendError on any failure.
 
         With `reference`, image-to-image from that photo (the output keeps the photo's shape,
         so the format preset applies only without one). Stability has no quality setting, so
-        `options.quality` is ignored. The whole call, retries included, ends within the
-        configured timeout.
+        `options.quality` is ignored, nor a user id field, so `safety_identifier` is too. The
+        whole call, retries included, ends within the configured timeout.
         """
         options = options or ImageOptions()
         async with deadline(self._timeout, "image"):
@@ -165,6 +166,7 @@ class StabilityImageGenerator:
         reference: bytes | None = None,
         seed: int | None = None,
         options: ImageOptions | None = None,
+        safety_identifier: str | None = None,  # ignored, as in `generate`
     ) -> GeneratedImage:
         """Return `image` redrawn towards `prompt`; raise a BackendError on any failure.
 

@@ -5,7 +5,8 @@ The progress message first says the most images the run can pay for; it is edite
 start and the end of every round ("Round 2/3 · best 7/10"), never followed by a stream of
 messages. /cancel stops the run; the best round so far is still shown. Telegram failures are
 logged, never raised, except a chat the bot can no longer write to (AudienceGone stops the
-run).
+run). Telegram refusing the best image's caption as too long costs it neither the image nor
+its buttons: it gets a short caption and the whole critique follows as text.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 from telegram import Bot, InlineKeyboardMarkup
 from telegram.error import BadRequest, TelegramError
 
-from bot.chat.messenger import Messenger
+from bot.chat.messenger import Fallback, Messenger
 from bot.chat.updates import is_not_modified
 from bot.chat.uploads import send_contact_sheet
 from bot.refine.errors import AudienceGone, RefineError
@@ -23,7 +24,7 @@ from bot.refine.history import ChatHistory
 from bot.refine.models import RunOutcome, RunProgress
 from bot.refine.service import RefineService
 from bot.ui import autopilot as ui
-from bot.ui.rounds import retry_keyboard, round_keyboard
+from bot.ui.rounds import critique_texts, retry_keyboard, round_keyboard
 from storage.records import RoundRecord
 
 log = logging.getLogger(__name__)
@@ -85,10 +86,15 @@ class AutopilotView:
         if best is None or image is None or self._messenger.gone:
             return
         error = outcome.error if outcome.best_critique is None else None
-        caption = ui.autopilot_best_caption(best, outcome.best_critique, error, self._group)
+        critique = outcome.best_critique
+        caption = ui.autopilot_best_caption(best, critique, error, self._group)
+        fallback = Fallback(
+            ui.autopilot_best_short_caption(best, critique, error, self._group),
+            critique_texts(best, critique, error, self._group),
+        )
         try:
             message = await self._messenger.send_photo(
-                best, image, caption, round_keyboard(best.id)
+                best, image, caption, round_keyboard(best.id), fallback=fallback
             )
         except AudienceGone:  # nobody to show it to
             return

@@ -3,6 +3,11 @@
 A group upgraded to a supergroup is followed to its new id once; a chat the bot can no longer
 write to (blocked, removed) raises AudienceGone so the domain stops paying for it. Other
 Telegram failures are the caller's to log: the round is already stored.
+
+Captions and texts are fitted to Telegram's limits before they are sent (bot/ui/text.py), but
+Telegram has the last word: a caption it still refuses as too long is sent again as the
+`Fallback`'s much shorter caption (then none at all), with the keyboard each time, and the
+rest follows as text messages, split again if Telegram refuses one of them as too long.
 """
 
 from __future__ import annotations
@@ -10,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from telegram import Bot, InlineKeyboardMarkup, InputFile, Message, ReplyParameters
@@ -23,6 +29,7 @@ from bot.chat.uploads import DeliveryMemory, send_image
 from bot.images import telegram_preview
 from bot.refine.errors import AudienceGone
 from bot.refine.models import Scope
+from bot.ui.text import TEXT_LIMIT, split_html, visible_length
 from storage.records import RoundRecord
 
 log = logging.getLogger(__name__)
@@ -33,6 +40,56 @@ CHAT_ACTION_EVERY = 4.5
 """Telegram shows a chat action for about five seconds."""
 ACKNOWLEDGE = ReactionEmoji.EYES
 """The reaction that tells whoever sent a brief or an edit that the bot is on it."""
+
+# The Bot API answers "Bad Request: message caption is too long" and "Bad Request: message is
+# too long" (TDLib's "Message is too long"); Telegram's own servers say MEDIA_CAPTION_TOO_LONG
+# and MESSAGE_TOO_LONG. PTB drops "Bad Request: " and capitalizes the rest.
+_TOO_LONG = re.compile(r"\b(caption|message|text) (is )?too long\b")
+_SMALLEST_PART = 256
+"""A text Telegram refuses as too long is split in halves, down to parts of this size."""
+
+
+def is_too_long(error: TelegramError) -> bool:
+    """Return whether Telegram refused a caption or a text as too long."""
+    return bool(_TOO_LONG.search(error.message.lower().replace("_", " ")))
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """What a photo shows when Telegram refuses its caption as too long: `caption`, much
+    shorter (it keeps the keyboard), and `texts`, the rest, sent below the photo."""
+
+    caption: str
+    texts: list[str] = field(default_factory=list)
+
+
+class _CaptionSteps:
+    """The captions to try in turn while Telegram refuses them as too long: the caption, the
+    fallback's, then none (a photo without a caption still carries its keyboard)."""
+
+    def __init__(self, caption: str, fallback: Fallback | None) -> None:
+        self._captions: list[str | None] = [caption]
+        if fallback is not None and fallback.caption != caption:
+            self._captions.append(fallback.caption)
+        self._captions.append(None)
+        self._at = 0
+
+    @property
+    def shortened(self) -> bool:
+        """Whether a caption other than the first went out."""
+        return self._at > 0
+
+    async def send(self, send: Callable[[str | None], Awaitable[T]]) -> T:
+        """Return `send(caption)` for the first caption Telegram does not refuse as too
+        long; raise the error of any other refusal."""
+        while True:
+            try:
+                return await send(self._captions[self._at])
+            except BadRequest as error:
+                if not is_too_long(error) or self._at + 1 >= len(self._captions):
+                    raise
+                log.warning("Telegram refused a caption as too long (%s); shortening it", error)
+                self._at += 1
 
 
 class Messenger:
@@ -103,14 +160,91 @@ class Messenger:
         )
 
     async def edit_caption(
-        self, message_id: int, caption: str, keyboard: InlineKeyboardMarkup | None
+        self,
+        message_id: int,
+        caption: str,
+        keyboard: InlineKeyboardMarkup | None,
+        *,
+        fallback: Fallback | None = None,
     ) -> None:
-        """Edit a photo's caption and keyboard."""
-        await self.call(
-            lambda chat_id: self._bot.edit_message_caption(
-                chat_id=chat_id, message_id=message_id, caption=caption, reply_markup=keyboard
+        """Edit a photo's caption and keyboard. A caption Telegram refuses as too long is
+        replaced by the fallback's (then by none), the keyboard kept, and the fallback's texts
+        follow below the photo."""
+        steps = _CaptionSteps(caption, fallback)
+        await steps.send(
+            lambda text: self.call(
+                lambda chat_id: self._bot.edit_message_caption(
+                    chat_id=chat_id, message_id=message_id, caption=text, reply_markup=keyboard
+                )
             )
         )
+        if steps.shortened and fallback is not None:
+            await self.send_texts(fallback.texts, below=message_id)
+
+    async def send_texts(self, texts: list[str], *, below: int | None = None) -> None:
+        """Send HTML texts in order, each answering message `below` if given (the photo they
+        belong to); a text Telegram refuses as too long is split and sent in parts. Logs
+        other failures; raises AudienceGone when the chat is gone."""
+        pending = list(texts)
+        while pending:
+            text = pending.pop(0)
+            try:
+                await self._send_below(text, below)
+            except BadRequest as error:
+                length = visible_length(text)
+                if not is_too_long(error) or length <= _SMALLEST_PART:
+                    log.warning("could not send a text below message %s: %s", below, error)
+                    return
+                limit = min(TEXT_LIMIT, max(length // 2, _SMALLEST_PART))
+                log.warning("Telegram refused a text as too long (%s); splitting it", error)
+                pending[:0] = split_html(text, limit)
+            except TelegramError as error:
+                log.warning("could not send a text below message %s: %s", below, error)
+                return
+
+    async def _send_below(self, text: str, below: int | None) -> Message:
+        """Send one HTML text answering message `below` (else the message that asked)."""
+        answering = (
+            {"reply_parameters": ReplyParameters(below, allow_sending_without_reply=True)}
+            if below is not None
+            else self._answering()
+        )
+        return await self.call(
+            lambda chat_id: self._bot.send_message(
+                chat_id, text, **answering, **thread_kwargs(self._scope)
+            )
+        )
+
+    async def send_unstored_photo(
+        self,
+        round: RoundRecord,
+        image: bytes,
+        caption: str,
+        keyboard: InlineKeyboardMarkup | None,
+    ) -> Message:
+        """Upload an image the bot could not store (no file id is remembered for it) as a
+        photo, a JPEG preview of it if Telegram refuses the original; return the message.
+        Raises TelegramError, or AudienceGone when the chat is gone."""
+        options: dict[str, Any] = dict(
+            caption=caption,
+            reply_markup=keyboard,
+            **self._answering(),
+            **thread_kwargs(self._scope),
+        )
+        name = f"round-{round.number}"
+        try:
+            return await self.call(
+                lambda chat_id: self._bot.send_photo(
+                    chat_id, InputFile(image, filename=name), **options
+                )
+            )
+        except BadRequest:
+            preview = await asyncio.to_thread(telegram_preview, image)
+            return await self.call(
+                lambda chat_id: self._bot.send_photo(
+                    chat_id, InputFile(preview, filename=f"{name}.jpg"), **options
+                )
+            )
 
     async def send_photo(
         self,
@@ -118,42 +252,70 @@ class Messenger:
         image: bytes,
         caption: str,
         keyboard: InlineKeyboardMarkup | None,
+        *,
+        fallback: Fallback | None = None,
     ) -> Message | None:
         """Send the round's image as a photo (by file_id if Telegram has it already); if
         Telegram refuses it (too big, extreme size), send a JPEG preview instead; return the
         message, or None if neither went out. The original always goes out at Stop, as a
-        document."""
+        document. A caption Telegram refuses as too long is replaced by the fallback's (then
+        by none), the keyboard kept, and the fallback's texts follow below the photo."""
         sha = round.image_sha
         assert sha is not None
-        options: dict[str, Any] = dict(
-            caption=caption,
-            reply_markup=keyboard,
-            **self._answering(),
-            **thread_kwargs(self._scope),
-        )
+        steps = _CaptionSteps(caption, fallback)
+
+        def options(text: str | None) -> dict[str, Any]:
+            return dict(
+                caption=text,
+                reply_markup=keyboard,
+                **self._answering(),
+                **thread_kwargs(self._scope),
+            )
+
+        message: Message | None
         try:
-            return await self.call(
-                lambda chat_id: send_image(
-                    self._bot,
-                    self._deliveries,
-                    chat_id,
-                    image,
-                    sha,
-                    kind="photo",
-                    filename=f"round-{round.number}",
-                    **options,
+            message = await steps.send(
+                lambda text: self.call(
+                    lambda chat_id: send_image(
+                        self._bot,
+                        self._deliveries,
+                        chat_id,
+                        image,
+                        sha,
+                        kind="photo",
+                        filename=f"round-{round.number}",
+                        **options(text),
+                    )
                 )
             )
         except BadRequest as error:
             log.warning("Telegram refused the image of round %s: %s", round.id, error)
+            message = await self._send_preview(round, image, steps, options)
         except TelegramError as error:
             log.warning("could not send photo of round %s: %s", round.id, error)
             return None
+        if message is not None and steps.shortened and fallback is not None:
+            await self.send_texts(fallback.texts, below=message.message_id)
+        return message
+
+    async def _send_preview(
+        self,
+        round: RoundRecord,
+        image: bytes,
+        steps: _CaptionSteps,
+        options: Callable[[str | None], dict[str, Any]],
+    ) -> Message | None:
+        """Send a JPEG preview of the round's image (its captions tried in turn); return the
+        message, or None if it did not go out."""
         preview = await asyncio.to_thread(telegram_preview, image)
         try:
-            return await self.call(
-                lambda chat_id: self._bot.send_photo(
-                    chat_id, InputFile(preview, filename=f"round-{round.number}.jpg"), **options
+            return await steps.send(
+                lambda text: self.call(
+                    lambda chat_id: self._bot.send_photo(
+                        chat_id,
+                        InputFile(preview, filename=f"round-{round.number}.jpg"),
+                        **options(text),
+                    )
                 )
             )
         except TelegramError as error:

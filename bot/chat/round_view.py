@@ -9,6 +9,9 @@ second is what caps a busy bot's rounds per second.
 
 Telegram failures never lose the round (it is already stored): they are logged, except that
 a chat the bot can no longer write to raises AudienceGone so the domain stops paying for it.
+A caption Telegram refuses as too long never costs the round its buttons: the photo gets a
+short caption (score and "the critique is below") with the keyboard, and the whole critique
+follows as text (`Fallback`, bot/chat/messenger.py).
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import time
 from telegram import InlineKeyboardMarkup
 from telegram.error import BadRequest, TelegramError
 
-from bot.chat.messenger import CHAT_ACTION_EVERY, Messenger
+from bot.backends.critique import Critique
+from bot.backends.errors import BackendError
+from bot.chat.messenger import CHAT_ACTION_EVERY, Fallback, Messenger
 from bot.chat.updates import is_not_modified
 from bot.refine.errors import AudienceGone
 from bot.refine.models import RunOutcome, RunProgress
@@ -83,23 +88,44 @@ class RoundView:
                 await self._edit_caption(round, ui.cancelled_caption(round), None)
             elif last.cancelled:
                 await self._show_text(ui.cancelled_text(round), None)
+            elif round.image_sha is None and last.unsaved is not None:
+                await self._show_unsaved(round, last.unsaved, last.error)
             elif round.image_sha is None:
                 await self._show_text(
                     ui.failed_text(round, last.error), ui.retry_keyboard(round.id)
                 )
             else:
-                caption = ui.round_caption(round, last.critique, last.error, self._group)
-                await self._show_round(round, caption)
+                await self._show_round(round, last.critique, last.error)
         except AudienceGone:
             log.info("chat %s is gone; round %s not shown", self._messenger.chat_id, round.id)
 
+    async def _show_unsaved(
+        self, round: RoundRecord, image: bytes, error: BackendError | None
+    ) -> None:
+        """Show a paid image the bot could not store: it is the user's all the same, with a
+        Retry (it has no buttons of its own: nothing about it could be kept)."""
+        text = ui.failed_text(round, error)
+        try:
+            await self._messenger.send_unstored_photo(
+                round, image, text, ui.retry_keyboard(round.id)
+            )
+        except TelegramError as error_sending:
+            log.warning("could not show the unsaved image of round %s: %s", round.id, error_sending)
+            await self._show_text(text, ui.retry_keyboard(round.id))
+
     async def _edit_caption(
-        self, round: RoundRecord, caption: str, keyboard: InlineKeyboardMarkup | None
+        self,
+        round: RoundRecord,
+        caption: str,
+        keyboard: InlineKeyboardMarkup | None,
+        fallback: Fallback | None = None,
     ) -> bool:
         """Edit the round photo's caption; return False if the photo message is not there."""
         assert self._photo_message_id is not None
         try:
-            await self._messenger.edit_caption(self._photo_message_id, caption, keyboard)
+            await self._messenger.edit_caption(
+                self._photo_message_id, caption, keyboard, fallback=fallback
+            )
         except BadRequest as error:
             if is_not_modified(error):
                 return True
@@ -109,16 +135,23 @@ class RoundView:
             log.warning("could not caption round %s: %s", round.id, error)
         return True
 
-    async def _show_round(self, round: RoundRecord, caption: str) -> None:
+    async def _show_round(
+        self, round: RoundRecord, critique: Critique | None, error: BackendError | None
+    ) -> None:
+        caption = ui.round_caption(round, critique, error, self._group)
+        fallback = Fallback(
+            ui.short_round_caption(round, critique, error, self._group),
+            ui.critique_texts(round, critique, error, self._group),
+        )
         keyboard = ui.round_keyboard(round.id)
         if self._photo_message_id is not None and await self._edit_caption(
-            round, caption, keyboard
+            round, caption, keyboard, fallback
         ):
             return
         if self._image is None:
             return
         # The photo never arrived (or its message vanished): send it once more, complete.
-        await self._messenger.send_photo(round, self._image, caption, keyboard)
+        await self._messenger.send_photo(round, self._image, caption, keyboard, fallback=fallback)
 
     async def _show_text(self, text: str, keyboard: InlineKeyboardMarkup | None) -> None:
         try:

@@ -1,9 +1,10 @@
 """`python -m bot check`: is the configuration valid, and does every configured service answer?
 
 One line per check, `✓ Name: what was found` or `✗ Name: what is wrong — how to fix it`.
-Each check makes one cheap call with its own timeout (no image is drawn, nothing is paid for):
-getMe on Telegram (plus getWebhookInfo in webhook mode), `models.retrieve(IMAGE_MODEL)` or
-Stability's balance for the image backend, `models.retrieve(CRITIC_MODEL)` for the critic.
+Each check makes cheap calls with its own timeout (no image is drawn): getMe on Telegram
+(plus getWebhookInfo in webhook mode), `models.retrieve(IMAGE_MODEL)` or Stability's balance
+and an edits probe for the image backend, `models.retrieve(CRITIC_MODEL)` and one critique of
+an 8x8 image (a fraction of a cent) for the critic.
 Secrets never appear in the output.
 """
 

@@ -15,7 +15,8 @@ from bot.access import is_allowed
 from bot.chat.context import BotContext
 from bot.chat.updates import answer_quietly, is_group, message_of, query_of, scope_of, thread_kwargs
 from bot.services import Services
-from bot.ui.refusals import ACCESS_DENIED, ACCESS_DENIED_TOAST, INVALID_BUTTON, SORRY
+from bot.ui.refusals import ACCESS_DENIED, ACCESS_DENIED_TOAST, INVALID_BUTTON, SORRY, STORE_BUSY
+from storage.database import StoreBusy
 
 log = logging.getLogger(__name__)
 
@@ -101,14 +102,19 @@ async def on_error(update: object, context: BotContext) -> None:
             context.application.bot_data[_CONFLICT] = True
             context.application.stop_running()
         return
-    log.error("error while handling an update", exc_info=context.error)
+    busy = isinstance(context.error, StoreBusy)
+    if busy:  # another process holds the database's write lock: not a bug of the bot's
+        log.warning("database busy: %s", context.error)
+    else:
+        log.error("error while handling an update", exc_info=context.error)
     if not isinstance(update, Update) or update.effective_chat is None:
         return
+    text = STORE_BUSY if busy else SORRY
     if update.callback_query is not None:
-        await answer_quietly(update.callback_query, SORRY)
+        await answer_quietly(update.callback_query, text)
         return
     scope = scope_of(update)
     try:
-        await context.bot.send_message(scope.chat_id, SORRY, **thread_kwargs(scope))
+        await context.bot.send_message(scope.chat_id, text, **thread_kwargs(scope))
     except TelegramError as error:
         log.debug("could not say sorry: %s", error)

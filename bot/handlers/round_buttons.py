@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from telegram import ForceReply, Message, ReplyParameters, Update
+from telegram import CallbackQuery, ForceReply, Message, ReplyParameters, Update
 from telegram.error import BadRequest, TelegramError
 
 from bot.chat.context import BotContext
@@ -26,11 +26,12 @@ from bot.chat.updates import (
     thread_kwargs,
 )
 from bot.chat.uploads import send_image
-from bot.refine.models import PendingRun, Scope
+from bot.refine.models import PendingRun, Scope, StopResult
 from bot.ui.autopilot import autopilot_toast
 from bot.ui.browse import gallery_keyboard
 from bot.ui.callbacks import ButtonPress
 from bot.ui.rounds import (
+    ALREADY_SENT,
     SENDING_FULL_RESOLUTION,
     STOP_NOT_SENT,
     edit_prompt_text,
@@ -106,12 +107,33 @@ async def stop(update: Update, context: BotContext, press: ButtonPress, scope: S
     remove the round's keyboard. If the upload fails the keyboard stays, so Stop can ask
     again."""
     query = query_of(update)
-    result = await context.services.refine.stop(press.number, scope, actor_of(update))
-    await answer_quietly(query, SENDING_FULL_RESOLUTION)
+    # The session is held until the document is out: a second press gets "already working".
+    refine = context.services.refine
+    async with refine.stop(press.number, scope, actor_of(update)) as result:
+        if result.already_delivered:  # a second press: the document is above already
+            await answer_quietly(query, ALREADY_SENT)
+            return
+        await answer_quietly(query, SENDING_FULL_RESOLUTION)
+        sent = await _send_full_resolution(context, query, scope, result)
+        if sent is None:
+            return
+        await refine.delivered(result, sent.message_id)
+    try:
+        await query.edit_message_reply_markup(reply_markup=None)
+    except BadRequest as error:
+        if not is_not_modified(error):
+            log.warning("could not remove the keyboard: %s", error)
+
+
+async def _send_full_resolution(
+    context: BotContext, query: CallbackQuery, scope: Scope, result: StopResult
+) -> Message | None:
+    """Send the kept round's original as a document; return its message, or None if it did
+    not go out (the chat is then told to press Stop again)."""
     extension = result.mime.rpartition("/")[2].replace("jpeg", "jpg")
     assert result.round.image_sha is not None  # a round that can be kept has its image
     try:
-        await send_image(
+        return await send_image(
             context.bot,
             context.services.history,
             scope.chat_id,
@@ -127,12 +149,7 @@ async def stop(update: Update, context: BotContext, press: ButtonPress, scope: S
             **thread_kwargs(scope),
         )
     except TelegramError as error:
-        log.warning("round %s: the full-resolution image was not sent: %s", press.number, error)
+        log.warning("round %s: the full-resolution image was not sent: %s", result.round.id, error)
         with contextlib.suppress(TelegramError):
             await context.bot.send_message(scope.chat_id, STOP_NOT_SENT, **thread_kwargs(scope))
-        return
-    try:
-        await query.edit_message_reply_markup(reply_markup=None)
-    except BadRequest as error:
-        if not is_not_modified(error):
-            log.warning("could not remove the keyboard: %s", error)
+        return None

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Awaitable
 from dataclasses import replace
 
-from bot.backends.errors import BackendError, BadOutput, EditsUnsupported, Internal
+from bot.backends.errors import BackendError, BadOutput, EditsUnsupported, Internal, NotStored
 from bot.refine.errors import AudienceGone, ReferenceExpired
 from bot.refine.models import DraftOutcome, PendingRun, RunListener
 from bot.refine.steps import (
@@ -75,7 +75,11 @@ class DraftMaker:
                 try:
                     draft = await self._store_drawn(round, draft, drawn, redrawn_because)
                 except Exception as failure:
-                    return await self._draft_failed(draft, failure, "image")
+                    log.error("round %s: a paid image could not be stored", round.id, exc_info=True)
+                    failed = await self._draft_failed(
+                        draft, NotStored("image", str(failure)), "image"
+                    )
+                    return replace(failed, unsaved=drawn.image.data, cost_usd=drawn.cost_usd)
                 shown = None
                 if self._pending.plan.shows_each_image:
                     shown = asyncio.create_task(self._show(round, draft, drawn.image.data))
@@ -107,6 +111,7 @@ class DraftMaker:
                         seed=draft.seed,
                         reference=self.reference,
                         options=options,
+                        actor=self._pending.actor,
                     )
                     return edited, None
                 except EditsUnsupported:
@@ -114,7 +119,11 @@ class DraftMaker:
             note = REDRAWN_NO_EDITS if not self._steps.can_edit else REDRAWN_PICTURE_GONE
             log.info("round %s draft %s: redrawn (%s)", round.id, draft.number, note)
         drawn = await self._steps.draw(
-            round.prompt, seed=draft.seed, reference=self.reference, options=options
+            round.prompt,
+            seed=draft.seed,
+            reference=self.reference,
+            options=options,
+            actor=self._pending.actor,
         )
         return drawn, note
 
@@ -193,14 +202,18 @@ class DraftMaker:
         image billed but unusable still has its usage recorded (/usage shows what was paid)."""
         error = _backend_error(failure, step)
         log.warning("round %s draft %s: %s failed: %s", draft.round_id, draft.number, step, error)
-        if isinstance(failure, UnusableImage):
-            await self._record_unusable(draft, failure)
-        draft = await self._store.rounds.fail_draft(
-            draft.id,
-            status=RoundStatus.DONE if draft.image_sha else RoundStatus.FAILED,
-            error_kind=error.kind,
-            error=str(error),
-        )
+        status = RoundStatus.DONE if draft.image_sha else RoundStatus.FAILED
+        try:
+            if isinstance(failure, UnusableImage):
+                await self._record_unusable(draft, failure)
+            draft = await self._store.rounds.fail_draft(
+                draft.id, status=status, error_kind=error.kind, error=str(error)
+            )
+        except Exception:  # a store that cannot write: the run still ends, and says so
+            log.exception(
+                "round %s draft %s: the failure could not be stored", draft.round_id, draft.number
+            )
+            draft = replace(draft, status=status, error_kind=error.kind, error=str(error))
         return DraftOutcome(draft, error=error, cost_usd=spent)
 
     async def _record_unusable(self, draft: DraftRecord, failure: UnusableImage) -> None:

@@ -25,9 +25,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TypeVar
 
-from bot.backends.errors import BackendError, Internal, Interrupted
+from bot.backends.errors import Internal, Interrupted
 from bot.refine.drafts import DraftMaker
 from bot.refine.errors import AudienceGone, QuotaExceeded
+from bot.refine.ledger import RunLedger
 from bot.refine.models import (
     DraftOutcome,
     PendingRun,
@@ -36,11 +37,8 @@ from bot.refine.models import (
     RunOutcome,
     RunProgress,
 )
-from bot.refine.reports import log_round_end, log_run_end
 from bot.refine.rules import (
     PATIENCE,
-    RUN_STATUS,
-    STOP_CANCELLED,
     STOP_ERROR,
     STOP_GONE,
     STOP_NO_IMPROVEMENT,
@@ -50,11 +48,10 @@ from bot.refine.rules import (
     best_draft,
     critique_of,
     draft_plans,
-    quality_of,
 )
 from bot.refine.steps import CriticContext, PaidSteps
 from bot.refine.tasks import background, notify
-from storage.records import AutopilotStatus, DraftRecord, RoundRecord, RoundStatus
+from storage.records import DraftRecord, RoundRecord, RoundStatus
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -81,13 +78,8 @@ class Runner:
         self._plan = pending.plan
         self._listener = listener
         self._check_quota = check_quota
-        self._rounds: list[RoundOutcome] = []
-        self._last: RoundOutcome | None = None
-        self._open: RoundRecord | None = pending.round  # a round begun and not ended yet
-        self._best_quality: int | None = quality_of(pending.start)
-        self._best: RoundRecord | None = pending.start if self._best_quality is not None else None
         self._drafts = DraftMaker(store=store, steps=steps, pending=pending, listener=listener)
-        self._error: BackendError | None = None
+        self._ledger = RunLedger(store=store, pending=pending, drafts=self._drafts)
         self._gone = False
         self._reference_jpeg: asyncio.Task[bytes | None] | None = None
 
@@ -112,19 +104,17 @@ class Runner:
                 result = await self._round(index, parent, prompt)
                 if self._gone:
                     raise AudienceGone()
-                critique = result.critique
+                critique, ledger = result.critique, self._ledger
                 if result.round.image_sha is None or critique is None:
-                    self._error = result.error
-                    if self._best is None and result.round.image_sha is not None:
-                        self._best = result.round  # an image, even unjudged, beats none
+                    ledger.error = result.error
+                    if ledger.best is None and result.round.image_sha is not None:
+                        ledger.best = result.round  # an image, even unjudged, beats none
                     await notify(self._listener.progress(self._progress("done", index)))
                     return STOP_ERROR
-                if self._best_quality is None or critique.quality > self._best_quality:
-                    self._best, self._best_quality, stale = result.round, critique.quality, 0
-                else:
-                    stale += 1
+                stale = 0 if ledger.consider(result.round, critique.quality) else stale + 1
                 await notify(self._listener.progress(self._progress("done", index, result.round)))
-                if plan.threshold is not None and self._best_quality >= plan.threshold:
+                best_quality = ledger.best_quality or 0
+                if plan.threshold is not None and best_quality >= plan.threshold:
                     return STOP_THRESHOLD
                 if stale >= PATIENCE:
                     return STOP_NO_IMPROVEMENT
@@ -156,13 +146,11 @@ class Runner:
                     for draft in drafts
                 ]
         except BaseException:
-            await asyncio.shield(self._cancel_open())
+            await asyncio.shield(self._ledger.cancel_open())
             raise
         finally:
             context.cancel()
-        result = await self._keep_best(round, [task.result() for task in tasks])
-        self._rounds.append(result)
-        return result
+        return await self._keep_best(round, [task.result() for task in tasks])
 
     async def _begin_round(
         self, index: int, parent: RoundRecord | None, prompt: str
@@ -176,7 +164,7 @@ class Runner:
                 session_id=pending.session.id,
                 drafts=self._plan.drafts,
                 strategy=self._plan.strategy,
-                source=self._best,
+                source=self._ledger.best,
                 can_edit=self._steps.can_edit,
             )
             created = await self._store.rounds.create(
@@ -190,8 +178,8 @@ class Runner:
                 autopilot_id=pending.run.id if pending.run else None,
             )
             round_id = created.id
-        self._open = await self._store.rounds.start(round_id)
-        return self._open
+        self._ledger.open = await self._store.rounds.start(round_id)
+        return self._ledger.open
 
     async def _critic_context(self, round: RoundRecord) -> CriticContext:
         """Read what the critic sees besides the image, while the image is drawn."""
@@ -229,18 +217,26 @@ class Runner:
         costs = [d.cost_usd for d in drafts if d.cost_usd is not None]
         cost = sum(costs) if costs else None
         if best is None:
-            failure = errors[0] if errors else Internal("image")
-            round = await self._store.rounds.fail(
-                round.id, status=RoundStatus.FAILED, error_kind=failure.kind, error=str(failure)
-            )
-            return self._ended(
-                RoundOutcome(round, None, failure, cost_usd=cost, drafts=tuple(drafts))
+            unsaved = next((d for d in drafts if d.unsaved is not None), None)
+            failure = unsaved.error if unsaved else errors[0] if errors else Internal("image")
+            assert failure is not None
+            round = await self._ledger.failed(round, RoundStatus.FAILED, failure)
+            return self._ledger.ended(
+                RoundOutcome(
+                    round,
+                    None,
+                    failure,
+                    cost_usd=cost,
+                    drafts=tuple(drafts),
+                    unsaved=unsaved.unsaved if unsaved else None,
+                ),
+                finished=True,
             )
         round = await self._store.rounds.keep_draft(round.id, best.draft.id, done=True)
         kept = replace(best, draft=replace(best.draft, kept=1))
         drafts = [kept if d is best else d for d in drafts]
         error = None if best.critique else best.error or (errors[0] if errors else None)
-        return self._ended(
+        return self._ledger.ended(
             RoundOutcome(
                 round,
                 best.critique,
@@ -248,35 +244,9 @@ class Runner:
                 cost_usd=cost,
                 drafts=tuple(drafts),
                 kept=best.draft.number,
-            )
+            ),
+            finished=True,
         )
-
-    def _ended(self, outcome: RoundOutcome) -> RoundOutcome:
-        """Note the round as ended and log the line that ends it; return it."""
-        self._open = None
-        self._last = outcome
-        log_round_end(outcome, chat_id=self._pending.session.chat_id)
-        return outcome
-
-    async def _cancel_open(self) -> None:
-        """Store the round under way (if any) as cancelled, with its unfinished drafts."""
-        if self._open is not None:
-            round = await self._store.rounds.cancel(self._open.id)
-            self._ended(RoundOutcome(round, cancelled=True))
-
-    async def _end_open_internally(self) -> None:
-        """Finish a round the bot itself broke (a bug, a full disk), so the chat is told: an
-        image already stored is kept, with its buttons; without one, it can be retried."""
-        if self._open is None:
-            return
-        round = await self._store.rounds.get(self._open.id)
-        kept = round is not None and round.image_sha is not None
-        error = Internal("critic" if kept else "image")
-        status = RoundStatus.DONE if kept else RoundStatus.FAILED
-        round = await self._store.rounds.fail(
-            self._open.id, status=status, error_kind=error.kind, error=str(error)
-        )
-        self._ended(RoundOutcome(round, error=error))
 
     # --- after a restart ----------------------------------------------------------------------
 
@@ -290,12 +260,9 @@ class Runner:
         drafts = await self._store.rounds.drafts(round.id)
         kept = next((d for d in drafts if d.kept and d.image_sha == round.image_sha), None)
         if image is None or kept is None:
-            error = Interrupted("image")
-            failed = await self._store.rounds.fail(
-                round.id, status=RoundStatus.FAILED, error_kind=error.kind, error=str(error)
-            )
-            self._rounds.append(self._ended(RoundOutcome(failed, error=error)))
-            self._error = error
+            error = self._ledger.error = Interrupted("image")
+            failed = await self._ledger.failed(round, RoundStatus.FAILED, error)
+            self._ledger.ended(RoundOutcome(failed, error=error), finished=True)
             return STOP_ERROR
         try:
             if round.message_id is None:
@@ -308,12 +275,11 @@ class Runner:
                 kept, self._drafts.judge(round, kept, jpeg, context), None
             )
         except AudienceGone:
-            await self._cancel_open()
+            await self._ledger.cancel_open()
             return STOP_GONE
         result = await self._keep_best(round, [outcome])
-        self._rounds.append(result)
         if result.critique is None:
-            self._error = result.error
+            self._ledger.error = result.error
             return STOP_ERROR
         return STOP_ROUNDS
 
@@ -332,40 +298,9 @@ class Runner:
         except LookupError:
             return None
 
-    # --- the end ------------------------------------------------------------------------------
-
     async def finish(self, reason: str) -> RunOutcome:
-        """Store how the run ended (a round left open is cancelled, or ended as the bot's
-        own failure); return its outcome, with the best round across the run."""
-        pending = self._pending
-        if reason in (STOP_CANCELLED, STOP_GONE):
-            await self._cancel_open()
-        elif self._open is not None:
-            await self._end_open_internally()
-        best = await self._store.rounds.get(self._best.id) if self._best else None
-        run = None
-        if pending.run is not None:
-            run = await self._store.sessions.finish_run(
-                pending.run.id,
-                status=RUN_STATUS.get(reason, AutopilotStatus.FAILED),
-                stop_reason=reason,
-                best_round_id=best.id if best else None,
-            )
-        outcome = RunOutcome(
-            pending=pending,
-            rounds=tuple(self._rounds),
-            last=self._last,
-            best=best,
-            best_critique=critique_of(best) if best else None,
-            stop_reason=reason,
-            error=self._error,
-            images=self._drafts.images,
-            cost_usd=sum(self._drafts.costs) if self._drafts.costs else None,
-            run=run,
-        )
-        if run is not None:
-            log_run_end(outcome)
-        return outcome
+        """Store how the run ended; return its outcome (see `RunLedger.finish`)."""
+        return await self._ledger.finish(reason)
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -383,8 +318,8 @@ class Runner:
             round=round,
             drafts_finished=drafts_finished,
             images=self._drafts.images,
-            best=self._best,
-            best_quality=self._best_quality,
+            best=self._ledger.best,
+            best_quality=self._ledger.best_quality,
         )
 
 

@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from bot.images import SheetTile, contact_sheet
+from bot.images import SHEET_MAX_TILES, SheetTile, contact_sheet
 from bot.refine.chat_settings import InvalidSetting, with_choice
 from bot.refine.errors import NothingToContinue, NothingToShow, RoundNotFound, SessionStopped
 from bot.refine.models import ContactSheet, Scope
@@ -107,8 +107,10 @@ class ChatHistory:
             )
         if not tiles:
             raise NothingToShow()
-        png = await asyncio.to_thread(contact_sheet, tiles)
-        return ContactSheet(session, png, hashlib.sha256(png).hexdigest(), len(tiles))
+        shown = tiles[-SHEET_MAX_TILES:]
+        png = await asyncio.to_thread(contact_sheet, shown)
+        digest = hashlib.sha256(png).hexdigest()
+        return ContactSheet(session, png, digest, len(shown), images=len(tiles))
 
     async def latest_round(self, scope: Scope) -> RoundRecord:
         """Return the newest finished round of the scope's newest session (for `/auto`).

@@ -59,7 +59,8 @@ class ContactSheet:
     session: SessionRecord
     png: bytes
     sha256: str
-    tiles: int
+    tiles: int  # the images it shows: the session's last SHEET_MAX_TILES
+    images: int = 0  # the session's images in all (0: as many as it shows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,11 @@ class StopResult:
     image: bytes
     mime: str
     round_count: int
+
+    @property
+    def already_delivered(self) -> bool:
+        """Whether an earlier Stop on this round already delivered the image."""
+        return self.session.final_message_id is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +164,7 @@ class DraftOutcome:
     critique: Critique | None = None
     error: BackendError | None = None
     cost_usd: float | None = None
+    unsaved: bytes | None = None  # a paid image the bot could not store
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +183,7 @@ class RoundOutcome:
     cost_usd: float | None = None
     drafts: tuple[DraftOutcome, ...] = ()
     kept: int | None = None
+    unsaved: bytes | None = None  # with no image stored: a paid one the bot could not store
 
 
 @dataclass(frozen=True, slots=True)

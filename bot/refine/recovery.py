@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from bot.refine.checks import steered_by
 from bot.refine.models import MANUAL_ROUND, Actor, DraftOutcome, PendingRun, Scope
+from bot.refine.reservations import Reservations
 from bot.refine.rules import best_draft, critique_of
 from storage.records import RoundRecord, SessionRecord
 from storage.store import Store
@@ -37,6 +39,19 @@ async def _adopt_drawn_draft(store: Store, round: RoundRecord) -> RoundRecord:
     if kept is None:
         return round
     return await store.rounds.keep_draft(round.id, kept.draft.id, done=False)
+
+
+async def reserve_interrupted(store: Store, reservations: Reservations) -> list[PendingRun]:
+    """Reserve and return every round a crash or restart left running (of a session no
+    run holds now), each as a pending run of its own."""
+    interrupted = []
+    for session, round in await interrupted_rounds(store):
+        if reservations.is_busy(session.id):
+            continue
+        pending = await pending_resume(store, session, round)
+        reservations.reserve(session.id, pending.scope, steered_by(session, pending.settings))
+        interrupted.append(pending)
+    return interrupted
 
 
 async def pending_resume(store: Store, session: SessionRecord, round: RoundRecord) -> PendingRun:

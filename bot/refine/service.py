@@ -12,8 +12,9 @@ Telegram.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from bot.backends.base import Critic, ImageGenerator
@@ -22,7 +23,6 @@ from bot.refine import checks, edit_prompts, recovery
 from bot.refine.engine import Runner
 from bot.refine.errors import (
     ImageExpired,
-    SessionBusy,
 )
 from bot.refine.models import (
     MANUAL_ROUND,
@@ -33,7 +33,6 @@ from bot.refine.models import (
     QuotaPolicy,
     RunListener,
     RunOutcome,
-    RunPlan,
     Scope,
     StopResult,
 )
@@ -79,10 +78,12 @@ class RefineService:
         quota: QuotaPolicy | None = None,
         default_format: str = "square",
         autopilot: AutopilotDefaults | None = None,
+        safety_key: bytes = b"",
     ) -> None:
         """`max_rounds_in_flight` (MAX_ROUNDS_IN_FLIGHT): runs drawn and critiqued at once
         across all chats; later ones wait their turn, so a burst never floods the provider's
-        rate limit, the bot's memory (each holds its images) or its event loop."""
+        rate limit, the bot's memory (each holds its images) or its event loop. `safety_key`:
+        the secret users' safety identifiers are hashed with (steps.py)."""
         self._store = store
         self._steps = PaidSteps(
             store=store,
@@ -90,6 +91,7 @@ class RefineService:
             critic=critic,
             critic_max_side=critic_max_side,
             default_format=default_format,
+            safety_key=safety_key,
         )
         self._quota = quota or QuotaPolicy()
         self.autopilot_defaults = autopilot or AutopilotDefaults()
@@ -144,13 +146,6 @@ class RefineService:
         parent = await self._store.rounds.get(parent_id) if parent_id else None
         return await self._begin_round(session, parent, retried(round), actor, scope, settings)
 
-    def autopilot_plan(
-        self, rounds: int | None = None, drafts: int | None = None, strategy: str = "critic"
-    ) -> RunPlan:
-        """Return the plan of an autopilot run of `rounds` x `drafts` (defaults from the
-        settings). Raises AutopilotPlanInvalid outside 1..max_rounds or 1..max_drafts."""
-        return autopilot_plan(self.autopilot_defaults, rounds, drafts, strategy)
-
     async def begin_autopilot(
         self,
         scope: Scope,
@@ -168,7 +163,7 @@ class RefineService:
         It continues from the round `round_id`, or opens a session for `brief` (with its
         product photo `reference`, if any); its drafts follow `strategy` (rules.STRATEGIES).
         """
-        plan = self.autopilot_plan(rounds, drafts, strategy)
+        plan = autopilot_plan(self.autopilot_defaults, rounds, drafts, strategy)
         start: RoundRecord | None = None
         session: SessionRecord | None = None
         if round_id is not None:
@@ -311,16 +306,7 @@ class RefineService:
     async def interrupted_runs(self) -> list[PendingRun]:
         """Reserve and return every round a crash or restart left running, as a pending run
         to pass to `resume`."""
-        interrupted = []
-        for session, round in await recovery.interrupted_rounds(self._store):
-            if self.is_busy(session.id):
-                continue
-            pending = await recovery.pending_resume(self._store, session, round)
-            self._reservations.reserve(
-                session.id, pending.scope, checks.steered_by(session, pending.settings)
-            )
-            interrupted.append(pending)
-        return interrupted
+        return await recovery.reserve_interrupted(self._store, self._reservations)
 
     async def resume(self, pending: PendingRun, listener: RunListener) -> RunOutcome:
         """Finish an interrupted round as far as it can be without paying twice (a stored
@@ -361,26 +347,36 @@ class RefineService:
 
     # --- the end of a session, /cancel, chat upgrades ----------------------------------------
 
-    async def stop(self, round_id: int, scope: Scope, actor: Actor) -> StopResult:
-        """End the session keeping this round; return it with its full-resolution image.
+    @contextlib.asynccontextmanager
+    async def stop(self, round_id: int, scope: Scope, actor: Actor) -> AsyncIterator[StopResult]:
+        """End the session keeping this round; yield it with its full-resolution image, the
+        session held (a second press meanwhile gets SessionBusy) until the caller has
+        delivered it.
 
-        Stop on the round a stopped session kept returns it again, so a delivery that failed
-        can be asked for once more. Raises RoundNotFound, SessionStopped, RoundNotReady,
-        NotYourSession, SessionBusy or ImageExpired.
+        Stop on the round a stopped session kept yields it again, so a delivery that failed
+        can be asked for once more (`StopResult.already_delivered` says if it did not fail).
+        Raises RoundNotFound, SessionStopped, RoundNotReady, NotYourSession, SessionBusy or
+        ImageExpired.
         """
         round, session, settings = await checks.round_in_scope(self._store, round_id, scope)
         again = checks.keepable(round, session, settings, actor)
-        if self.is_busy(session.id):
-            raise SessionBusy()
-        assert round.image_sha is not None  # checked by keepable
-        try:  # read first: a session is only stopped when its image can be delivered
-            record, image = await self._store.images.read(round.image_sha)
-        except LookupError:
-            raise ImageExpired() from None
-        if not again:
-            session = await self._store.sessions.stop(session.id, chosen_round_id=round.id)
-        rounds = await self._store.rounds.of_session(session.id)
-        return StopResult(session, round, image, record.mime, len(rounds))
+        self._reservations.reserve(session.id, scope, checks.steered_by(session, settings))
+        try:
+            assert round.image_sha is not None  # checked by keepable
+            try:  # read first: a session is only stopped when its image can be delivered
+                record, image = await self._store.images.read(round.image_sha)
+            except LookupError:
+                raise ImageExpired() from None
+            if not again:
+                session = await self._store.sessions.stop(session.id, chosen_round_id=round.id)
+            rounds = await self._store.rounds.of_session(session.id)
+            yield StopResult(session, round, image, record.mime, len(rounds))
+        finally:
+            self._reservations.release(session.id)
+
+    async def delivered(self, result: StopResult, message_id: int) -> None:
+        """Remember that Stop's image went out (Stop again then re-sends nothing)."""
+        await self._store.sessions.delivered(result.session.id, message_id=message_id)
 
     async def cancel(self, scope: Scope, actor: Actor) -> int:
         """Cancel every run in this scope that the actor may steer; return how many were

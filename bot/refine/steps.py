@@ -4,6 +4,8 @@ and having the critic judge one image against the brief."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -114,12 +116,26 @@ class PaidSteps:
         critic: Critic,
         critic_max_side: int,
         default_format: str,
+        safety_key: bytes = b"",
     ) -> None:
+        """`safety_key`: the secret the users' safety identifiers are hashed with (none
+        are sent without one)."""
         self._store = store
         self._generator = generator
         self._critic = critic
         self._critic_max_side = critic_max_side
         self._default_format = default_format
+        self._safety_key = safety_key
+
+    def safety_identifier(self, actor: Actor) -> str | None:
+        """Return the stable, salted hash of the Telegram user id that the image and critic
+        calls carry, so a provider can act on one abusive user instead of the bot's whole key
+        (OpenAI's guidance for apps with end users); None without a key. The id itself never
+        leaves the bot."""
+        if not self._safety_key:
+            return None
+        digest = hmac.new(self._safety_key, str(actor.user_id).encode(), hashlib.sha256)
+        return "rb-" + digest.hexdigest()[:32]
 
     def image_options(self, settings: ChatSettings) -> ImageOptions:
         """Return the image options a chat's settings ask for (configured defaults otherwise)."""
@@ -132,12 +148,18 @@ class PaidSteps:
         seed: int | None,
         reference: bytes | None,
         options: ImageOptions,
+        actor: Actor,
     ) -> Drawn:
-        """Draw one image and check it, making the critic's JPEG in the same decode; nothing
-        is stored. Raises BackendError (an image that cannot be used is UnusableImage)."""
+        """Draw one image for the actor and check it, making the critic's JPEG in the same
+        decode; nothing is stored. Raises BackendError (an image that cannot be used is
+        UnusableImage)."""
         started = time.monotonic()
         image = await self._generator.generate(
-            prompt, seed=seed, options=options, reference=reference
+            prompt,
+            seed=seed,
+            options=options,
+            reference=reference,
+            safety_identifier=self.safety_identifier(actor),
         )
         return await self._checked(image, started)
 
@@ -155,6 +177,7 @@ class PaidSteps:
         seed: int | None,
         reference: bytes | None,
         options: ImageOptions,
+        actor: Actor,
     ) -> Drawn:
         """Change `image` as `instruction` says (`prompt`: the picture after the change) and
         check the result as `draw` does; nothing is stored. Raises EditsUnsupported when the
@@ -167,6 +190,7 @@ class PaidSteps:
             reference=reference,
             seed=seed,
             options=options,
+            safety_identifier=self.safety_identifier(actor),
         )
         return await self._checked(edited, started)
 
@@ -206,6 +230,7 @@ class PaidSteps:
                 language=judgement.language,
                 instruction=judgement.instruction,
                 edits_in_a_row=context.edits_in_a_row(judgement.edit_of),
+                safety_identifier=self.safety_identifier(judgement.actor),
             )
         )
         cost = estimate_cost(result.model, result.usage)

@@ -9,8 +9,8 @@ from bot.backends.critique import Critique
 from bot.backends.errors import BackendError
 from bot.refine.models import RunOutcome, RunPlan, RunProgress
 from bot.ui.refusals import backend_error_text
-from bot.ui.rounds import round_caption
-from bot.ui.text import CAPTION_LIMIT, count_of, visible_length
+from bot.ui.rounds import round_caption, short_round_caption
+from bot.ui.text import CAPTION_LIMIT, TEXT_LIMIT, count_of, fit_html, fits
 from storage.records import RoundRecord
 
 _STOP_REASONS = {
@@ -44,7 +44,7 @@ def autopilot_progress_text(progress: RunProgress) -> str:
     plan = progress.plan
     head = autopilot_plan_text(plan)
     if progress.stage == "start" or progress.round_index == 0:
-        return f"{head}\n⏳ Starting…"
+        return fit_html(f"{head}\n⏳ Starting…", TEXT_LIMIT)
     line = f"Round {progress.round_index}/{plan.rounds}"
     if progress.best is not None and progress.best_quality is not None:
         line += f" · best {progress.best_quality}/10"
@@ -52,7 +52,7 @@ def autopilot_progress_text(progress: RunProgress) -> str:
         line += " · ✓"
     else:
         line += f" · 🎨 drawing and judging {count_of(plan.drafts, 'draft')}…"
-    return f"{head}\n{line}"
+    return fit_html(f"{head}\n{line}", TEXT_LIMIT)
 
 
 def autopilot_final_text(outcome: RunOutcome) -> str:
@@ -78,7 +78,7 @@ def autopilot_final_text(outcome: RunOutcome) -> str:
         lines.append(f"Best: round {best.number}, shown below.")
     elif outcome.failed_round is None:
         lines.append("No image was finished.")
-    return "\n".join(lines)
+    return fit_html("\n".join(lines), TEXT_LIMIT)
 
 
 def autopilot_best_caption(
@@ -88,4 +88,12 @@ def autopilot_best_caption(
     if the mark would not fit Telegram's caption limit)."""
     caption = round_caption(round, critique, error, group)
     marked = "🏆 " + caption
-    return marked if visible_length(marked) <= CAPTION_LIMIT else caption
+    return marked if fits(marked, CAPTION_LIMIT) else caption
+
+
+def autopilot_best_short_caption(
+    round: RoundRecord, critique: Critique | None, error: BackendError | None, group: bool
+) -> str:
+    """Return the best image's caption when Telegram refuses the whole critique as too long:
+    the round's first line marked 🏆 and a pointer to the critique sent below it."""
+    return fit_html("🏆 " + short_round_caption(round, critique, error, group), CAPTION_LIMIT)

@@ -9,7 +9,15 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.refine.models import ContactSheet
 from bot.ui.callbacks import GALLERY, HISTORY, SESSION, encode_callback
-from bot.ui.text import TEXT_LIMIT, minute_of, shorten, visible_length
+from bot.ui.text import (
+    CAPTION_LIMIT,
+    TEXT_LIMIT,
+    count_of,
+    fit_html,
+    minute_of,
+    shorten,
+    visible_length,
+)
 from storage.records import RoundRecord, RoundStatus, SessionRecord, SessionSummary, UsageSummary
 
 HISTORY_PAGE_SIZE = 5
@@ -41,7 +49,7 @@ def history_page_text(summaries: list[SessionSummary], page: int, total: int) ->
             f"{summary.rounds} rounds{edits} · {best} · {session.status} · "
             f"{minute_of(session.created_at)}"
         )
-    return "\n".join(lines)
+    return fit_html("\n".join(lines), TEXT_LIMIT)
 
 
 def history_keyboard(
@@ -72,7 +80,7 @@ def history_keyboard(
 def session_text(session: SessionRecord, rounds: list[RoundRecord]) -> str:
     """Return a session's rounds (kind, prompt, score, time, status): `R3 ✎ R2` is an edit of
     round 2's picture, `R3 ↻` a new picture (`← R1`: drawn from an earlier round's prompt).
-    Within 4096 characters: the oldest rounds are left out first."""
+    Within Telegram's 4096 UTF-16 code units: the oldest rounds are left out first."""
     numbers = {r.id: r.number for r in rounds}
     lines = [
         f"<b>Session #{session.id}</b> · {session.status} · {minute_of(session.created_at)}",
@@ -96,7 +104,7 @@ def session_text(session: SessionRecord, rounds: list[RoundRecord]) -> str:
     while visible_length(text) > TEXT_LIMIT and len(lines) > 4:
         del lines[3]  # oldest rounds first
         text = "\n".join(lines)
-    return text
+    return fit_html(text, TEXT_LIMIT)
 
 
 def session_keyboard(session: SessionRecord) -> InlineKeyboardMarkup:
@@ -115,10 +123,14 @@ def session_keyboard(session: SessionRecord) -> InlineKeyboardMarkup:
 
 def gallery_caption(sheet: ContactSheet) -> str:
     """Return the contact sheet's caption: the session, its number of images, its brief."""
-    return (
-        f"🖼 Session #{sheet.session.id}: {sheet.tiles} images · "
+    shown = count_of(sheet.tiles, "image")
+    if sheet.images > sheet.tiles:
+        shown = f"the last {sheet.tiles} of {sheet.images} images"
+    caption = (
+        f"🖼 Session #{sheet.session.id}: {shown} · "
         f"<i>{escape(shorten(sheet.session.brief, 200))}</i>"
     )
+    return fit_html(caption, CAPTION_LIMIT)
 
 
 def gallery_keyboard(session_id: int) -> InlineKeyboardMarkup:
@@ -143,7 +155,8 @@ def _cost(summaries: list[UsageSummary]) -> str:
 
 
 def usage_text(own: list[UsageSummary], everyone: list[UsageSummary] | None) -> str:
-    """Return today's usage: one's own, then (for admins) each chat's, within 4096."""
+    """Return today's usage: one's own, then (for admins) each chat's, within Telegram's 4096
+    UTF-16 code units."""
     rounds = sum(s.rounds for s in own)
     images = sum(s.images for s in own)
     lines = [
@@ -164,4 +177,4 @@ def usage_text(own: list[UsageSummary], everyone: list[UsageSummary] | None) -> 
     while visible_length(text) > TEXT_LIMIT and len(lines) > 2:
         lines.pop()
         text = "\n".join(lines)
-    return text
+    return fit_html(text, TEXT_LIMIT)

@@ -18,6 +18,8 @@ ACCESS_DENIED_TOAST = "Sorry, you are not allowed to use this bot."
 INVALID_BUTTON = "This button is no longer valid."
 SORRY = "Something went wrong on my side. Your images are safe; please try again."
 """The last resort: an update whose handler failed."""
+STORE_BUSY = "My database is busy for a moment (a backup, most likely). Please try again shortly."
+"""An update whose write waited too long for a lock another process held."""
 BUSY = "⏳ Already working on a round of this session. Wait for it, or /cancel it."
 PHOTO_DOWNLOAD_FAILED = "I couldn't download that photo from Telegram. Please send it again."
 
@@ -65,12 +67,25 @@ _BACKEND_MESSAGES = {
     "rate_limited": "{service} is busy (rate limited). Try again in a minute.",
     "unavailable": "{service} did not answer in time. Try again in a moment.",
     "rejected": "{service} refused this request. Try a simpler prompt.",
+    "refused_setting": (
+        "{service} refused this request because of one of the bot's settings for this model "
+        "(such as the picture size), which the bot's operator needs to change: the server's "
+        "reason is in the bot's log."
+    ),
     "bad_output": "{service} sent back something unusable. Try again.",
     "no_edits": (
-        "{service} can't edit pictures, so product photos and edits of earlier rounds don't "
-        "work with it. Ask the bot's owner to switch to an image server that supports edits."
+        "{service} can't edit pictures, so product photos can't be used with it. Ask the "
+        "bot's owner to switch to an image server that supports edits."
     ),
     "internal": "Something went wrong on the bot's side. Your images are safe; try again.",
+    "cut_off": (
+        "{service}'s critique was cut off before it was complete. Try again; if it keeps "
+        "happening, the bot's owner should raise the critic's token limit or context size."
+    ),
+    "not_stored": (
+        "The image was drawn, but the bot could not save it (its disk is full or read-only), "
+        "so it has no buttons. Try again once the bot's owner has made room."
+    ),
 }
 
 

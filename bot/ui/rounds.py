@@ -13,7 +13,16 @@ from bot.backends.errors import BackendError
 from bot.refine.models import Actor
 from bot.ui.callbacks import ACCEPT, AUTO, EDIT, REDRAW, RETRY, STOP, encode_callback
 from bot.ui.refusals import backend_error_text
-from bot.ui.text import CAPTION_LIMIT, TEXT_LIMIT, count_of, shorten, visible_length
+from bot.ui.text import (
+    CAPTION_LIMIT,
+    TEXT_LIMIT,
+    count_of,
+    fit_html,
+    shorten,
+    split_html,
+    utf16_length,
+    visible_length,
+)
 from storage.records import RoundRecord
 
 EDIT_PROMPT = (
@@ -25,8 +34,12 @@ EDIT_PROMPT_GROUP = EDIT_PROMPT + "\n({who}reply to this message with your chang
 STOP_NOT_SENT = "The full-resolution image didn't go through. Press ⏹ Stop again to get it."
 SENDING_FULL_RESOLUTION = "Sending the full-resolution image…"
 """Stop's toast."""
+ALREADY_SENT = "The full-resolution image is above."
+"""Stop's toast when the image went out already (a double press)."""
 NOTHING_TO_CANCEL = "Nothing is running right now."
 EDIT_CANCELLED = "✏️ Edit cancelled."
+CRITIQUE_BELOW = "💬 The critique is below."
+"""Ends the short caption a round's photo gets when Telegram refuses the whole critique."""
 
 _SUGGESTION_HEADING = "\n\nSuggested next prompt:\n"
 _CREDIT_VERBS = {
@@ -99,6 +112,21 @@ def critiquing_caption(round: RoundRecord) -> str:
     return f"<b>Round {round.number}</b> · 🔍 critiquing…"
 
 
+def _caption_header(round: RoundRecord, critique: Critique | None, group: bool) -> str:
+    """Return a round caption's first line: round, score, fidelity, how it was made, credit."""
+    header = f"<b>Round {round.number}</b>"
+    if critique is not None:
+        header += f" · {critique.score}/10"
+        if critique.fidelity is not None:
+            header += f" · product {critique.fidelity}/10"
+    return header + f" · {kind_text(round)}" + _credit(round, group)
+
+
+def _no_critique_note(error: BackendError | None) -> str:
+    note = backend_error_text(error) if error else "No critique for this round."
+    return escape(note) + "\nAccept runs the same prompt again."
+
+
 def round_caption(
     round: RoundRecord,
     critique: Critique | None,
@@ -107,30 +135,55 @@ def round_caption(
 ) -> str:
     """Return the round's caption: score, what works, problems and the suggested revision.
 
-    Always fits Telegram's 1024-character caption limit: the suggestion is shortened last
-    (the full text is offered for copying when the user presses Edit).
+    Always fits Telegram's caption limit (1024 UTF-16 code units of visible text, see
+    bot/ui/text.py): the suggestion is shortened last (Accept still uses all of it).
     """
-    header = f"<b>Round {round.number}</b>"
-    if critique is not None:
-        header += f" · {critique.score}/10"
-        if critique.fidelity is not None:
-            header += f" · product {critique.fidelity}/10"
-    header += f" · {kind_text(round)}" + _credit(round, group)
+    header = _caption_header(round, critique, group)
     if critique is None:
-        note = backend_error_text(error) if error else "No critique for this round."
-        return header + "\n" + escape(note) + "\nAccept runs the same prompt again."
+        return fit_html(header + "\n" + _no_critique_note(error), CAPTION_LIMIT)
 
     lines = [header]
     lines += [f"✓ {escape(shorten(s, 120))}" for s in critique.strengths[:2]]
     lines += [f"✗ {escape(shorten(p, 160))}" for p in critique.problems[:3]]
     body = "\n".join(lines)
-    budget = CAPTION_LIMIT - visible_length(body) - len(_SUGGESTION_HEADING) - 2
+    budget = CAPTION_LIMIT - visible_length(body) - utf16_length(_SUGGESTION_HEADING) - 2
     suggestion = escape(shorten(critique.revised_prompt, max(budget, 40)))
     caption = f"{body}{_SUGGESTION_HEADING}<i>{suggestion}</i>"
     while visible_length(caption) > CAPTION_LIMIT and len(lines) > 1:
         lines.pop()  # only when strengths/problems alone are huge
         caption = "\n".join(lines) + f"{_SUGGESTION_HEADING}<i>{suggestion}</i>"
-    return caption
+    return fit_html(caption, CAPTION_LIMIT)  # only a header that is itself huge gets here
+
+
+def short_round_caption(
+    round: RoundRecord,
+    critique: Critique | None,
+    error: BackendError | None = None,
+    group: bool = False,
+) -> str:
+    """Return the caption a round's photo gets when Telegram refuses `round_caption` as too
+    long: the first line (score included) and a pointer to the critique sent below."""
+    return fit_html(_caption_header(round, critique, group) + "\n" + CRITIQUE_BELOW, CAPTION_LIMIT)
+
+
+def critique_texts(
+    round: RoundRecord,
+    critique: Critique | None,
+    error: BackendError | None = None,
+    group: bool = False,
+) -> list[str]:
+    """Return the round's whole critique, nothing shortened, as text messages (each within
+    Telegram's 4096 UTF-16 code units): what goes below `short_round_caption`."""
+    header = _caption_header(round, critique, group)
+    if critique is None:
+        text = header + "\n" + _no_critique_note(error)
+    else:
+        lines = [header]
+        lines += [f"✓ {escape(shorten(s, TEXT_LIMIT))}" for s in critique.strengths]
+        lines += [f"✗ {escape(shorten(p, TEXT_LIMIT))}" for p in critique.problems]
+        suggestion = escape(critique.revised_prompt.strip())
+        text = "\n".join(lines) + f"{_SUGGESTION_HEADING}<i>{suggestion}</i>"
+    return split_html(text, TEXT_LIMIT)
 
 
 def failed_text(round: RoundRecord, error: BackendError | None) -> str:
@@ -154,7 +207,7 @@ def stop_caption(round: RoundRecord, round_count: int) -> str:
     """Return the one-line summary sent with the final full-resolution image."""
     prefix = f"⏹ Done after {count_of(round_count, 'round')}. Kept round {round.number}. "
     prefix += "Final prompt: "
-    budget = CAPTION_LIMIT - len(prefix)
+    budget = CAPTION_LIMIT - utf16_length(prefix)
     return escape(prefix) + f"<i>{escape(shorten(round.prompt, budget))}</i>"
 
 
@@ -162,7 +215,7 @@ def edit_prompt_text(
     next_number: int, suggestion: str, group: bool, asked_by: Actor | None = None
 ) -> str:
     """Return the message asking for the user's own prompt, with the suggestion to copy;
-    it always fits Telegram's 4096-character limit.
+    it always fits Telegram's limit of 4096 UTF-16 code units.
 
     In groups it names who pressed Edit (`asked_by`, a mention): Telegram opens the reply
     field only for users a selective force-reply mentions.
@@ -172,8 +225,9 @@ def edit_prompt_text(
     if asked_by is not None and asked_by.user_id > 0:  # not an anonymous admin's group
         who = f'<a href="tg://user?id={asked_by.user_id}">{escape(asked_by.name)}</a>, '
     fixed = visible_length(template.format(next_number=next_number, suggestion="", who=who))
-    return template.format(
+    text = template.format(
         next_number=next_number,
-        suggestion=escape(shorten(suggestion, TEXT_LIMIT - fixed - 1)),
+        suggestion=escape(shorten(suggestion, max(TEXT_LIMIT - fixed - 1, 40))),
         who=who,
     )
+    return fit_html(text, TEXT_LIMIT)

@@ -11,9 +11,17 @@
   request is recorded as an `EditRequest` (``fake.edit_requests``: the input images' bytes in
   order, the prompt, the fields). ``fake.missing_edits`` makes the route answer as a server
   without it does (`MISSING_EDITS_ANSWERS`).
+* Both image routes answer as ``fake.image_server`` says (`IMAGE_SERVERS`): OpenAI (base64),
+  LocalAI (a URL to its ``GET /generated-images/<file>``, endpoint ``"generated"``, and no
+  edits route) or openedai-images (``data:`` URLs); ``fake.image_refusals`` refuses named
+  parameters with a 400 the way the real API or LiteLLM's proxy does (`IMAGE_REFUSALS`).
 * ``POST /v1/chat/completions`` (endpoint ``"chat"``): a vision request with data-URL images
   (each decoded and recorded as a `DecodedImage`) and optional ``response_format``; the
-  answer comes from queued replies (`queue_critique`, `queue_refusal`) or ``fake.critic``.
+  answer comes from queued replies (`queue_critique`, `queue_refusal`, `queue_reply`) or
+  ``fake.critic``, which may be one of the real servers' critic personalities
+  (`CRITIC_PERSONALITIES`: LocalAI, llama.cpp failing open, LM Studio small models, reasoning
+  models, content parts, a strict critic filling every field). ``fake.unsupported_params``
+  are refused as OpenAI or Mistral refuse parameters they do not take.
 * ``GET /v1/models`` (endpoint ``"models"``) and ``GET /v1/models/{id}`` (endpoint ``"model"``):
   the ids in ``fake.models`` as real Model objects; an unknown id is 404 ``model_not_found``.
 
@@ -32,6 +40,7 @@ import inspect
 import io
 import json
 import math
+import mimetypes
 import re
 import secrets
 import string
@@ -50,17 +59,27 @@ from tests.fakes.faults import RECORD, DecodedImage, FakeServer, Fault, Recorded
 from tests.fakes.pngs import render_image, with_prompt
 
 __all__ = [
+    "CRITIC_PERSONALITIES",
     "DEFAULT_API_KEY",
+    "IMAGE_REFUSALS",
+    "IMAGE_SERVERS",
     "MAX_EDIT_IMAGES",
     "MISSING_EDITS_ANSWERS",
     "STANDARD_SIZES",
+    "CriticReply",
     "EditRequest",
     "FakeOpenAI",
     "Latencies",
     "OpenAIFault",
+    "content_parts_critic",
     "current_prompt",
     "default_critic",
+    "llamacpp_fail_open_critic",
+    "lmstudio_small_model_critic",
+    "localai_critic",
     "openai_error",
+    "reasoning_critic",
+    "strict_filler_critic",
     "user_text",
 ]
 
@@ -71,8 +90,27 @@ API_KEYS_URL = "https://platform.openai.com/account/api-keys"
 
 STANDARD_SIZES = ("1024x1024", "1536x1024", "1024x1536")
 """Sizes every GPT image model accepts (plus ``auto``)."""
-FIXED_SIZE_MODEL_PREFIXES = ("gpt-image-1", "dall-e")
-"""Models limited to `STANDARD_SIZES`; others accept any valid ``WxH`` (gpt-image-2 rules)."""
+FREE_SIZE_MODELS = frozenset(
+    {
+        "gpt-image-2",
+        "gpt-image-2-2026-04-21",
+        "gpt-image-2.5-sunburst",
+        "gpt-image-2.5-sunburst-2026-09-08",
+        "gpt-image-2.5-flare",
+        "gpt-image-2.5-flare-2026-09-08",
+    }
+)
+"""OpenAI's models that take any valid ``WxH``, as openai 3.60 lists them
+(types/image_generate_params.py, `size`: "For `gpt-image-2`, `gpt-image-2-2026-04-21`,
+`gpt-image-2.5-sunburst`, `gpt-image-2.5-sunburst-2026-09-08`, `gpt-image-2.5-flare`, and
+`gpt-image-2.5-flare-2026-09-08`, arbitrary resolutions are supported"). OpenAI's other models
+(`OPENAI_MODEL_PREFIXES`) take only `STANDARD_SIZES`; self-hosted names take any ``WxH``."""
+OPENAI_MODEL_PREFIXES = ("gpt-image", "chatgpt-image", "dall-e")
+GPT_IMAGE_MODEL_PREFIXES = ("gpt-image", "chatgpt-image")
+"""The GPT image models: they refuse ``response_format`` ("Legacy response format parameter
+for retired image models. Unsupported for GPT image models, which always return
+base64-encoded images.", image_generate_params.py) with 400 "Unknown parameter:
+'response_format'." (lofcz/LLMTornado#155 on gpt-image-1-mini; vercel/ai#6102 on gpt-image-1)."""
 MIN_PIXELS, MAX_PIXELS, MAX_EDGE = 655_360, 3840 * 2160, 3840
 QUALITIES = ("low", "medium", "high", "xhigh", "max", "auto", "standard", "hd")
 OUTPUT_FORMATS = ("png", "jpeg", "webp")
@@ -102,8 +140,12 @@ _DATA_URL = re.compile(
 _SCHEMA_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _ID_ALPHABET = string.ascii_letters + string.digits
 
-Critic = Callable[[dict[str, Any]], dict[str, Any] | str | Awaitable[dict[str, Any] | str]]
-"""Turns a chat request body into the assistant content: a dict (JSON-dumped) or a raw str."""
+Critic = Callable[
+    [dict[str, Any]],
+    "dict[str, Any] | str | CriticReply | Awaitable[dict[str, Any] | str | CriticReply]",
+]
+"""Turns a chat request body into the assistant content: a dict (JSON-dumped), a raw str, or
+a whole `CriticReply` (content parts, reasoning fields, finish_reason)."""
 
 
 def openai_error(
@@ -132,9 +174,70 @@ MISSING_EDITS_ANSWERS: dict[str, Fault] = {
     "lmstudio": Fault(
         status=200, body={"error": "Unexpected endpoint or method. (POST /v1/images/edits)"}
     ),
+    # LocalAI routes /v1/images/generations, /inpainting and /upscale but no /v1/images/edits
+    # (core/http/routes/openai.go); an unknown route gets notFoundHandler's JSON 404
+    # (core/http/render.go: schema.ErrorResponse{Error: &schema.APIError{Message: "Resource
+    # not found", Code: 404}}, whose `type` has no omitempty: core/schema/openai.go).
+    "localai": Fault(
+        status=404, body={"error": {"code": 404, "message": "Resource not found", "type": ""}}
+    ),
 }
 """What `/v1/images/edits` answers with ``fake.missing_edits`` set to a key: servers that have
-no such route. LocalAI's answer was not checked; "openai" stands in for any plain 404."""
+no such route ("openai" stands in for any plain 404)."""
+
+IMAGE_SERVERS = ("openai", "localai", "openedai-images")
+"""How the image routes answer (``fake.image_server``); each from the server's source:
+
+* ``"openai"``: base64 in ``b64_json`` (openai types/image.py: "Returned by default for GPT
+  image models"); a GPT image model refuses ``response_format`` as the real API does.
+* ``"localai"`` (mudler/LocalAI at 82c191a, core/http/endpoints/openai/image.go): a PNG
+  (`output := outputFile.Name() + ".png"`) saved under /generated-images and answered as
+  ``{"url": <BaseURL>/generated-images/b64NNN.png}`` unless the request says
+  ``response_format: "b64_json"`` (`b64JSON := config.ResponseFormat == "b64_json"`), with an
+  `id` and an all-zero `usage` (core/schema/openai.go `OpenAIResponse`, `Item` with `index`).
+  The file route takes the API key (core/http/auth/middleware_test.go lists
+  /generated-images/ among the protected routes); unknown parameters are ignored (Go's JSON
+  decoding); there is no edits route (`MISSING_EDITS_ANSWERS["localai"]`).
+* ``"openedai-images"`` (matatonic/openedai-images at cf1756c, images.py): ``response_format``
+  defaults to "url", answered as ``{'url': f'data:image/png;base64,{b64_json}'}`` ("yeah it's
+  lazy"), ``b64_json`` only when asked; the A1111 backend's PNG whatever ``output_format``
+  says; no usage. Its /v1/images/edits declares the upload inside a pydantic model read from
+  a JSON body (`async def edits(request: EditsRequest)`, `image: UploadFile`), so the SDK's
+  multipart request fails FastAPI's validation with 422 (`EDITS_ANSWER_OPENEDAI`).
+"""
+
+EDITS_ANSWER_OPENEDAI = Fault(
+    status=422,
+    body={
+        "detail": [
+            {
+                "type": "model_attributes_type",
+                "loc": ["body"],
+                "msg": "Input should be a valid dictionary or object to extract fields from",
+            }
+        ]
+    },
+)
+"""openedai-images' /v1/images/edits to a multipart request: FastAPI reads a pydantic-model
+parameter from the body as JSON and, for any other content type, validates the raw bytes
+(fastapi/routing.py, get_request_handler), which are no object (pydantic's
+model_attributes_type)."""
+
+IMAGE_REFUSALS = ("openai", "litellm")
+"""How a parameter in ``fake.image_refusals`` is refused, each a 400:
+
+* ``"openai"``: the real API's {"message": "Unknown parameter: '<name>'.", "type":
+  "invalid_request_error", "param": "<name>", "code": "unknown_parameter"} (on
+  response_format: lofcz/LLMTornado#155, vercel/ai#6102; on input_fidelity for DALL-E:
+  lobehub/lobehub PR #9920).
+* ``"litellm"``: LiteLLM's proxy in front of a model whose provider config lacks the
+  parameter: get_optional_params_image_gen raises UnsupportedParamsError("Setting `<name>` is
+  not supported by <provider>, <model>. To drop it from the call, set `litellm.drop_params =
+  True`.") (litellm/utils.py), whose message gets the "litellm.UnsupportedParamsError: " prefix
+  and status 400 (litellm/exceptions.py); the proxy's image endpoint wraps it in a
+  ProxyException with type and param "None" (getattr defaults) and code "400"
+  (litellm/proxy/image_endpoints/endpoints.py, litellm/proxy/_types.py).
+"""
 
 
 @dataclass
@@ -304,10 +407,19 @@ class OpenAIFault(Fault):
 
 
 @dataclass
-class _QueuedReply:
-    content: dict[str, Any] | str | None
+class CriticReply:
+    """One chat answer as a server sends it: ``content`` (a dict is JSON-dumped; a list is sent
+    as content parts), and the reasoning fields self-hosted servers add (`reasoning_content`,
+    `reasoning`: sent only when not None), ``finish_reason`` and ``refusal``."""
+
+    content: dict[str, Any] | str | list[Any] | None
     finish_reason: str = "stop"
     refusal: str | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+
+
+_QueuedReply = CriticReply
 
 
 def user_text(request: Mapping[str, Any]) -> str:
@@ -385,6 +497,146 @@ def default_critic(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# --- critic personalities: what real servers answer to the strict json_schema request --------
+#
+# Each takes the critique a model means to give (`base`, the default critic unless a test
+# scripts its own) and answers it the way that server does.
+
+AnswerOf = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def localai_critic(base: AnswerOf = default_critic, *, score: int | None = 11) -> Critic:
+    """LocalAI with a llama.cpp model: the grammar it builds from the schema keeps every
+    property, in alphabetical order (pkg/functions/grammars/json_schema.go sorts them), but
+    its `Item` keeps only a schema's `type` and `properties` (pkg/functions/function_structure.go:
+    `required` and `additionalProperties` are dropped) and its integer rule has no bounds
+    (pkg/functions/grammars/bnf_rules.go), so a score outside 0..10 gets through (``score``,
+    None: the base critic's). Every field is still there: the grammar lists them all.
+    (mudler/LocalAI at 82c191a; core/http/endpoints/openai/chat.go builds the grammar for
+    response_format json_schema and, when that fails, only logs "Failed generating grammar".)
+    """
+
+    def critic(request: dict[str, Any]) -> str:
+        answer = base(request)
+        if score is not None:
+            answer["score"] = score
+        return json.dumps(dict(sorted(answer.items())))
+
+    return critic
+
+
+def llamacpp_fail_open_critic(base: AnswerOf = default_critic) -> Critic:
+    """llama.cpp's server when the grammar from the schema does not take: it logs
+    "failed to parse grammar" and generates unconstrained, 200 OK (ggml-org/llama.cpp#19051;
+    json_schema silently not enforced, #24097; a chat template handler that drops json_schema,
+    PR #21537): the model writes prose around its JSON, with keys of its own."""
+
+    def critic(request: dict[str, Any]) -> str:
+        answer = {**base(request), "overall_impression": "a solid start {but flat}"}
+        return (
+            "Here is my critique of the draft:\n\n"
+            + json.dumps(answer, indent=2)
+            + "\n\nLet me know if you want another pass."
+        )
+
+    return critic
+
+
+def lmstudio_small_model_critic(base: AnswerOf = default_critic) -> Critic:
+    """LM Studio with a small model: "Not all models are capable of structured output,
+    particularly LLMs below 7B parameters" (lmstudio.ai/docs/advanced/structured-output); they
+    answer in a Markdown code block (clients strip ```json themselves,
+    lmstudio-ai/lmstudio-bug-tracker#448; ```json from /v1/responses, #2403)."""
+
+    def critic(request: dict[str, Any]) -> str:
+        return "```json\n" + json.dumps(base(request), indent=2) + "\n```"
+
+    return critic
+
+
+REASONING = "The user wants a critique. The lighting looks flat; maybe {score: 6}? Let me answer."
+"""What a reasoning model thinks before it answers (with braces that are not JSON)."""
+
+
+def reasoning_critic(base: AnswerOf = default_critic, *, where: str = "think") -> Critic:
+    """A reasoning model. ``where`` says where the server puts its thinking and its answer:
+
+    * ``"think"``: both in `content`, the thinking in ``<think>…</think>`` first (vLLM
+      without --reasoning-parser, triton-inference-server/perf_analyzer PR #433; Qwen3 whose
+      parser failed, vllm-project/vllm#21130);
+    * ``"separate"``: thinking in `reasoning_content`, the JSON in `content` (DeepSeek's API,
+      llama.cpp --reasoning-format deepseek, vllm/entrypoints/openai/protocol.py before the
+      rename);
+    * ``"reasoning_content"``: everything in `reasoning_content`, `content` null (a guided
+      answer filed as reasoning, vllm-project/vllm#15618);
+    * ``"reasoning"``: everything in `reasoning`, `content` null (vLLM's current field name,
+      vllm/entrypoints/openai/chat_completion/protocol.py; a JSON answer without a think block
+      filed as reasoning, vllm-project/vllm#48863 and #50948; Ollama's field too,
+      openai/openai.go `Message.Reasoning`).
+    """
+    if where not in ("think", "separate", "reasoning_content", "reasoning"):
+        raise ValueError(f"unknown reasoning critic {where!r}")
+
+    def critic(request: dict[str, Any]) -> CriticReply:
+        answer = json.dumps(base(request))
+        if where == "think":
+            return CriticReply(f"<think>\n{REASONING}\n</think>\n\n{answer}")
+        if where == "separate":
+            return CriticReply(answer, reasoning_content=REASONING)
+        return CriticReply(None, **{where: f"{REASONING}\n{answer}"})
+
+    return critic
+
+
+def content_parts_critic(base: AnswerOf = default_critic) -> Critic:
+    """Mistral's reasoning models: `content` is a list of chunks, the thinking first
+    (`{"type": "thinking", "thinking": [{"type": "text", ...}]}`), then the answer as text
+    chunks (simonw/llm-mistral PR #39; vercel/ai PR #8072; BerriAI/litellm#16272)."""
+
+    def critic(request: dict[str, Any]) -> CriticReply:
+        answer = json.dumps(base(request))
+        half = len(answer) // 2
+        return CriticReply(
+            [
+                {"type": "thinking", "thinking": [{"type": "text", "text": REASONING}]},
+                {"type": "text", "text": answer[:half]},
+                {"type": "text", "text": answer[half:]},
+            ]
+        )
+
+    return critic
+
+
+def strict_filler_critic(base: AnswerOf = default_critic, *, fidelity: int = 0) -> Critic:
+    """A critic under strict structured outputs, where every property is required and a
+    nullable one is only nullable by its type (https://platform.openai.com/docs/guides/
+    structured-outputs), that fills every field anyway: a number for `fidelity` on a text
+    brief, an empty `edit_instruction` rather than null."""
+
+    def critic(request: dict[str, Any]) -> dict[str, Any]:
+        return {**base(request), "fidelity": fidelity, "edit_instruction": ""}
+
+    return critic
+
+
+CRITIC_PERSONALITIES: dict[str, Callable[[AnswerOf], Critic]] = {
+    "localai": localai_critic,
+    "llamacpp-fail-open": llamacpp_fail_open_critic,
+    "lmstudio-small-model": lmstudio_small_model_critic,
+    "think-in-content": lambda base: reasoning_critic(base, where="think"),
+    "deepseek-reasoning": lambda base: reasoning_critic(base, where="separate"),
+    "reasoning_content-only": lambda base: reasoning_critic(base, where="reasoning_content"),
+    "reasoning-only": lambda base: reasoning_critic(base, where="reasoning"),
+    "mistral-content-parts": content_parts_critic,
+    "strict-filler": strict_filler_critic,
+}
+"""Every personality by name, each built on a base critic (for parametrized tests)."""
+
+
+UNKNOWN_PARAMETER_ANSWERS = ("openai", "mistral")
+"""How ``fake.unsupported_params`` are refused (see `FakeOpenAI._unsupported_param`)."""
+
+
 class _BadRequest(Exception):
     """Raised by validators; becomes a 400 with the real error envelope."""
 
@@ -438,7 +690,7 @@ def _parse_size(size: str, model: str) -> tuple[int, int]:
     if size in STANDARD_SIZES:
         width, height = (int(part) for part in size.split("x"))
         return width, height
-    fixed = model.startswith(FIXED_SIZE_MODEL_PREFIXES)
+    fixed = model.startswith(OPENAI_MODEL_PREFIXES) and model not in FREE_SIZE_MODELS
     match = re.fullmatch(r"(\d{2,5})x(\d{2,5})", size)
     if not fixed and match:
         width, height = int(match.group(1)), int(match.group(2))
@@ -574,11 +826,28 @@ class FakeOpenAI(FakeServer):
             the bot really sends its draft.
         missing_edits: None, or a key of `MISSING_EDITS_ANSWERS`: ``/v1/images/edits`` then
             answers as a server without that route does (the request is still recorded).
+        image_server: A key of `IMAGE_SERVERS`: how both image routes answer ("openai").
+        image_refusals: Image request parameters refused with a 400, each with the style of
+            `IMAGE_REFUSALS` (``{"output_format": "litellm"}``).
+        generated_images: The files ``GET /generated-images/<name>`` serves (LocalAI's URLs
+            point there; tests may add their own).
+        generated_images_need_key: Whether that route wants the API key (LocalAI with API
+            keys on); False serves it to anyone (LocalAI without keys, or a CDN).
+        unsupported_params: Chat request parameters this server refuses (e.g.
+            ``{"safety_identifier"}``), the way ``unsupported_param_answer`` says: "openai"
+            (400, also Azure's wording) or "mistral" (422 extra_forbidden).
         requests: Every `RecordedRequest`, oldest first.
         edit_requests: Every `EditRequest`, oldest first.
     """
 
-    endpoints: ClassVar[tuple[str, ...]] = ("images", "edits", "chat", "models", "model")
+    endpoints: ClassVar[tuple[str, ...]] = (
+        "images",
+        "edits",
+        "chat",
+        "models",
+        "model",
+        "generated",
+    )
 
     def __init__(
         self,
@@ -605,6 +874,12 @@ class FakeOpenAI(FakeServer):
         self.models: list[str] = list(DEFAULT_MODELS)
         self.missing_edits: str | None = None
         self.edit_requests: list[EditRequest] = []
+        self.image_server = "openai"
+        self.image_refusals: dict[str, str] = {}
+        self.generated_images: dict[str, bytes] = {}
+        self.generated_images_need_key = True
+        self.unsupported_params: set[str] = set()
+        self.unsupported_param_answer = "openai"
 
     def reset(self) -> None:
         """Forget recorded requests (edit requests included) and queued faults."""
@@ -641,6 +916,11 @@ class FakeOpenAI(FakeServer):
         """Make the next ``count`` chat replies a structured-outputs refusal (content null)."""
         self._replies.extend([_QueuedReply(None, "stop", refusal=message)] * count)
 
+    def queue_reply(self, reply: CriticReply, count: int = 1) -> None:
+        """Make the next ``count`` chat replies this whole reply (content parts, reasoning
+        fields, finish_reason)."""
+        self._replies.extend([reply] * count)
+
     @property
     def chat_images(self) -> list[DecodedImage]:
         """Every image decoded from chat requests, oldest first."""
@@ -654,6 +934,7 @@ class FakeOpenAI(FakeServer):
         app.router.add_post("/v1/chat/completions", self._chat, name="chat")
         app.router.add_get("/v1/models", self._list_models, name="models")
         app.router.add_get("/v1/models/{model:.+}", self._retrieve_model, name="model")
+        app.router.add_get("/generated-images/{name}", self._generated, name="generated")
         app.router.add_route("*", "/{tail:.*}", self._not_found, name="unknown")
 
     def _headers(self, started: float | None = None) -> dict[str, str]:
@@ -724,7 +1005,8 @@ class FakeOpenAI(FakeServer):
         input_images: int = 0,
     ) -> web.Response:
         prompt = str(params["prompt"])
-        fmt = params.get("output_format") or "png"
+        # LocalAI and openedai-images answer the PNG their backend wrote (`IMAGE_SERVERS`).
+        fmt = "png" if self.image_server != "openai" else params.get("output_format") or "png"
         n = _int_param(params.get("n"), "n", 1, 10) or 1
         quality = params.get("quality") or "auto"
         quality = {"auto": "medium", "standard": "medium", "hd": "high"}.get(quality, quality)
@@ -733,6 +1015,8 @@ class FakeOpenAI(FakeServer):
         picture = await asyncio.to_thread(self.render, width, height, fmt)
         if fmt in ("png", "jpeg"):
             picture = with_prompt(picture, prompt)
+        if self.image_server != "openai":
+            return self._self_hosted_reply(record, params, picture, n)
         b64 = pybase64.b64encode_as_string(picture)
         text_tokens = max(1, len(prompt) // 4)
         image_in = 323 * input_images
@@ -753,6 +1037,71 @@ class FakeOpenAI(FakeServer):
             },
         }
         return self._json(payload, record)
+
+    def _self_hosted_reply(
+        self, record: RecordedRequest, params: Mapping[str, Any], picture: bytes, n: int
+    ) -> web.Response:
+        """LocalAI's or openedai-images' answer (`IMAGE_SERVERS`)."""
+        b64 = pybase64.b64encode_as_string(picture)
+        wants_b64 = params.get("response_format") == "b64_json"
+        if self.image_server == "openedai-images":
+            item = {"b64_json": b64} if wants_b64 else {"url": f"data:image/png;base64,{b64}"}
+            return self._json({"created": int(time.time()), "data": [item] * n}, record)
+        items: list[dict[str, Any]] = []
+        for index in range(n):
+            if wants_b64:
+                items.append({"index": index, "b64_json": b64})
+                continue
+            # os.CreateTemp(tempDir, "b64") + ".png", joined onto BaseURL(c): the request's
+            # own scheme and Host (core/http/middleware/baseurl.go).
+            name = f"b64{secrets.randbelow(10**9):09d}.png"
+            self.generated_images[name] = picture
+            items.append({"index": index, "url": f"{self.root_url}/generated-images/{name}"})
+        usage = {
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "total_tokens": 0,
+            "input_tokens_details": {"text_tokens": 0, "image_tokens": 0},
+        }
+        payload = {
+            "created": int(time.time()),
+            "id": str(uuid.uuid4()),
+            "data": items,
+            "usage": usage,
+        }
+        return self._json(payload, record)
+
+    async def _generated(self, request: web.Request) -> web.StreamResponse:
+        """LocalAI's static /generated-images/ route (e.Static, core/http/app.go): the file,
+        behind the API key; a missing one is its JSON 404."""
+        record, early = await self._prelude(request, multipart=False)
+        if early is not None and (self.generated_images_need_key or record.fault is not None):
+            return early
+        name = request.match_info["name"]
+        picture = self.generated_images.get(name)
+        if picture is None:
+            return MISSING_EDITS_ANSWERS["localai"].to_response(self._headers(record.started_at))
+        # Go's static file server types a file by its extension (net/http ServeContent).
+        kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        return web.Response(body=picture, content_type=kind, headers=self._headers())
+
+    def _refused_param(self, params: Mapping[str, Any], model: str) -> _BadRequest | None:
+        """The 400 for the first parameter this server refuses (`IMAGE_REFUSALS`), if any."""
+        refusals = dict(self.image_refusals)
+        if self.image_server == "openai" and model.startswith(GPT_IMAGE_MODEL_PREFIXES):
+            refusals.setdefault("response_format", "openai")
+        name = next((name for name in params if name in refusals), None)
+        if name is None:
+            return None
+        if refusals[name] == "litellm":
+            return _BadRequest(
+                f"litellm.UnsupportedParamsError: Setting `{name}` is not supported by "
+                f"openai, {model}. To drop it from the call, set `litellm.drop_params = True`.",
+                param="None",
+                code="400",
+                type="None",
+            )
+        return _BadRequest(f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
 
     @staticmethod
     def _check_image_params(params: Mapping[str, Any]) -> None:
@@ -782,6 +1131,9 @@ class FakeOpenAI(FakeServer):
             return early
         try:
             params = self._json_object(record)
+            refusal = self._refused_param(params, str(params.get("model") or "gpt-image-1"))
+            if refusal is not None:
+                raise refusal
             self._check_image_params(params)
             _check_choice(params.get("moderation"), "moderation", ("low", "auto"))
             size_param = params.get("size") or "auto"
@@ -794,8 +1146,11 @@ class FakeOpenAI(FakeServer):
         return reply
 
     async def _edits(self, request: web.Request) -> web.StreamResponse:
-        if self.missing_edits is not None:
-            answer = MISSING_EDITS_ANSWERS[self.missing_edits]
+        missing = self.missing_edits or ("localai" if self.image_server == "localai" else None)
+        if missing is not None or self.image_server == "openedai-images":
+            answer = (
+                MISSING_EDITS_ANSWERS[missing] if missing is not None else EDITS_ANSWER_OPENEDAI
+            )
             record = request[RECORD]
             await self.read_multipart(request, record)
             self.edit_requests.append(self._edit_request(record))
@@ -812,8 +1167,11 @@ class FakeOpenAI(FakeServer):
                     "'key=value' to send multipart/form-data.)"
                 )
             params: dict[str, Any] = {name: self.form_value(record, name) for name in record.form}
-            self._check_image_params(params)
             model = str(params.get("model") or "gpt-image-1")
+            refusal = self._refused_param(params, model)
+            if refusal is not None:
+                raise refusal
+            self._check_image_params(params)
             _check_input_fidelity(params.get("input_fidelity"), model)
             uploads = self._edit_uploads(record)
             self._check_mask(record, uploads[0])
@@ -969,6 +1327,8 @@ class FakeOpenAI(FakeServer):
             return early
         try:
             body = self._json_object(record)
+            if refused := self._unsupported_param(body):
+                return self._json(refused[1], record, refused[0])
             self._check_chat(body, record)
         except _BadRequest as exc:
             return self._json(exc.body, record, 400)
@@ -1008,6 +1368,16 @@ class FakeOpenAI(FakeServer):
                 _check_choice(kind, f"{where}.type", CONTENT_PART_TYPES)
                 if kind == "image_url":
                     record.images.append(self._decode_image_part(part, where))
+        identifier = body.get("safety_identifier")
+        if isinstance(identifier, str) and len(identifier) > 128:
+            # completion_create_params.py: "with a maximum length of 128 characters"; the
+            # API's wording for an over-long string (as for `prompt` above).
+            raise _BadRequest(
+                "Invalid 'safety_identifier': string too long. Expected a string with maximum "
+                f"length 128, but got a string with length {len(identifier)} instead.",
+                param="safety_identifier",
+                code="string_above_max_length",
+            )
         if self.require_vision and not record.images:
             raise _BadRequest(
                 "FakeOpenAI: expected a vision request with at least one image_url part.",
@@ -1102,13 +1472,38 @@ class FakeOpenAI(FakeServer):
                 code="invalid_json_schema",
             )
 
+    def _unsupported_param(self, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]] | None:
+        """The (status, body) a server that does not take one of the request's parameters
+        answers: OpenAI and Azure 400 "Unrecognized request argument supplied: <name>" with
+        param null (Azure on max_completion_tokens, OpenHands/OpenHands#6777); Mistral 422
+        with pydantic's extra_forbidden (on max_completion_tokens,
+        editor-code-assistant/eca#231)."""
+        name = next((name for name in body if name in self.unsupported_params), None)
+        if name is None:
+            return None
+        if self.unsupported_param_answer == "mistral":
+            detail = {
+                "type": "extra_forbidden",
+                "loc": ["body", name],
+                "msg": "Extra inputs are not permitted",
+                "input": body[name],
+            }
+            return 422, {
+                "object": "error",
+                "message": {"detail": [detail]},
+                "type": "invalid_request_error",
+                "param": None,
+                "code": None,
+            }
+        return 400, openai_error(f"Unrecognized request argument supplied: {name}")
+
     async def _next_reply(self, body: dict[str, Any]) -> _QueuedReply:
         if self._replies:
             return self._replies.popleft()
         content = self.critic(body)
         if inspect.isawaitable(content):
             content = await content
-        return _QueuedReply(content)
+        return content if isinstance(content, CriticReply) else _QueuedReply(content)
 
     def _completion(
         self, body: Mapping[str, Any], record: RecordedRequest, reply: _QueuedReply
@@ -1116,10 +1511,22 @@ class FakeOpenAI(FakeServer):
         content = reply.content
         text = json.dumps(content) if isinstance(content, dict) else content
         finish_reason = reply.finish_reason
-        completion_tokens = max(1, len(text or reply.refusal or "") // 4)
+        written = text if isinstance(text, str) else json.dumps(text) if text else ""
+        reasoning = (reply.reasoning_content or "") + (reply.reasoning or "")
+        completion_tokens = max(1, len(written or reply.refusal or "") // 4)
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
-        if isinstance(limit, int) and text is not None and completion_tokens > limit:
+        if isinstance(limit, int) and isinstance(text, str) and completion_tokens > limit:
             text, completion_tokens, finish_reason = text[: limit * 4], limit, "length"
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": text,
+            "refusal": reply.refusal,
+            "annotations": [],
+        }
+        for name in ("reasoning_content", "reasoning"):
+            if (value := getattr(reply, name)) is not None:
+                message[name] = value  # the servers' own field, next to content
+        completion_tokens += len(reasoning) // 4
         prompt_text_tokens = max(1, len(user_text(body)) // 4)
         image_tokens = 255 * len(record.images)
         prompt_tokens = prompt_text_tokens + image_tokens
@@ -1131,12 +1538,7 @@ class FakeOpenAI(FakeServer):
             "choices": [
                 {
                     "index": 0,
-                    "message": {
-                        "role": "assistant",
-                        "content": text,
-                        "refusal": reply.refusal,
-                        "annotations": [],
-                    },
+                    "message": message,
                     "logprobs": None,
                     "finish_reason": finish_reason,
                 }
@@ -1147,7 +1549,7 @@ class FakeOpenAI(FakeServer):
                 "total_tokens": prompt_tokens + completion_tokens,
                 "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
                 "completion_tokens_details": {
-                    "reasoning_tokens": 0,
+                    "reasoning_tokens": len(reasoning) // 4,
                     "audio_tokens": 0,
                     "accepted_prediction_tokens": 0,
                     "rejected_prediction_tokens": 0,

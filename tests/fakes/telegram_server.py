@@ -23,7 +23,9 @@ Telegram behaviour reproduced on purpose (so bugs surface here, not in productio
 
 * HTML / MarkdownV2 parsing with Telegram's error texts (``can't parse entities: ...``); the
   returned ``Message.text`` / ``caption`` is the parsed plain text plus ``entities``, like the
-  real API. Limits are counted after parsing (text 4096, caption 1024).
+  real API. Limits are counted after parsing, in UTF-16 code units (text 4096, caption 1024;
+  see `MAX_TEXT_LENGTH`), and refused with Telegram's texts (`TEXT_TOO_LONG`,
+  `CAPTION_TOO_LONG`).
 * ``callback_data`` longer than 64 UTF-8 bytes -> ``BUTTON_DATA_INVALID``.
 * Editing without ``reply_markup`` removes the inline keyboard; an edit that changes neither
   content nor keyboard fails with ``message is not modified``.
@@ -57,6 +59,8 @@ from aiohttp import BodyPartReader, web
 from PIL import Image
 
 __all__ = [
+    "CAPTION_TOO_LONG",
+    "TEXT_TOO_LONG",
     "BotMessage",
     "Call",
     "EntityParseError",
@@ -79,7 +83,17 @@ def _words(text: str) -> frozenset[str]:
 
 
 MAX_TEXT_LENGTH = 4096
+"""Text of a message: "1-4096 characters after entities parsing"
+(https://core.telegram.org/bots/api#sendmessage)."""
 MAX_CAPTION_LENGTH = 1024
+"""Caption of a photo or document: "0-1024 characters after entities parsing"
+(https://core.telegram.org/bots/api#sendphoto).
+
+Both are counted here in UTF-16 code units of the parsed text, the unit of entity offsets
+(https://core.telegram.org/bots/api#formatting-options, https://core.telegram.org/api/entities):
+the stricter reading. (TDLib behind the Bot API counts code points for bots, MessageContent.cpp
+``utf8_length(text) > message_text_length_max``; Telegram's servers have their own
+MEDIA_CAPTION_TOO_LONG.) A bot within these limits is within every reading of them."""
 MAX_CALLBACK_DATA_BYTES = 64
 MAX_PHOTO_UPLOAD = 10 * 1024 * 1024
 MAX_DOCUMENT_UPLOAD = 50 * 1024 * 1024
@@ -91,6 +105,12 @@ NOT_MODIFIED = (
     "exactly the same as a current content and reply markup of the message"
 )
 QUERY_TOO_OLD = "Bad Request: query is too old and response timeout expired or query ID is invalid"
+TEXT_TOO_LONG = "Bad Request: message is too long"
+"""The Bot API's refusal of a text over 4096 (TDLib's "Message is too long", first letter
+lowered), for sendMessage and editMessageText."""
+CAPTION_TOO_LONG = "Bad Request: message caption is too long"
+"""The Bot API's refusal of a caption over 1024 (sendPhoto, sendDocument, sendMediaGroup,
+editMessageCaption), as bots see it (e.g. github.com/tactilenews/100eyes/issues/1594)."""
 
 REACTION_EMOJI = _words(
     "👍 👎 ❤ 🔥 🥰 👏 😁 🤔 🤯 😱 🤬 😢 🎉 🤩 🤮 💩 🙏 👌 🕊 🤡 🥱 🥴 😍 🐳 🌚 🌭 💯 🤣 ⚡ 🍌 🏆 💔 "
@@ -1504,8 +1524,8 @@ class FakeTelegram:
         plain, entities = self._parse(text, params.get("parse_mode"), params.get("entities"))
         if not plain.strip():
             raise _bad("message text is empty")
-        if len(plain) > MAX_TEXT_LENGTH:
-            raise _bad("message is too long")
+        if utf16_len(plain) > MAX_TEXT_LENGTH:
+            raise _bad(TEXT_TOO_LONG.removeprefix("Bad Request: "))
         return plain, entities
 
     def _caption(self, params: JSONDict) -> tuple[str | None, list[JSONDict]]:
@@ -1515,8 +1535,8 @@ class FakeTelegram:
         plain, entities = self._parse(
             str(caption), params.get("parse_mode"), params.get("caption_entities")
         )
-        if len(plain) > MAX_CAPTION_LENGTH:
-            raise _bad("message caption is too long")
+        if utf16_len(plain) > MAX_CAPTION_LENGTH:
+            raise _bad(CAPTION_TOO_LONG.removeprefix("Bad Request: "))
         return plain, entities
 
     @staticmethod
