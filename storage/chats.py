@@ -83,16 +83,27 @@ class Chats:
         self, chat_id: int, thread_id: int, user_id: int, *, round_id: int, prompt_message_id: int
     ) -> None:
         """Remember that the user's next message in this scope is an edit of the round,
-        prompted by message `prompt_message_id` (replacing an edit pending before).
+        prompted by message `prompt_message_id` (replacing an edit pending before), and that
+        the user's reply to that message always is (`edit_prompt`).
 
         Raises sqlite3.IntegrityError if there is no such round.
         """
-        await self._db.run(
-            self._db.write,
-            "INSERT OR REPLACE INTO pending_edits (chat_id, thread_id, user_id, round_id, "
-            "prompt_message_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (chat_id, thread_id, user_id, round_id, prompt_message_id, now_iso()),
-        )
+
+        def work() -> None:
+            now = now_iso()
+            with self._db.transaction():
+                self._db.execute(
+                    "INSERT OR REPLACE INTO pending_edits (chat_id, thread_id, user_id, "
+                    "round_id, prompt_message_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (chat_id, thread_id, user_id, round_id, prompt_message_id, now),
+                )
+                self._db.execute(
+                    "INSERT OR REPLACE INTO edit_prompts (chat_id, message_id, user_id, "
+                    "round_id, created_at) VALUES (?, ?, ?, ?, ?)",
+                    (chat_id, prompt_message_id, user_id, round_id, now),
+                )
+
+        await self._db.run(work)
 
     async def take_pending_edit(
         self, chat_id: int, thread_id: int, user_id: int, *, prompt_message_id: int | None = None
@@ -108,6 +119,20 @@ class Chats:
             key = (*key, prompt_message_id)
         row = await self._db.run(
             self._db.write_one, f"DELETE FROM pending_edits WHERE {where} RETURNING *", key
+        )
+        return maybe(pending_edit_record, row)
+
+    async def edit_prompt(
+        self, chat_id: int, message_id: int, user_id: int, *, since: str
+    ) -> PendingEdit | None:
+        """Return the Edit prompt `message_id` of the chat if it asked `user_id` at or after
+        `since` (ISO), as a pending edit; None otherwise."""
+        row = await self._db.read(
+            self._db.one,
+            "SELECT chat_id, 0 AS thread_id, user_id, round_id, message_id AS prompt_message_id, "
+            "created_at FROM edit_prompts WHERE chat_id = ? AND message_id = ? AND user_id = ? "
+            "AND created_at >= ?",
+            (chat_id, message_id, user_id, since),
         )
         return maybe(pending_edit_record, row)
 

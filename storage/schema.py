@@ -253,6 +253,17 @@ def _m009_final_delivery(db: sqlite_utils.Database) -> None:
         db.execute("ALTER TABLE sessions ADD COLUMN final_message_id INTEGER")
 
 
+def _m010_edit_prompts(db: sqlite_utils.Database) -> None:
+    # Every Edit prompt the bot sent, and the round it asks about: a reply to the prompt edits
+    # that round even after the pending edit was dropped (/new, a new brief).
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS edit_prompts (chat_id INTEGER NOT NULL, "
+        "message_id INTEGER NOT NULL, user_id INTEGER NOT NULL, "
+        "round_id INTEGER NOT NULL REFERENCES rounds(id), created_at TEXT NOT NULL, "
+        "PRIMARY KEY (chat_id, message_id))"
+    )
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
@@ -265,6 +276,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (7, "a draft for every round (a manual round is one draft)", _m007_every_round_has_drafts),
     (8, "edit rounds: edit_of, instruction, kind_note", _m008_edit_rounds),
     (9, "sessions.final_message_id: Stop's document delivered", _m009_final_delivery),
+    (10, "edit_prompts: the round each Edit prompt asks about", _m010_edit_prompts),
 ]
 
 

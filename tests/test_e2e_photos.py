@@ -249,3 +249,13 @@ async def test_a_model_without_input_fidelity_still_edits(
     await next_round(telegram, ana_chat, after=round1.message_id)
     assert "input_fidelity" not in openai_fake.requests_to("edits")[-1].form
     assert len(openai_fake.requests_to("edits")) == 3
+
+
+async def test_the_default_gpt_image_2_model_gets_no_input_fidelity(
+    telegram, openai_fake, bot, ana, ana_chat
+) -> None:
+    # The installed SDK (types/image_edit_params.py): "For `gpt-image-2`, omit this parameter."
+    telegram.user_sends_photo(ana_chat, ana, product_photo(), caption=SCENE)
+    await next_round(telegram, ana_chat)
+    [edit] = openai_fake.requests_to("edits")
+    assert edit.status == 200 and "input_fidelity" not in edit.form

@@ -344,3 +344,26 @@ async def test_stop_pressed_twice_sends_one_document(
     await asyncio.sleep(0.3)
     documents = [m for m in telegram.messages(ana_chat["id"]) if m.document]
     assert len(documents) == 1
+
+
+async def test_a_reply_to_an_edit_prompt_after_new_edits_that_round(
+    telegram, openai_fake, bot, ana, ana_chat, data_dir
+) -> None:
+    telegram.user_sends_text(ana_chat, ana, "/new teak tray")
+    round1 = await next_round(telegram, ana_chat)
+    telegram.user_presses(ana_chat, ana, round1, "Edit")
+    ask = await next_text(telegram, ana_chat, "Send your own prompt", after=round1.message_id)
+    telegram.user_sends_text(ana_chat, ana, "/new copper kettle")  # drops the pending edit
+    other = await next_round(telegram, ana_chat, after=ask.message_id)
+    telegram.user_sends_text(ana_chat, ana, "make the tray darker", reply_to=ask)
+    edited = await next_round(telegram, ana_chat, after=other.message_id)
+    assert "Round 2" in edited.plain and "✎ edited" in edited.plain
+    assert openai_fake.edit_requests[-1].prompt == "make the tray darker"
+    store = await Store.open(data_dir / "refinebot.db")
+    try:
+        round = await store.rounds.by_message(ana_chat["id"], edited.message_id)
+        assert round is not None and round.edit_of is not None
+        parent = await store.rounds.get(round.edit_of)
+        assert parent is not None and parent.prompt == "teak tray"
+    finally:
+        await store.close()

@@ -31,7 +31,9 @@ async def take(
 ) -> PendingEdit | None:
     """Remove and return the actor's pending edit in this scope, if there is one.
 
-    With `reply_to`, only an edit whose prompt is that message is taken (group replies).
+    With `reply_to`, only an edit whose prompt is that message is taken (group replies); a
+    reply to an Edit prompt the actor was asked counts even after the pending edit was
+    dropped (a /new in between).
     An edit prompt older than EDIT_PROMPT_TTL is dropped: by then a message is a new brief.
     """
     pending = await store.chats.take_pending_edit(
@@ -40,8 +42,10 @@ async def take(
         user_id=actor.user_id,
         prompt_message_id=reply_to,
     )
-    if pending is None or datetime.fromisoformat(pending.created_at) < (
-        datetime.now(UTC) - EDIT_PROMPT_TTL
-    ):
+    oldest = datetime.now(UTC) - EDIT_PROMPT_TTL
+    if pending is None and reply_to is not None:  # dropped meanwhile (/new): the reply counts
+        since = oldest.isoformat(timespec="milliseconds")
+        return await store.chats.edit_prompt(scope.chat_id, reply_to, actor.user_id, since=since)
+    if pending is None or datetime.fromisoformat(pending.created_at) < oldest:
         return None
     return pending
