@@ -227,22 +227,18 @@ async def test_image_and_critic_calls_carry_the_users_hashed_safety_identifier(
     ana_id, bob_id = (call["safety_identifier"] for call in generator.calls)
     assert ana_id.startswith("rb-") and len(ana_id) == 35 and ana_id != bob_id
     assert [r.safety_identifier for r in critic.requests] == [ana_id, bob_id]
+
     # Stable across restarts of the same bot; another bot's key gives another identifier.
-    steps = PaidSteps(
-        store=store,
-        generator=generator,
-        critic=critic,
-        critic_max_side=768,
-        default_format="square",
-        safety_key=b"a secret of the bot's own",
-    )
-    assert steps.safety_identifier(ANA) == ana_id
-    other = PaidSteps(
-        store=store,
-        generator=generator,
-        critic=critic,
-        critic_max_side=768,
-        default_format="square",
-        safety_key=b"another bot",
-    )
-    assert other.safety_identifier(ANA) != ana_id
+    def identifier(key: bytes) -> str | None:
+        steps = PaidSteps(
+            store=store,
+            generator=generator,
+            critic=critic,
+            critic_max_side=768,
+            default_format="square",
+            safety_key=key,
+        )
+        return steps.safety_identifier(ANA)
+
+    assert identifier(b"a secret of the bot's own") == ana_id
+    assert identifier(b"another bot") != ana_id

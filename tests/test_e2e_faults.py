@@ -272,3 +272,31 @@ async def test_a_write_lock_held_elsewhere_stalls_no_reader_and_fails_writes_qui
         holder.close()
     telegram.user_sends_text(ana_chat, ana, "oak bowl")
     await next_round(telegram, ana_chat, after=busy.message_id)
+
+
+async def test_a_photo_telegram_refuses_in_every_size_arrives_as_a_document_with_buttons(
+    telegram, openai_fake, bot, ana, ana_chat
+) -> None:
+    # Telegram refuses the photo and its preview (PHOTO_INVALID_DIMENSIONS): the round's
+    # image goes out as a file, and the critique and buttons land on it.
+    telegram.fail_next("sendPhoto", description="Bad Request: PHOTO_INVALID_DIMENSIONS", count=2)
+    telegram.user_sends_text(ana_chat, ana, "/new canvas tote")
+    shown = await telegram.wait_for(
+        lambda: next(
+            (m for m in telegram.messages(ana_chat["id"]) if m.document and m.buttons), None
+        )
+    )
+    assert [label for label in shown.buttons[0]] == ["✅ Accept", "✏️ Edit", "⏹ Stop"]
+    assert "Round 1" in shown.plain and prompt_of(shown.document) == "canvas tote"
+
+
+async def test_an_image_telegram_refuses_in_every_form_is_said_with_its_buttons(
+    telegram, openai_fake, bot, ana, ana_chat
+) -> None:
+    refused = "Bad Request: PHOTO_INVALID_DIMENSIONS"
+    telegram.fail_next("sendPhoto", description=refused, count=2)
+    telegram.fail_next("sendDocument", description="Bad Request: file is too big", count=1)
+    telegram.user_sends_text(ana_chat, ana, "/new canvas tote")
+    said = await next_text(telegram, ana_chat, "would not show round 1")
+    assert "/gallery" in said.plain
+    await telegram.wait_for(lambda: telegram.message(ana_chat["id"], said.message_id).buttons)

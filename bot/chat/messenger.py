@@ -24,6 +24,7 @@ from telegram import Bot, InlineKeyboardMarkup, InputFile, Message, ReplyParamet
 from telegram.constants import ChatAction, ReactionEmoji
 from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 
+from bot.backends.base import image_mime
 from bot.chat.updates import thread_kwargs
 from bot.chat.uploads import DeliveryMemory, send_image
 from bot.images import telegram_preview
@@ -35,6 +36,12 @@ from storage.records import RoundRecord
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+IMAGE_NOT_SHOWN = (
+    "⚠️ Telegram would not show round {number}'s image here (not as a photo, not as a file). "
+    "It is kept: /gallery shows it, and Stop sends it when Telegram takes it."
+)
+"""What a round says when Telegram refuses its image in every form."""
 
 CHAT_ACTION_EVERY = 4.5
 """Telegram shows a chat action for about five seconds."""
@@ -318,8 +325,51 @@ class Messenger:
                     )
                 )
             )
+        except BadRequest as error:  # refused too (PHOTO_INVALID_DIMENSIONS): as a document
+            log.warning("Telegram refused the preview of round %s: %s", round.id, error)
         except TelegramError as error:
             log.warning("could not send a preview of round %s: %s", round.id, error)
+            return None
+        return await self._send_as_document(round, image, steps, options)
+
+    async def _send_as_document(
+        self,
+        round: RoundRecord,
+        image: bytes,
+        steps: _CaptionSteps,
+        options: Callable[[str | None], dict[str, Any]],
+    ) -> Message | None:
+        """Send the round's image as a document (a file Telegram does not resize), its
+        keyboard with it; if even that is refused, a text with the keyboard that says where
+        the image is. Return the message, or None if nothing went out."""
+        assert round.image_sha is not None
+        sha = round.image_sha
+        extension = image_mime(image).rpartition("/")[2].replace("jpeg", "jpg")
+        try:
+            return await steps.send(
+                lambda text: self.call(
+                    lambda chat_id: send_image(
+                        self._bot,
+                        self._deliveries,
+                        chat_id,
+                        image,
+                        sha,
+                        kind="document",
+                        filename=f"round-{round.number}.{extension}",
+                        **options(text),
+                    )
+                )
+            )
+        except BadRequest as error:
+            log.warning("Telegram refused round %s as a document too: %s", round.id, error)
+        except TelegramError as error:
+            log.warning("could not send round %s as a document: %s", round.id, error)
+            return None
+        keyboard = options(None).get("reply_markup")
+        try:
+            return await self.send_text(IMAGE_NOT_SHOWN.format(number=round.number), keyboard)
+        except TelegramError as error:
+            log.warning("could not say where round %s is: %s", round.id, error)
             return None
 
     # --- what is not a message: reactions and chat actions ------------------------------------

@@ -24,11 +24,12 @@ from telegram.error import BadRequest, TelegramError
 
 from bot.backends.critique import Critique
 from bot.backends.errors import BackendError
-from bot.chat.messenger import CHAT_ACTION_EVERY, Fallback, Messenger
+from bot.chat.messenger import CHAT_ACTION_EVERY, IMAGE_NOT_SHOWN, Fallback, Messenger
 from bot.chat.updates import is_not_modified
 from bot.refine.errors import AudienceGone
 from bot.refine.models import RunOutcome, RunProgress
 from bot.ui import rounds as ui
+from bot.ui.text import TEXT_LIMIT, fit_html
 from storage.records import RoundRecord
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class RoundView:
         self._group = group
         self._photo_message_id = photo_message_id
         self._image: bytes | None = None
+        self._shown_as_text = False  # Telegram took the image in no form: a text says so
         self._created = time.monotonic()
 
     async def progress(self, progress: RunProgress) -> None:
@@ -71,6 +73,7 @@ class RoundView:
         if message is None:
             return None
         self._photo_message_id = message.message_id
+        self._shown_as_text = message.photo == () and message.document is None
         return message.message_id
 
     async def stop_chat_action(self) -> None:
@@ -144,6 +147,10 @@ class RoundView:
             ui.critique_texts(round, critique, error, self._group),
         )
         keyboard = ui.round_keyboard(round.id)
+        if self._shown_as_text and self._photo_message_id is not None:
+            # Telegram took the image in no form: the message saying so gets the critique.
+            await self._edit_shown_text(round, fallback.texts, keyboard)
+            return
         if self._photo_message_id is not None and await self._edit_caption(
             round, caption, keyboard, fallback
         ):
@@ -152,6 +159,18 @@ class RoundView:
             return
         # The photo never arrived (or its message vanished): send it once more, complete.
         await self._messenger.send_photo(round, self._image, caption, keyboard, fallback=fallback)
+
+    async def _edit_shown_text(
+        self, round: RoundRecord, texts: list[str], keyboard: InlineKeyboardMarkup
+    ) -> None:
+        assert self._photo_message_id is not None
+        text = IMAGE_NOT_SHOWN.format(number=round.number) + "\n\n" + texts[0]
+        try:
+            await self._messenger.edit_text(
+                self._photo_message_id, fit_html(text, TEXT_LIMIT), keyboard
+            )
+        except TelegramError as error:
+            log.warning("could not show round %s: %s", round.id, error)
 
     async def _show_text(self, text: str, keyboard: InlineKeyboardMarkup | None) -> None:
         try:
