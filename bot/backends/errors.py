@@ -104,6 +104,6 @@ class EditsUnsupported(BackendError):
 
 class NotStored(BackendError):
     """Not the provider's doing: the bot drew (and paid for) the image but could not store it
-    (its disk is full or read-only); the image is shown all the same, without buttons."""
+    (its disk is full or read-only); the image is shown all the same, with only a Retry."""
 
     kind = "not_stored"
