@@ -300,3 +300,16 @@ async def test_an_image_telegram_refuses_in_every_form_is_said_with_its_buttons(
     said = await next_text(telegram, ana_chat, "would not show round 1")
     assert "/gallery" in said.plain
     await telegram.wait_for(lambda: telegram.message(ana_chat["id"], said.message_id).buttons)
+
+
+async def test_telegram_unreachable_for_a_moment_still_gets_the_round_with_its_buttons(
+    telegram, openai_fake, bot, ana, ana_chat
+) -> None:
+    # The photo's upload and the critique's caption edit each meet a dropped connection a
+    # few times (Telegram unreachable): both are retried with backoff and arrive.
+    telegram.fail_next("sendPhoto", drop_connection=True, count=3)
+    telegram.fail_next("editMessageCaption", drop_connection=True, count=2)
+    telegram.user_sends_text(ana_chat, ana, "/new canvas tote")
+    round1 = await next_round(telegram, ana_chat)
+    assert "Round 1" in round1.plain and "/10" in round1.plain
+    assert [label for label in round1.buttons[0]] == ["✅ Accept", "✏️ Edit", "⏹ Stop"]

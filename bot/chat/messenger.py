@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from telegram import Bot, InlineKeyboardMarkup, InputFile, Message, ReplyParameters
 from telegram.constants import ChatAction, ReactionEmoji
-from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, TelegramError
 
 from bot.backends.base import image_mime
 from bot.chat.updates import thread_kwargs
@@ -42,6 +42,11 @@ IMAGE_NOT_SHOWN = (
     "It is kept: /gallery shows it, and Stop sends it when Telegram takes it."
 )
 """What a round says when Telegram refuses its image in every form."""
+
+DELIVERY_BACKOFF_FIRST = 0.5
+DELIVERY_BACKOFF_CAP = 10.0
+DELIVERY_PATIENCE = 180.0
+"""Seconds a round keeps retrying its photo and critique while Telegram is unreachable."""
 
 CHAT_ACTION_EVERY = 4.5
 """Telegram shows a chat action for about five seconds."""
@@ -124,9 +129,29 @@ class Messenger:
     def chat_id(self) -> int:
         return self._scope.chat_id
 
-    async def call(self, send: Callable[[int], Awaitable[T]]) -> T:
+    async def call(self, send: Callable[[int], Awaitable[T]], *, patient: bool = False) -> T:
         """Return `send(chat_id)`, following a chat migration once. Raises AudienceGone
-        when the chat is gone, TelegramError otherwise."""
+        when the chat is gone, TelegramError otherwise. `patient` (what a round must
+        deliver: its photo, its critique and buttons): Telegram unreachable is waited out,
+        retrying with backoff (capped at DELIVERY_BACKOFF_CAP s) for up to DELIVERY_PATIENCE
+        s, so the chat gets it within seconds of Telegram answering again."""
+        delay, waited = DELIVERY_BACKOFF_FIRST, 0.0
+        while True:
+            try:
+                return await self._call_once(send)
+            except NetworkError as error:  # TimedOut included: a duplicate beats a lost photo
+                if isinstance(error, BadRequest) or not patient or waited >= DELIVERY_PATIENCE:
+                    raise
+                log.info("Telegram unreachable (%s); retrying in %.1f s", error, delay)
+                await asyncio.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, DELIVERY_BACKOFF_CAP)
+
+    async def deliver(self, send: Callable[[int], Awaitable[T]]) -> T:
+        """`call(send, patient=True)`: what a round must deliver."""
+        return await self.call(send, patient=True)
+
+    async def _call_once(self, send: Callable[[int], Awaitable[T]]) -> T:
         try:
             return await send(self._scope.chat_id)
         except ChatMigrated as moved:
@@ -146,7 +171,7 @@ class Messenger:
 
     async def send_text(self, text: str, keyboard: InlineKeyboardMarkup | None = None) -> Message:
         """Send an HTML text to the scope; return the message."""
-        return await self.call(
+        return await self.deliver(
             lambda chat_id: self._bot.send_message(
                 chat_id,
                 text,
@@ -160,7 +185,7 @@ class Messenger:
         self, message_id: int, text: str, keyboard: InlineKeyboardMarkup | None = None
     ) -> None:
         """Edit a text message of the scope."""
-        await self.call(
+        await self.deliver(
             lambda chat_id: self._bot.edit_message_text(
                 text, chat_id=chat_id, message_id=message_id, reply_markup=keyboard
             )
@@ -179,7 +204,7 @@ class Messenger:
         follow below the photo."""
         steps = _CaptionSteps(caption, fallback)
         await steps.send(
-            lambda text: self.call(
+            lambda text: self.deliver(
                 lambda chat_id: self._bot.edit_message_caption(
                     chat_id=chat_id, message_id=message_id, caption=text, reply_markup=keyboard
                 )
@@ -282,7 +307,7 @@ class Messenger:
         message: Message | None
         try:
             message = await steps.send(
-                lambda text: self.call(
+                lambda text: self.deliver(
                     lambda chat_id: send_image(
                         self._bot,
                         self._deliveries,
@@ -347,7 +372,7 @@ class Messenger:
         extension = image_mime(image).rpartition("/")[2].replace("jpeg", "jpg")
         try:
             return await steps.send(
-                lambda text: self.call(
+                lambda text: self.deliver(
                     lambda chat_id: send_image(
                         self._bot,
                         self._deliveries,
