@@ -375,3 +375,19 @@ def test_stop_caption_and_edit_prompt_fit_in_utf16_units() -> None:
     text = edit_prompt_text(3, FLAG * 2000, group=True, asked_by=None)
     assert visible_length(text) <= TEXT_LIMIT
     parse_html(text)
+
+
+def test_the_caption_says_what_accept_will_do() -> None:
+    edit = Critique(
+        score=6,
+        strengths=[],
+        problems=["busy backdrop"],
+        revised_prompt="a saree on a plain white backdrop",
+        next_step="edit",
+        edit_instruction="Make the backdrop plain white; keep the saree as it is",
+    )
+    caption = round_caption(make_round(), edit)
+    assert "Accept edits this picture:" in caption and "Make the backdrop plain white" in caption
+    redraw = edit.model_copy(update={"next_step": "redraw", "edit_instruction": None})
+    caption = round_caption(make_round(), redraw)
+    assert "Suggested next prompt:" in caption and "plain white backdrop" in caption

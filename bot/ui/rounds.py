@@ -42,6 +42,17 @@ CRITIQUE_BELOW = "💬 The critique is below."
 """Ends the short caption a round's photo gets when Telegram refuses the whole critique."""
 
 _SUGGESTION_HEADING = "\n\nSuggested next prompt:\n"
+_EDIT_HEADING = "\n\nAccept edits this picture:\n"
+
+
+def _suggestion(critique: Critique) -> tuple[str, str]:
+    """Return (heading, text) of what Accept will do: the critic's edit of this picture, or
+    a new picture from its revised prompt."""
+    if critique.suggests_edit and critique.edit_instruction is not None:
+        return _EDIT_HEADING, critique.edit_instruction
+    return _SUGGESTION_HEADING, critique.revised_prompt
+
+
 _CREDIT_VERBS = {
     "accept": "accepted",
     "edit": "edited",
@@ -146,12 +157,13 @@ def round_caption(
     lines += [f"✓ {escape(shorten(s, 120))}" for s in critique.strengths[:2]]
     lines += [f"✗ {escape(shorten(p, 160))}" for p in critique.problems[:3]]
     body = "\n".join(lines)
-    budget = CAPTION_LIMIT - visible_length(body) - utf16_length(_SUGGESTION_HEADING) - 2
-    suggestion = escape(shorten(critique.revised_prompt, max(budget, 40)))
-    caption = f"{body}{_SUGGESTION_HEADING}<i>{suggestion}</i>"
+    heading, proposed = _suggestion(critique)
+    budget = CAPTION_LIMIT - visible_length(body) - utf16_length(heading) - 2
+    suggestion = escape(shorten(proposed, max(budget, 40)))
+    caption = f"{body}{heading}<i>{suggestion}</i>"
     while visible_length(caption) > CAPTION_LIMIT and len(lines) > 1:
         lines.pop()  # only when strengths/problems alone are huge
-        caption = "\n".join(lines) + f"{_SUGGESTION_HEADING}<i>{suggestion}</i>"
+        caption = "\n".join(lines) + f"{heading}<i>{suggestion}</i>"
     return fit_html(caption, CAPTION_LIMIT)  # only a header that is itself huge gets here
 
 
@@ -181,8 +193,8 @@ def critique_texts(
         lines = [header]
         lines += [f"✓ {escape(shorten(s, TEXT_LIMIT))}" for s in critique.strengths]
         lines += [f"✗ {escape(shorten(p, TEXT_LIMIT))}" for p in critique.problems]
-        suggestion = escape(critique.revised_prompt.strip())
-        text = "\n".join(lines) + f"{_SUGGESTION_HEADING}<i>{suggestion}</i>"
+        heading, proposed = _suggestion(critique)
+        text = "\n".join(lines) + f"{heading}<i>{escape(proposed.strip())}</i>"
     return split_html(text, TEXT_LIMIT)
 
 
