@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from telegram.error import BadRequest
 
-from bot.chat.messenger import is_too_long
+from bot.chat.captions import is_too_long
 from bot.ui.rounds import CRITIQUE_BELOW
 from tests.fakes.openai_server import default_critic
 from tests.fakes.telegram_server import (

@@ -16,7 +16,8 @@ import logging
 from telegram import Bot, InlineKeyboardMarkup
 from telegram.error import BadRequest, TelegramError
 
-from bot.chat.messenger import Fallback, Messenger
+from bot.chat.captions import Fallback
+from bot.chat.messenger import Messenger
 from bot.chat.updates import is_not_modified
 from bot.chat.uploads import send_contact_sheet
 from bot.refine.errors import AudienceGone, RefineError

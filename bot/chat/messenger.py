@@ -15,9 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from telegram import Bot, InlineKeyboardMarkup, InputFile, Message, ReplyParameters
@@ -25,6 +24,7 @@ from telegram.constants import ChatAction, ReactionEmoji
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, TelegramError
 
 from bot.backends.base import image_mime
+from bot.chat.captions import CaptionSteps, Fallback, is_too_long
 from bot.chat.updates import thread_kwargs
 from bot.chat.uploads import DeliveryMemory, send_image
 from bot.images import telegram_preview
@@ -43,6 +43,7 @@ IMAGE_NOT_SHOWN = (
 )
 """What a round says when Telegram refuses its image in every form."""
 
+SMALLEST_PART = 256  # a text refused as too long is halved down to parts this size
 DELIVERY_BACKOFF_FIRST = 0.5
 DELIVERY_BACKOFF_CAP = 10.0
 DELIVERY_PATIENCE = 180.0
@@ -52,56 +53,6 @@ CHAT_ACTION_EVERY = 4.5
 """Telegram shows a chat action for about five seconds."""
 ACKNOWLEDGE = ReactionEmoji.EYES
 """The reaction that tells whoever sent a brief or an edit that the bot is on it."""
-
-# The Bot API answers "Bad Request: message caption is too long" and "Bad Request: message is
-# too long" (TDLib's "Message is too long"); Telegram's own servers say MEDIA_CAPTION_TOO_LONG
-# and MESSAGE_TOO_LONG. PTB drops "Bad Request: " and capitalizes the rest.
-_TOO_LONG = re.compile(r"\b(caption|message|text) (is )?too long\b")
-_SMALLEST_PART = 256
-"""A text Telegram refuses as too long is split in halves, down to parts of this size."""
-
-
-def is_too_long(error: TelegramError) -> bool:
-    """Return whether Telegram refused a caption or a text as too long."""
-    return bool(_TOO_LONG.search(error.message.lower().replace("_", " ")))
-
-
-@dataclass(frozen=True)
-class Fallback:
-    """What a photo shows when Telegram refuses its caption as too long: `caption`, much
-    shorter (it keeps the keyboard), and `texts`, the rest, sent below the photo."""
-
-    caption: str
-    texts: list[str] = field(default_factory=list)
-
-
-class _CaptionSteps:
-    """The captions to try in turn while Telegram refuses them as too long: the caption, the
-    fallback's, then none (a photo without a caption still carries its keyboard)."""
-
-    def __init__(self, caption: str, fallback: Fallback | None) -> None:
-        self._captions: list[str | None] = [caption]
-        if fallback is not None and fallback.caption != caption:
-            self._captions.append(fallback.caption)
-        self._captions.append(None)
-        self._at = 0
-
-    @property
-    def shortened(self) -> bool:
-        """Whether a caption other than the first went out."""
-        return self._at > 0
-
-    async def send(self, send: Callable[[str | None], Awaitable[T]]) -> T:
-        """Return `send(caption)` for the first caption Telegram does not refuse as too
-        long; raise the error of any other refusal."""
-        while True:
-            try:
-                return await send(self._captions[self._at])
-            except BadRequest as error:
-                if not is_too_long(error) or self._at + 1 >= len(self._captions):
-                    raise
-                log.warning("Telegram refused a caption as too long (%s); shortening it", error)
-                self._at += 1
 
 
 class Messenger:
@@ -148,7 +99,7 @@ class Messenger:
                 delay = min(delay * 2, DELIVERY_BACKOFF_CAP)
 
     async def deliver(self, send: Callable[[int], Awaitable[T]]) -> T:
-        """`call(send, patient=True)`: what a round must deliver."""
+        """`call(send, patient=True)`, for what a round must deliver."""
         return await self.call(send, patient=True)
 
     async def _call_once(self, send: Callable[[int], Awaitable[T]]) -> T:
@@ -202,7 +153,7 @@ class Messenger:
         """Edit a photo's caption and keyboard. A caption Telegram refuses as too long is
         replaced by the fallback's (then by none), the keyboard kept, and the fallback's texts
         follow below the photo."""
-        steps = _CaptionSteps(caption, fallback)
+        steps = CaptionSteps(caption, fallback)
         await steps.send(
             lambda text: self.deliver(
                 lambda chat_id: self._bot.edit_message_caption(
@@ -224,10 +175,10 @@ class Messenger:
                 await self._send_below(text, below)
             except BadRequest as error:
                 length = visible_length(text)
-                if not is_too_long(error) or length <= _SMALLEST_PART:
+                if not is_too_long(error) or length <= SMALLEST_PART:
                     log.warning("could not send a text below message %s: %s", below, error)
                     return
-                limit = min(TEXT_LIMIT, max(length // 2, _SMALLEST_PART))
+                limit = min(TEXT_LIMIT, max(length // 2, SMALLEST_PART))
                 log.warning("Telegram refused a text as too long (%s); splitting it", error)
                 pending[:0] = split_html(text, limit)
             except TelegramError as error:
@@ -294,7 +245,7 @@ class Messenger:
         by none), the keyboard kept, and the fallback's texts follow below the photo."""
         sha = round.image_sha
         assert sha is not None
-        steps = _CaptionSteps(caption, fallback)
+        steps = CaptionSteps(caption, fallback)
 
         def options(text: str | None) -> dict[str, Any]:
             return dict(
@@ -334,7 +285,7 @@ class Messenger:
         self,
         round: RoundRecord,
         image: bytes,
-        steps: _CaptionSteps,
+        steps: CaptionSteps,
         options: Callable[[str | None], dict[str, Any]],
     ) -> Message | None:
         """Send a JPEG preview of the round's image (its captions tried in turn); return the
@@ -361,7 +312,7 @@ class Messenger:
         self,
         round: RoundRecord,
         image: bytes,
-        steps: _CaptionSteps,
+        steps: CaptionSteps,
         options: Callable[[str | None], dict[str, Any]],
     ) -> Message | None:
         """Send the round's image as a document (a file Telegram does not resize), its

@@ -24,7 +24,8 @@ from telegram.error import BadRequest, TelegramError
 
 from bot.backends.critique import Critique
 from bot.backends.errors import BackendError
-from bot.chat.messenger import CHAT_ACTION_EVERY, IMAGE_NOT_SHOWN, Fallback, Messenger
+from bot.chat.captions import Fallback
+from bot.chat.messenger import CHAT_ACTION_EVERY, IMAGE_NOT_SHOWN, Messenger
 from bot.chat.updates import is_not_modified
 from bot.refine.errors import AudienceGone
 from bot.refine.models import RunOutcome, RunProgress
