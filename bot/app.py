@@ -22,6 +22,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.chat import redelivery
 from bot.chat.context import BotApplication, BotContext, attach_services, detach_services
 from bot.chat.launch import resume_interrupted
 from bot.chat.updates import UpdateHandler
@@ -94,6 +95,9 @@ def build_application(settings: Settings, services: Services | None = None) -> B
         # Runs once the application has started, so it never delays start-up.
         assert application.job_queue is not None  # python-telegram-bot[job-queue]
         application.job_queue.run_once(resume_interrupted, when=0)
+        application.job_queue.run_repeating(
+            redelivery.redeliver, interval=redelivery.REDELIVERY_EVERY, first=0.5
+        )
 
     async def post_shutdown(application: BotApplication) -> None:
         built = detach_services(application)

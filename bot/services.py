@@ -15,6 +15,7 @@ from bot.backends.stability import StabilityImageGenerator
 from bot.config import Settings
 from bot.refine.history import ChatHistory
 from bot.refine.models import AutopilotDefaults, QuotaPolicy
+from bot.refine.outbox import Outbox
 from bot.refine.service import RefineService
 from storage.store import Store
 
@@ -27,6 +28,7 @@ class Services:
     critic: Critic
     refine: RefineService
     history: ChatHistory
+    outbox: Outbox
 
     async def close(self) -> None:
         """Close the backends' HTTP clients and the database."""
@@ -115,4 +117,5 @@ async def build_services(settings: Settings) -> Services:
         exempt_user_ids=settings.admin_user_ids,
     )
     refine = build_refine(settings, store, generator, critic, quota)
-    return Services(settings, store, generator, critic, refine, ChatHistory(store))
+    outbox = Outbox(store, busy=refine.is_busy)
+    return Services(settings, store, generator, critic, refine, ChatHistory(store), outbox)

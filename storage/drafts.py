@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from storage.database import Database
-from storage.records import DraftPlan, RoundStatus
+from storage.deliveries import owe
+from storage.records import DeliveryKind, DraftPlan, RoundStatus
 from storage.rows import RUNNING_SQL, found
 from storage.schema import now_iso
 
@@ -48,9 +49,10 @@ def take_image(
     redrawn_because: str | None = None,
 ) -> None:
     """Inside the caller's transaction: the draft takes its drawn image `sha` and is to be
-    critiqued; with `round_takes_it`, its round takes the image too (image_at now) and the
-    draft is the round's kept one. With `redrawn_because`, an edit that was drawn afresh
-    instead: the draft is a redraw, noting why. Worker thread only.
+    critiqued; with `round_takes_it`, its round takes the image too (image_at now), the
+    draft is the round's kept one, and the chat is owed the round (storage/deliveries.py).
+    With `redrawn_because`, an edit that was drawn afresh instead: the draft is a redraw,
+    noting why. Worker thread only.
 
     Raises LookupError if there is no such draft (the caller's transaction then rolls back).
     """
@@ -74,6 +76,7 @@ def take_image(
             "WHERE rounds.id = ?",
             (sha, now_iso(), generate_ms, RoundStatus.CRITIQUING, draft_id, round_id),
         )
+        owe(database, DeliveryKind.ROUND, round_id)
 
 
 def end_unfinished(

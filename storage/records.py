@@ -147,6 +147,7 @@ class AutopilotRunRecord:
     started_by: int
     created_at: str
     finished_at: str | None
+    progress_message_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,3 +230,24 @@ class PruneReport:
     pruned: list[str] = field(default_factory=list)
     freed_bytes: int = 0
     kept_chosen: int = 0
+
+
+class DeliveryKind(StrEnum):
+    """What the chat is owed (see storage/deliveries.py)."""
+
+    ROUND = "round"  # the round's photo, its critique and its buttons
+    DOCUMENT = "document"  # Stop's full-resolution document of the kept round
+    AUTOPILOT = "autopilot"  # an interrupted run: its progress message ended, its best shown
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """One thing the chat must still be sent, owed since `created_at`, tried `attempts`
+    times; `round_id` for rounds and documents, `autopilot_id` for autopilot runs."""
+
+    key: str
+    kind: DeliveryKind
+    round_id: int | None
+    autopilot_id: int | None
+    created_at: str
+    attempts: int

@@ -12,10 +12,12 @@ from collections.abc import Sequence
 
 from storage.chats import read_settings
 from storage.database import Database
+from storage.deliveries import owe
 from storage.drafts import check_ending, end_unfinished, insert_drafts
 from storage.records import (
     AutopilotStatus,
     ChatSettings,
+    DeliveryKind,
     DraftPlan,
     DraftRecord,
     RoundRecord,
@@ -353,8 +355,9 @@ class Rounds:
         transaction; return how many runs.
 
         A draft already drawn keeps its image (done, without a critique); the others failed;
-        both with error_kind 'interrupted'. Runs end interrupted. Rounds themselves are left
-        as they are: a restart finishes them (`running`).
+        both with error_kind 'interrupted'. Runs end interrupted, and the chat is owed each
+        one's ending (storage/deliveries.py). Rounds themselves are left as they are: a
+        restart finishes them (`running`).
         """
 
         def work() -> int:
@@ -367,9 +370,13 @@ class Rounds:
                     error="interrupted by a restart",
                     now=now,
                 )
-                return self._db.execute(
-                    "UPDATE autopilot_runs SET status = ?, finished_at = ? WHERE status = ?",
+                runs = self._db.all(
+                    "UPDATE autopilot_runs SET status = ?, finished_at = ? WHERE status = ? "
+                    "RETURNING id",
                     (AutopilotStatus.INTERRUPTED, now, AutopilotStatus.RUNNING),
-                ).rowcount
+                )
+                for (run_id,) in runs:
+                    owe(self._db, DeliveryKind.AUTOPILOT, int(run_id))
+                return len(runs)
 
         return await self._db.run(work)

@@ -264,6 +264,27 @@ def _m010_edit_prompts(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m011_deliveries(db: sqlite_utils.Database) -> None:
+    # The outbox: what the chat must still be sent (a round's photo with its critique and
+    # buttons, Stop's document, an interrupted autopilot run's ending), written in the same
+    # transaction as what makes it owed and marked when Telegram confirms it, so a restart
+    # sends what never arrived. Rows older than this migration owe nothing.
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS deliveries (key TEXT PRIMARY KEY, kind TEXT NOT NULL, "
+        "round_id INTEGER REFERENCES rounds(id), "
+        "autopilot_id INTEGER REFERENCES autopilot_runs(id), "
+        "created_at TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, "
+        "delivered_at TEXT, message_id INTEGER)"
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS deliveries_owed ON deliveries(created_at) "
+        "WHERE delivered_at IS NULL"
+    )
+    # An autopilot run's progress message: a restart finishes it instead of leaving it frozen.
+    if "progress_message_id" not in db["autopilot_runs"].columns_dict:
+        db.execute("ALTER TABLE autopilot_runs ADD COLUMN progress_message_id INTEGER")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
@@ -277,6 +298,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (8, "edit rounds: edit_of, instruction, kind_note", _m008_edit_rounds),
     (9, "sessions.final_message_id: Stop's document delivered", _m009_final_delivery),
     (10, "edit_prompts: the round each Edit prompt asks about", _m010_edit_prompts),
+    (11, "deliveries: the outbox; autopilot_runs.progress_message_id", _m011_deliveries),
 ]
 
 

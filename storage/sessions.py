@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from storage.database import Database
+from storage.deliveries import delivery_key, mark_delivered, owe
 from storage.records import (
     AutopilotRunRecord,
     AutopilotStatus,
+    DeliveryKind,
     SessionRecord,
     SessionStatus,
     SessionSummary,
@@ -72,27 +74,45 @@ class Sessions:
         return maybe(session_record, row)
 
     async def stop(self, session_id: int, *, chosen_round_id: int) -> SessionRecord:
-        """Mark the session stopped with its chosen round; return it.
+        """Mark the session stopped with its chosen round, and owe the chat that round's
+        full-resolution document, in one transaction; return the session.
 
         Raises LookupError if there is no such session.
         """
-        row = await self._db.run(
-            self._db.write_one,
-            "UPDATE sessions SET status = ?, chosen_round_id = ?, updated_at = ? "
-            "WHERE id = ? RETURNING *",
-            (SessionStatus.STOPPED, chosen_round_id, now_iso(), session_id),
-        )
-        return session_record(found(row, f"session {session_id}"))
+
+        def work() -> SessionRecord:
+            with self._db.transaction():
+                row = self._db.one(
+                    "UPDATE sessions SET status = ?, chosen_round_id = ?, updated_at = ? "
+                    "WHERE id = ? RETURNING *",
+                    (SessionStatus.STOPPED, chosen_round_id, now_iso(), session_id),
+                )
+                session = session_record(found(row, f"session {session_id}"))
+                owe(self._db, DeliveryKind.DOCUMENT, chosen_round_id)
+            return session
+
+        return await self._db.run(work)
 
     async def delivered(self, session_id: int, *, message_id: int) -> SessionRecord:
-        """Remember the message that delivered the stopped session's full-resolution image;
-        return the session. Raises LookupError if there is no such session."""
-        row = await self._db.run(
-            self._db.write_one,
-            "UPDATE sessions SET final_message_id = ? WHERE id = ? RETURNING *",
-            (message_id, session_id),
-        )
-        return session_record(found(row, f"session {session_id}"))
+        """Remember the message that delivered the stopped session's full-resolution image
+        (the document owed is delivered), in one transaction; return the session.
+
+        Raises LookupError if there is no such session.
+        """
+
+        def work() -> SessionRecord:
+            with self._db.transaction():
+                row = self._db.one(
+                    "UPDATE sessions SET final_message_id = ? WHERE id = ? RETURNING *",
+                    (message_id, session_id),
+                )
+                session = session_record(found(row, f"session {session_id}"))
+                if session.chosen_round_id is not None:
+                    key = delivery_key(DeliveryKind.DOCUMENT, session.chosen_round_id)
+                    mark_delivered(self._db, key, message_id=message_id)
+            return session
+
+        return await self._db.run(work)
 
     async def of_chat(
         self, chat_id: int, thread_id: int, *, limit: int = 10, offset: int = 0
@@ -171,17 +191,32 @@ class Sessions:
         stop_reason: str,
         best_round_id: int | None,
     ) -> AutopilotRunRecord:
-        """Record how the run ended (`status`, why, and the best round it found) and when;
-        return it.
+        """Record how the run ended (`status`, why, and the best round it found) and when,
+        owing the chat that best round, in one transaction; return the run.
 
         Raises LookupError if there is no such run, ValueError if `status` is `running`.
         """
         if status is AutopilotStatus.RUNNING:
             raise ValueError("a finished run cannot be running")
-        row = await self._db.run(
-            self._db.write_one,
-            "UPDATE autopilot_runs SET status = ?, stop_reason = ?, best_round_id = ?, "
-            "finished_at = ? WHERE id = ? RETURNING *",
-            (status, stop_reason, best_round_id, now_iso(), run_id),
+
+        def work() -> AutopilotRunRecord:
+            with self._db.transaction():
+                row = self._db.one(
+                    "UPDATE autopilot_runs SET status = ?, stop_reason = ?, best_round_id = ?, "
+                    "finished_at = ? WHERE id = ? RETURNING *",
+                    (status, stop_reason, best_round_id, now_iso(), run_id),
+                )
+                run = run_record(found(row, f"autopilot run {run_id}"))
+                if best_round_id is not None:
+                    owe(self._db, DeliveryKind.ROUND, best_round_id)
+            return run
+
+        return await self._db.run(work)
+
+    async def progress_shown(self, run_id: int, message_id: int) -> None:
+        """Remember the message that shows the run's progress (a restart ends it)."""
+        await self._db.run(
+            self._db.write,
+            "UPDATE autopilot_runs SET progress_message_id = ? WHERE id = ?",
+            (message_id, run_id),
         )
-        return run_record(found(row, f"autopilot run {run_id}"))

@@ -7,7 +7,8 @@ store's parts as attributes, one per aggregate, each a coroutine API:
 - `store.rounds` (storage/rounds.py): rounds and their drafts;
 - `store.images` (storage/images.py): image rows and files, and retention's pruning;
 - `store.chats` (storage/chats.py): chat settings, pending edits, Telegram file ids, usage
-  and quota counts, chat migration.
+  and quota counts, chat migration;
+- `store.deliveries` (storage/deliveries.py): the outbox, what a chat must still be sent.
 
 Writes that one transaction must span across parts are methods of the Store itself.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from storage.chats import Chats, insert_usage
 from storage.database import Database
+from storage.deliveries import Deliveries
 from storage.drafts import take_image
 from storage.images import Images
 from storage.records import ImageRecord, UsageEntry
@@ -35,6 +37,7 @@ class Store:
         self.rounds = Rounds(database)
         self.images = Images(database)
         self.chats = Chats(database)
+        self.deliveries = Deliveries(database)
 
     @classmethod
     async def open(cls, database_path: Path) -> Store:

@@ -210,7 +210,7 @@ async def test_a_final_image_that_did_not_go_through_can_be_asked_for_again(
     telegram.fail_next("sendDocument", error_code=500)
     await toast(telegram, telegram.user_presses(ana_chat, ana, round1, "Stop"))
     notice = await next_text(telegram, ana_chat, "didn't go through", after=round1.message_id)
-    assert "Stop again" in notice.plain
+    assert "keep trying" in notice.plain
     assert telegram.message(ana_chat["id"], round1.message_id).reply_markup is not None
     # The session is stopped, but Stop on its kept round delivers the image again.
     await toast(telegram, telegram.user_presses(ana_chat, ana, round1, "Stop"))

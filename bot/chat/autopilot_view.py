@@ -23,7 +23,7 @@ from bot.chat.uploads import send_contact_sheet
 from bot.refine.errors import AudienceGone, RefineError
 from bot.refine.history import ChatHistory
 from bot.refine.models import RunOutcome, RunProgress
-from bot.refine.service import RefineService
+from bot.refine.outbox import Outbox
 from bot.ui import autopilot as ui
 from bot.ui.rounds import critique_texts, retry_keyboard, round_keyboard
 from storage.records import RoundRecord
@@ -40,15 +40,18 @@ class AutopilotView:
         messenger: Messenger,
         *,
         bot: Bot,
-        refine: RefineService,
+        outbox: Outbox,
         history: ChatHistory,
         group: bool,
+        run_id: int | None,
     ) -> None:
+        """`run_id`: the autopilot run shown (its progress message is remembered)."""
         self._messenger = messenger
         self._bot = bot
-        self._refine = refine
+        self._outbox = outbox
         self._history = history
         self._group = group
+        self._run_id = run_id
         self._progress_id: int | None = None
         self._progress_text = ""
 
@@ -98,10 +101,12 @@ class AutopilotView:
                 best, image, caption, round_keyboard(best.id), fallback=fallback
             )
         except AudienceGone:  # nobody to show it to
+            await self._outbox.round_delivered(best.id, message_id=None)
             return
         if message is None:
-            return
-        await self._refine.shown(best.id, message.message_id)
+            return  # still owed: the redelivery pass tries again
+        await self._outbox.shown(best.id, message.message_id)
+        await self._outbox.round_delivered(best.id, message_id=message.message_id)
         if len(outcome.rounds) > 1:  # a run of one image has no contact sheet
             await self._send_contact_sheet(outcome)
 
@@ -126,6 +131,8 @@ class AutopilotView:
             raise
         self._progress_id = message.message_id
         self._progress_text = text
+        if self._run_id is not None:
+            await self._outbox.progress_shown(self._run_id, message.message_id)
 
     async def _edit_progress(
         self, text: str, keyboard: InlineKeyboardMarkup | None = None, *, quiet: bool = False

@@ -49,24 +49,26 @@ def launch(
         view = AutopilotView(
             messenger,
             bot=context.bot,
-            refine=services.refine,
+            outbox=services.outbox,
             history=services.history,
             group=pending.scope.is_group,
+            run_id=pending.run.id if pending.run else None,
         )
     else:
         messenger.acknowledge()
-        view = RoundView(messenger, group=pending.scope.is_group)
+        view = RoundView(messenger, group=pending.scope.is_group, outbox=services.outbox)
     context.application.create_task(
         _run_and_show(services, pending, view), update=update, name=pending.name
     )
 
 
 async def _run_and_show(services: Services, pending: PendingRun, view: RunView) -> None:
-    try:
-        outcome = await services.refine.run(pending, view)
-    finally:
-        await view.stop_chat_action()
-    await view.finish(outcome)
+    with services.outbox.showing(pending.session.id):
+        try:
+            outcome = await services.refine.run(pending, view)
+        finally:
+            await view.stop_chat_action()
+        await view.finish(outcome)
 
 
 async def resume_interrupted(context: BotContext) -> None:
@@ -77,10 +79,16 @@ async def resume_interrupted(context: BotContext) -> None:
         assert round is not None
         log.info("resuming round %s in chat %s", round.id, pending.scope.chat_id)
         messenger = Messenger(context.bot, pending.scope, services.history)
-        view = RoundView(messenger, group=pending.scope.is_group, photo_message_id=round.message_id)
+        view = RoundView(
+            messenger,
+            group=pending.scope.is_group,
+            outbox=services.outbox,
+            photo_message_id=round.message_id,
+        )
         try:
-            outcome = await services.refine.resume(pending, view)
-            await view.finish(outcome)
+            with services.outbox.showing(pending.session.id):
+                outcome = await services.refine.resume(pending, view)
+                await view.finish(outcome)
         except Exception:  # one broken round must not strand the others
             log.exception("could not resume round %s", round.id)
         finally:

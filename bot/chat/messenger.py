@@ -46,8 +46,9 @@ IMAGE_NOT_SHOWN = (
 SMALLEST_PART = 256  # a text refused as too long is halved down to parts this size
 DELIVERY_BACKOFF_FIRST = 0.5
 DELIVERY_BACKOFF_CAP = 10.0
-DELIVERY_PATIENCE = 180.0
-"""Seconds a round keeps retrying its photo and critique while Telegram is unreachable."""
+DELIVERY_PATIENCE = 15.0
+"""Seconds a round retries its photo and critique while Telegram is unreachable; then the
+redelivery pass (bot/chat/redelivery.py) takes over, so no slot is held for an outage."""
 
 CHAT_ACTION_EVERY = 4.5
 """Telegram shows a chat action for about five seconds."""

@@ -9,6 +9,9 @@ second is what caps a busy bot's rounds per second.
 
 Telegram failures never lose the round (it is already stored): they are logged, except that
 a chat the bot can no longer write to raises AudienceGone so the domain stops paying for it.
+A round with an image is owed to its chat (bot/refine/outbox.py) until its photo shows the
+critique and the buttons; what the view could not deliver, the redelivery pass does
+(bot/chat/redelivery.py), which also uses `show_stored` to show a stored round anew.
 A caption Telegram refuses as too long never costs the round its buttons: the photo gets a
 short caption (score and "the critique is below") with the keyboard, and the whole critique
 follows as text (`Fallback`, bot/chat/messenger.py).
@@ -29,6 +32,8 @@ from bot.chat.messenger import CHAT_ACTION_EVERY, IMAGE_NOT_SHOWN, Messenger
 from bot.chat.updates import is_not_modified
 from bot.refine.errors import AudienceGone
 from bot.refine.models import RunOutcome, RunProgress
+from bot.refine.outbox import Outbox
+from bot.refine.rules import critique_of
 from bot.ui import rounds as ui
 from bot.ui.text import TEXT_LIMIT, fit_html
 from storage.records import RoundRecord
@@ -44,11 +49,17 @@ class RoundView:
     """A RunListener that renders one manual round (a run of 1 x 1) in one chat."""
 
     def __init__(
-        self, messenger: Messenger, *, group: bool, photo_message_id: int | None = None
+        self,
+        messenger: Messenger,
+        *,
+        group: bool,
+        outbox: Outbox,
+        photo_message_id: int | None = None,
     ) -> None:
         """`photo_message_id`: the message already showing the round (a resumed round)."""
         self._messenger = messenger
         self._group = group
+        self._outbox = outbox
         self._photo_message_id = photo_message_id
         self._image: bytes | None = None
         self._shown_as_text = False  # Telegram took the image in no form: a text says so
@@ -81,15 +92,20 @@ class RoundView:
         await self._messenger.stop_chat_action()
 
     async def finish(self, outcome: RunOutcome) -> None:
-        """Show how the round ended; always stops the chat action; never raises."""
+        """Show how the round ended; always stops the chat action; never raises. A round
+        with an image is marked delivered once its chat has it in its final form."""
         await self._messenger.stop_chat_action()
         last = outcome.last
-        if self._messenger.gone or last is None:
+        if last is None:
             return
         round = last.round
+        delivered: int | None = None
         try:
+            if self._messenger.gone:
+                raise AudienceGone()
             if last.cancelled and self._photo_message_id is not None:
                 await self._edit_caption(round, ui.cancelled_caption(round), None)
+                delivered = self._photo_message_id
             elif last.cancelled:
                 await self._show_text(ui.cancelled_text(round), None)
             elif round.image_sha is None and last.unsaved is not None:
@@ -99,9 +115,23 @@ class RoundView:
                     ui.failed_text(round, last.error), ui.retry_keyboard(round.id)
                 )
             else:
-                await self._show_round(round, last.critique, last.error)
+                delivered = await self._show_round(round, last.critique, last.error)
+                if delivered is None:
+                    return  # still owed: the redelivery pass tries again
         except AudienceGone:
             log.info("chat %s is gone; round %s not shown", self._messenger.chat_id, round.id)
+        if round.image_sha is not None:
+            await self._outbox.round_delivered(round.id, message_id=delivered)
+
+    async def show_stored(self, round: RoundRecord, image: bytes) -> int | None:
+        """Show a finished round from the store (its photo, critique and buttons), on its
+        photo message if it has one; return the message that shows it, or None if Telegram
+        could not be reached. Marks the round delivered when shown. Raises AudienceGone."""
+        self._image = image
+        delivered = await self._show_round(round, critique_of(round), None)
+        if delivered is not None:
+            await self._outbox.round_delivered(round.id, message_id=delivered)
+        return delivered
 
     async def _show_unsaved(
         self, round: RoundRecord, image: bytes, error: BackendError | None
@@ -123,8 +153,10 @@ class RoundView:
         caption: str,
         keyboard: InlineKeyboardMarkup | None,
         fallback: Fallback | None = None,
-    ) -> bool:
-        """Edit the round photo's caption; return False if the photo message is not there."""
+    ) -> bool | None:
+        """Edit the round photo's caption; return True if it shows the caption now, False
+        if the photo message cannot be edited (gone: send the photo anew), None if Telegram
+        could not be reached."""
         assert self._photo_message_id is not None
         try:
             await self._messenger.edit_caption(
@@ -134,44 +166,61 @@ class RoundView:
             if is_not_modified(error):
                 return True
             log.warning("could not caption round %s: %s", round.id, error)
-            return "not found" not in error.message.lower()
+            return False
         except TelegramError as error:
             log.warning("could not caption round %s: %s", round.id, error)
+            return None
         return True
 
     async def _show_round(
         self, round: RoundRecord, critique: Critique | None, error: BackendError | None
-    ) -> None:
+    ) -> int | None:
+        """Show the round with its critique and buttons; return the message that shows it,
+        or None if it could not be shown now."""
         caption = ui.round_caption(round, critique, error, self._group)
         fallback = Fallback(
             ui.short_round_caption(round, critique, error, self._group),
             ui.critique_texts(round, critique, error, self._group),
         )
         keyboard = ui.round_keyboard(round.id)
-        if self._shown_as_text and self._photo_message_id is not None:
-            # Telegram took the image in no form: the message saying so gets the critique.
-            await self._edit_shown_text(round, fallback.texts, keyboard)
-            return
-        if self._photo_message_id is not None and await self._edit_caption(
-            round, caption, keyboard, fallback
-        ):
-            return
+        if self._photo_message_id is not None:
+            if self._shown_as_text:
+                # Telegram took the image in no form: the message saying so gets the critique.
+                edited = await self._edit_shown_text(round, fallback.texts, keyboard)
+            else:
+                edited = await self._edit_caption(round, caption, keyboard, fallback)
+            if edited is not False:
+                return self._photo_message_id if edited else None
         if self._image is None:
-            return
+            return None
         # The photo never arrived (or its message vanished): send it once more, complete.
-        await self._messenger.send_photo(round, self._image, caption, keyboard, fallback=fallback)
+        message = await self._messenger.send_photo(
+            round, self._image, caption, keyboard, fallback=fallback
+        )
+        if message is None:
+            return None
+        self._photo_message_id = message.message_id
+        await self._outbox.shown(round.id, message.message_id)
+        return message.message_id
 
     async def _edit_shown_text(
         self, round: RoundRecord, texts: list[str], keyboard: InlineKeyboardMarkup
-    ) -> None:
+    ) -> bool | None:
+        """Put the critique and buttons on the text that says Telegram took no form of the
+        image; return as `_edit_caption` does."""
         assert self._photo_message_id is not None
         text = IMAGE_NOT_SHOWN.format(number=round.number) + "\n\n" + texts[0]
         try:
             await self._messenger.edit_text(
                 self._photo_message_id, fit_html(text, TEXT_LIMIT), keyboard
             )
+        except BadRequest as error:
+            log.warning("could not show round %s: %s", round.id, error)
+            return is_not_modified(error)
         except TelegramError as error:
             log.warning("could not show round %s: %s", round.id, error)
+            return None
+        return True
 
     async def _show_text(self, text: str, keyboard: InlineKeyboardMarkup | None) -> None:
         try:

@@ -41,6 +41,7 @@ from bot.refine.models import (
     RunProgress,
     Scope,
 )
+from bot.refine.outbox import TERMINAL_CHAT_ID
 from bot.refine.rules import critique_of
 from bot.services import build_critic, build_generator, build_refine
 from storage.records import RoundRecord
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 
 TERMINAL_TOKEN = "0:terminal-mode-needs-no-telegram-token"
 """Stands in for TELEGRAM_BOT_TOKEN, which the terminal mode never uses."""
-TERMINAL_SCOPE = Scope(chat_id=0, thread_id=0, chat_type="terminal")
+TERMINAL_SCOPE = Scope(chat_id=TERMINAL_CHAT_ID, thread_id=0, chat_type="terminal")
 TERMINAL_ACTOR = Actor(user_id=0, name="terminal")
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 

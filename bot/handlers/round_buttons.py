@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from telegram import CallbackQuery, ForceReply, Message, ReplyParameters, Update
+from telegram import CallbackQuery, ForceReply, Message, Update
 from telegram.error import BadRequest, TelegramError
 
 from bot.chat.context import BotContext
+from bot.chat.kept_image import send_kept_image
 from bot.chat.launch import launch
 from bot.chat.updates import (
     actor_of,
@@ -25,17 +26,14 @@ from bot.chat.updates import (
     query_of,
     thread_kwargs,
 )
-from bot.chat.uploads import send_image
 from bot.refine.models import PendingRun, Scope, StopResult
 from bot.ui.autopilot import autopilot_toast
-from bot.ui.browse import gallery_keyboard
 from bot.ui.callbacks import ButtonPress
 from bot.ui.rounds import (
     ALREADY_SENT,
     SENDING_FULL_RESOLUTION,
     STOP_NOT_SENT,
     edit_prompt_text,
-    stop_caption,
     working_on_round_toast,
 )
 
@@ -129,24 +127,14 @@ async def _send_full_resolution(
     context: BotContext, query: CallbackQuery, scope: Scope, result: StopResult
 ) -> Message | None:
     """Send the kept round's original as a document; return its message, or None if it did
-    not go out (the chat is then told to press Stop again)."""
-    extension = result.mime.rpartition("/")[2].replace("jpeg", "jpg")
-    assert result.round.image_sha is not None  # a round that can be kept has its image
+    not go out (it stays owed: the redelivery pass sends it when Telegram takes it)."""
     try:
-        return await send_image(
+        return await send_kept_image(
             context.bot,
             context.services.history,
-            scope.chat_id,
-            result.image,
-            result.round.image_sha,
-            kind="document",
-            filename=f"refinebot-{result.session.id}-round-{result.round.number}.{extension}",
-            caption=stop_caption(result.round, result.round_count),
-            reply_markup=gallery_keyboard(result.session.id),
-            reply_parameters=ReplyParameters(
-                pressed_message(query).message_id, allow_sending_without_reply=True
-            ),
-            **thread_kwargs(scope),
+            scope,
+            result,
+            reply_to=pressed_message(query).message_id,
         )
     except TelegramError as error:
         log.warning("round %s: the full-resolution image was not sent: %s", result.round.id, error)

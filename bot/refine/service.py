@@ -297,10 +297,6 @@ class RefineService:
             check_quota=lambda: self._check_quota(pending.scope, pending.actor),
         )
 
-    async def shown(self, round_id: int, message_id: int) -> None:
-        """Remember the message that shows the round (the best image of an autopilot run)."""
-        await self._store.rounds.shown(round_id, message_id)
-
     # --- after a restart ----------------------------------------------------------------------
 
     async def interrupted_runs(self) -> list[PendingRun]:

@@ -97,3 +97,11 @@ def autopilot_best_short_caption(
     """Return the best image's caption when Telegram refuses the whole critique as too long:
     the round's first line marked 🏆 and a pointer to the critique sent below it."""
     return fit_html("🏆 " + short_round_caption(round, critique, error, group), CAPTION_LIMIT)
+
+
+def autopilot_interrupted_text(best: RoundRecord | None) -> str:
+    """Return the progress message's last state when a restart cut the run short."""
+    line = "⏹ <b>Autopilot</b>: interrupted by a restart."
+    if best is None:
+        return line + " No round of it was finished."
+    return line + f" Best finished: round {best.number}, shown below."

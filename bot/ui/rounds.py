@@ -31,7 +31,10 @@ EDIT_PROMPT = (
     "<pre>{suggestion}</pre>"
 )
 EDIT_PROMPT_GROUP = EDIT_PROMPT + "\n({who}reply to this message with your change.)"
-STOP_NOT_SENT = "The full-resolution image didn't go through. Press ⏹ Stop again to get it."
+STOP_NOT_SENT = (
+    "The full-resolution image didn't go through yet. I'll keep trying, and send it as soon "
+    "as Telegram takes it (⏹ Stop asks again now)."
+)
 SENDING_FULL_RESOLUTION = "Sending the full-resolution image…"
 """Stop's toast."""
 ALREADY_SENT = "The full-resolution image is above."

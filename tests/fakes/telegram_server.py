@@ -720,6 +720,7 @@ class _Fault:
     parameters: JSONDict | None
     remaining: int
     drop_connection: bool = False
+    delay: float = 0.0
 
 
 @dataclass
@@ -1215,12 +1216,14 @@ class FakeTelegram:
         migrate_to_chat_id: int | None = None,
         count: int = 1,
         drop_connection: bool = False,
+        delay: float = 0.0,
     ) -> None:
         """Make the next ``count`` calls of ``method`` fail (nothing else happens for them).
 
         ``error_code`` defaults to 429 when ``retry_after`` is given, else 400. The description
         defaults to Telegram's usual text for the code. ``drop_connection``: close the
         connection instead of answering (a network failure; the call is recorded as failed).
+        ``delay``: the failure comes only after that many seconds (an upload that stalls).
         """
         if error_code is None:
             error_code = 429 if retry_after is not None else 400
@@ -1244,8 +1247,12 @@ class FakeTelegram:
                 500: "Internal Server Error",
                 502: "Bad Gateway",
             }.get(error_code, f"Error {error_code}")
-        fault = _Fault(error_code, description, parameters or None, count, drop_connection)
+        fault = _Fault(error_code, description, parameters or None, count, drop_connection, delay)
         self._faults.setdefault(method.lower(), []).append(fault)
+
+    def clear_faults(self) -> None:
+        """Drop every failure `fail_next` scheduled and not yet served (Telegram is back)."""
+        self._faults.clear()
 
     def stub(self, method: str, result: Any | Callable[[JSONDict], Any]) -> None:
         """Answer ``method`` with ``result``, or with ``result(params)`` if it is callable.
@@ -1314,6 +1321,8 @@ class FakeTelegram:
             if name != "getUpdates" and self.latency > 0:
                 await asyncio.sleep(self.latency)
             fault = self._pop_fault(name)
+            if fault is not None and fault.delay > 0:
+                await asyncio.sleep(fault.delay)
             if fault is not None and fault.drop_connection:
                 self.calls.append(Call(name, params, files, False, error=DROPPED, at=at))
                 self._touch()
