@@ -141,7 +141,7 @@ async def _send_full_resolution(
             result.round.image_sha,
             kind="document",
             filename=f"refinebot-{result.session.id}-round-{result.round.number}.{extension}",
-            caption=stop_caption(result.round, result.round_count),
+            caption=stop_caption(result.round, result.round_count, result.size),
             reply_markup=gallery_keyboard(result.session.id),
             reply_parameters=ReplyParameters(
                 pressed_message(query).message_id, allow_sending_without_reply=True
