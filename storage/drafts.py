@@ -47,12 +47,14 @@ def take_image(
     generate_ms: int,
     round_takes_it: bool,
     redrawn_because: str | None = None,
+    size_note: str | None = None,
 ) -> None:
     """Inside the caller's transaction: the draft takes its drawn image `sha` and is to be
     critiqued; with `round_takes_it`, its round takes the image too (image_at now), the
     draft is the round's kept one, and the chat is owed the round (storage/deliveries.py).
     With `redrawn_because`, an edit that was drawn afresh instead: the draft is a redraw,
-    noting why. Worker thread only.
+    noting why. `size_note`: the image's size is not the one asked for (kept on the draft,
+    and on the round that takes it). Worker thread only.
 
     Raises LookupError if there is no such draft (the caller's transaction then rolls back).
     """
@@ -77,6 +79,10 @@ def take_image(
             (sha, now_iso(), generate_ms, RoundStatus.CRITIQUING, draft_id, round_id),
         )
         owe(database, DeliveryKind.ROUND, round_id)
+    if size_note is not None:
+        database.execute("UPDATE drafts SET size_note = ? WHERE id = ?", (size_note, draft_id))
+        if round_takes_it:
+            database.execute("UPDATE rounds SET size_note = ? WHERE id = ?", (size_note, round_id))
 
 
 def end_unfinished(

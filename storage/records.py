@@ -74,6 +74,7 @@ class RoundRecord:
     edit_of: int | None = None  # the round whose picture this one edited; None: a redraw
     instruction: str | None = None  # the change an edit was asked to make
     kind_note: str | None = None  # why it was drawn afresh although an edit was asked for
+    size_note: str | None = None  # its picture's size when not the one asked for
 
     @property
     def kind(self) -> str:
@@ -106,6 +107,7 @@ class DraftRecord:
     edit_of: int | None = None  # the round whose picture this draft edits; None: a redraw
     instruction: str | None = None  # the change the edit was asked to make
     kind_note: str | None = None  # why it was drawn afresh although an edit was asked for
+    size_note: str | None = None  # its picture's size when not the one asked for
 
     @property
     def kind(self) -> str:

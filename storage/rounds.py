@@ -208,7 +208,7 @@ class Rounds:
                     "image_at = CASE WHEN image_sha IS NULL THEN ? ELSE image_at END, "
                     "generate_ms = ?, critique = ?, score = ?, fidelity = ?, critique_ms = ?, "
                     "error_kind = ?, error = ?, status = ?, finished_at = ?, "
-                    "edit_of = ?, instruction = ?, kind_note = ? "
+                    "edit_of = ?, instruction = ?, kind_note = ?, size_note = ? "
                     "WHERE id = ? RETURNING *",
                     (
                         draft.image_sha,
@@ -225,6 +225,7 @@ class Rounds:
                         draft.edit_of,
                         draft.instruction,
                         draft.kind_note,
+                        draft.size_note,
                         round_id,
                     ),
                 )

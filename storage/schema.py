@@ -285,6 +285,14 @@ def _m011_deliveries(db: sqlite_utils.Database) -> None:
         db.execute("ALTER TABLE autopilot_runs ADD COLUMN progress_message_id INTEGER")
 
 
+def _m012_size_notes(db: sqlite_utils.Database) -> None:
+    # A kept picture whose pixel size is not the one asked for ("640x480 for 1024x1024"), on
+    # its draft and on the round that takes it.
+    for table in ("rounds", "drafts"):
+        if "size_note" not in db[table].columns_dict:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN size_note TEXT")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
@@ -299,6 +307,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (9, "sessions.final_message_id: Stop's document delivered", _m009_final_delivery),
     (10, "edit_prompts: the round each Edit prompt asks about", _m010_edit_prompts),
     (11, "deliveries: the outbox; autopilot_runs.progress_message_id", _m011_deliveries),
+    (12, "size_note on rounds and drafts: a size other than asked", _m012_size_notes),
 ]
 
 

@@ -70,6 +70,7 @@ class Store:
         generate_ms: int,
         round_takes_it: bool,
         redrawn_because: str | None = None,
+        size_note: str | None = None,
     ) -> ImageRecord:
         """Store the image a draft drew and everything that goes with it; return its record.
 
@@ -79,7 +80,9 @@ class Store:
         soon as it is drawn, e.g. a manual round) the draft's round takes it as well
         (image_sha, image_at now, generate_ms, status critiquing) and the draft is its kept
         one: a crash never leaves a stored, paid image its round does not know. With
-        `redrawn_because`, the draft (an edit drawn afresh instead) becomes a redraw noting why.
+        `redrawn_because`, the draft (an edit drawn afresh instead) becomes a redraw noting why;
+        with `size_note`, the draft (and the round taking it) notes the image's size is not the
+        one asked for.
 
         Raises LookupError if there is no such draft, sqlite3.IntegrityError if the usage's
         round does not exist, OSError if the file cannot be written; then no row is kept.
@@ -95,6 +98,7 @@ class Store:
                 generate_ms=generate_ms,
                 round_takes_it=round_takes_it,
                 redrawn_because=redrawn_because,
+                size_note=size_note,
             )
 
         return await self.images.save(data, mime=mime, width=width, height=height, also=within)

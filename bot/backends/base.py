@@ -10,16 +10,19 @@ from typing import Any, Protocol
 
 from bot.backends.critique import Critique
 from bot.backends.errors import Unavailable
-from bot.backends.formats import ImageOptions
+from bot.backends.formats import ImageOptions, SizeAsked
 
 
 @dataclass(frozen=True, slots=True)
 class GeneratedImage:
-    """An image as the backend returned it, plus what the call used (for the usage table)."""
+    """An image as the backend returned it, plus what the call used (for the usage table)
+    and the size it asked for (`asked`; None: no exact expectation, such as `size=auto` or
+    an image-to-image call that keeps its input's shape)."""
 
     data: bytes
     model: str
     usage: dict[str, Any] = field(default_factory=dict)
+    asked: SizeAsked | None = None
 
 
 class ImageGenerator(Protocol):

@@ -59,6 +59,40 @@ class ImageOptions:
     quality: str | None = None  # None: the backend's configured default
 
 
+@dataclass(frozen=True, slots=True)
+class SizeAsked:
+    """The picture size a backend asked its server for: exactly `width` x `height` pixels
+    (`exact`), or only that shape, at whatever pixel count the server draws it (Stability's
+    aspect ratios, each drawn at its own native size). `label` is how the chat names it
+    ("1024x1024", "16:9"); `tolerance` how far (relative) the answer's aspect ratio may be
+    from the asked one and still be the shape asked for."""
+
+    width: int
+    height: int
+    label: str
+    exact: bool = True
+    tolerance: float = 0.05
+
+
+def openai_size_asked(size: str) -> SizeAsked | None:
+    """Return the Images API `size` sent ("1024x1536") as what the answer should be; None for
+    "auto" or anything else without an exact expectation."""
+    width, _, height = size.partition("x")
+    if not (width.isdigit() and height.isdigit()) or not int(width) or not int(height):
+        return None
+    return SizeAsked(int(width), int(height), size)
+
+
+def stability_size_asked(aspect_ratio: str) -> SizeAsked | None:
+    """Return Stability's `aspect_ratio` sent ("16:9") as what the answer should be: that
+    shape (its native sizes, such as 1344x768 for 16:9, are within 2 % of it), any pixel
+    count; None for anything that is not `W:H`."""
+    width, _, height = aspect_ratio.partition(":")
+    if not (width.isdigit() and height.isdigit()) or not int(width) or not int(height):
+        return None
+    return SizeAsked(int(width), int(height), aspect_ratio, exact=False)
+
+
 def openai_size(image_format: str, model: str) -> str:
     """Return the Images API `size` for the preset and model: its exact shape for the models
     the SDK says take arbitrary sizes (`FREE_SIZE_MODELS`), else the nearest standard size."""

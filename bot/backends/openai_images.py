@@ -30,7 +30,7 @@ import openai
 
 from bot.backends.base import GeneratedImage, deadline, image_mime
 from bot.backends.errors import EditsUnsupported
-from bot.backends.formats import ImageOptions, openai_size
+from bot.backends.formats import ImageOptions, openai_size, openai_size_asked
 from bot.backends.image_answers import MAX_DOWNLOAD_BYTES, ImageAnswers
 from bot.backends.image_params import (
     GOES_WITH,
@@ -146,7 +146,9 @@ class OpenAIImageGenerator:
                 data, usage = await self.answers.read(response.content)
         except openai.OpenAIError as error:
             raise translated(error) from error
-        return GeneratedImage(data=data, model=self.model, usage=usage)
+        return GeneratedImage(
+            data=data, model=self.model, usage=usage, asked=openai_size_asked(size)
+        )
 
     async def edit(
         self,
@@ -187,7 +189,9 @@ class OpenAIImageGenerator:
                 data, usage = await self.answers.read(response.content)
         except openai.OpenAIError as error:
             raise translated(error) from error
-        return GeneratedImage(data=data, model=self.model, usage=usage)
+        return GeneratedImage(
+            data=data, model=self.model, usage=usage, asked=openai_size_asked(size)
+        )
 
     def _optional(
         self, quality: str, safety_identifier: str | None, *, edit: bool

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -35,7 +36,7 @@ from bot.backends.errors import (
     Rejected,
     Unavailable,
 )
-from bot.backends.formats import ImageOptions, stability_aspect_ratio
+from bot.backends.formats import ImageOptions, stability_aspect_ratio, stability_size_asked
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +250,11 @@ class StabilityImageGenerator:
                 await asyncio.sleep(retry_delay(attempt, None))
                 continue
             if response.status_code == 200:
-                return self._image_from(response, endpoint, model)
+                image = self._image_from(response, endpoint, model)
+                # Image-to-image keeps its input's shape (at the nearest native ratio): no
+                # exact expectation, only bot.refine.sizes' rule for unusable sizes.
+                ratio = fields.get("aspect_ratio")
+                return replace(image, asked=stability_size_asked(ratio) if ratio else None)
             if _retryable(response.status_code) and not last_attempt:
                 delay = retry_delay(attempt, response.headers.get("retry-after"))
                 log.info("stability HTTP %s, retrying in %.1fs", response.status_code, delay)

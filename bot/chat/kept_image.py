@@ -41,7 +41,7 @@ async def send_kept_image(
         result.round.image_sha,
         kind="document",
         filename=f"refinebot-{result.session.id}-round-{result.round.number}.{extension}",
-        caption=stop_caption(result.round, result.round_count),
+        caption=stop_caption(result.round, result.round_count, result.size),
         reply_markup=gallery_keyboard(result.session.id),
         **answering,
         **thread_kwargs(scope),

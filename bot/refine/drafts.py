@@ -133,6 +133,9 @@ class DraftMaker:
         """Store the drawn image and its usage (the round takes it too when the plan shows
         each image); return the draft as stored."""
         pending = self._pending
+        size_note = None if drawn.size_note is None else str(drawn.size_note)
+        if size_note is not None:
+            log.warning("round %s draft %s: the image is %s", round.id, draft.number, size_note)
         image = await self._store.save_draft_image(
             draft.id,
             data=drawn.image.data,
@@ -143,6 +146,7 @@ class DraftMaker:
             generate_ms=drawn.generate_ms,
             round_takes_it=self._pending.plan.shows_each_image,
             redrawn_because=redrawn_because,
+            size_note=size_note,
         )
         self.images += 1
         self.spent(drawn.cost_usd)
@@ -151,6 +155,7 @@ class DraftMaker:
             image_sha=image.sha256,
             generate_ms=drawn.generate_ms,
             status=RoundStatus.CRITIQUING,
+            size_note=size_note,
         )
 
     async def judge(
@@ -227,7 +232,11 @@ class DraftMaker:
         finishes that message, not a new one). A chat that is gone only loses the show: the
         critique is under way and the round is stored either way."""
         shown = replace(
-            round, image_sha=draft.image_sha, generate_ms=draft.generate_ms, status=draft.status
+            round,
+            image_sha=draft.image_sha,
+            generate_ms=draft.generate_ms,
+            status=draft.status,
+            size_note=draft.size_note,
         )
         try:
             message_id = await notify(self._listener.image_ready(shown, image))

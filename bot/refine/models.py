@@ -72,6 +72,7 @@ class StopResult:
     image: bytes
     mime: str
     round_count: int
+    size: tuple[int, int] | None = None  # the image's (width, height) in pixels
 
     @property
     def already_delivered(self) -> bool:

@@ -139,7 +139,8 @@ class Outbox:
         assert owed.round is not None and owed.round.image_sha is not None
         record, image = await self._store.images.read(owed.round.image_sha)
         rounds = await self._store.rounds.of_session(owed.session.id)
-        return StopResult(owed.session, owed.round, image, record.mime, len(rounds))
+        size = (record.width, record.height)
+        return StopResult(owed.session, owed.round, image, record.mime, len(rounds), size)
 
     async def delivered(self, key: str, *, message_id: int | None) -> None:
         """Record that the delivery was made by message `message_id` (None: it never can

@@ -366,7 +366,8 @@ class RefineService:
             if not again:
                 session = await self._store.sessions.stop(session.id, chosen_round_id=round.id)
             rounds = await self._store.rounds.of_session(session.id)
-            yield StopResult(session, round, image, record.mime, len(rounds))
+            size = (record.width, record.height)
+            yield StopResult(session, round, image, record.mime, len(rounds), size)
         finally:
             self._reservations.release(session.id)
 

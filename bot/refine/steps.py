@@ -25,6 +25,7 @@ from bot.refine.errors import ReferenceExpired
 from bot.refine.models import Actor
 from bot.refine.pricing import estimate_cost
 from bot.refine.rules import EARLIER_CRITIQUES, critique_of, fidelity_first
+from bot.refine.sizes import SizeCheck, SizeNote, check_size
 from storage.records import ChatSettings, SessionRecord, UsageEntry
 from storage.store import Store
 
@@ -48,6 +49,18 @@ class UnusableImage(BadOutput):
         self.image = image
 
 
+class UnusableSize(UnusableImage):
+    """The backend answered (and billed) a picture too small or too thin to use
+    (`bot.refine.sizes.check_size`); `check` holds its size, the size asked and why."""
+
+    kind = "bad_size"
+
+    def __init__(self, image: GeneratedImage, check: SizeCheck) -> None:
+        asked = check.asked.label if check.asked is not None else "no exact size"
+        super().__init__(image, f"{check.problem}: {check.width}x{check.height} for {asked}")
+        self.check = check
+
+
 @dataclass(frozen=True, slots=True)
 class Drawn:
     """A drawn image that decoded, not stored yet, with what the critic sees of it."""
@@ -57,6 +70,7 @@ class Drawn:
     jpeg: bytes  # what the critic sees
     generate_ms: int
     cost_usd: float | None
+    size_note: SizeNote | None = None  # a size other than the one asked for
 
     def usage(self, round_id: int, session: SessionRecord, actor: Actor) -> UsageEntry:
         """Return the usage row that records what drawing the image cost."""
@@ -195,14 +209,20 @@ class PaidSteps:
         return await self._checked(edited, started)
 
     async def _checked(self, image: GeneratedImage, started: float) -> Drawn:
-        """Check the image the backend answered, making the critic's JPEG in the same decode;
-        return it as Drawn. Raises UnusableImage (it was billed all the same)."""
+        """Check the image the backend answered, making the critic's JPEG in the same decode,
+        and its size against the size asked for; return it as Drawn (with a SizeNote when its
+        size differs). Raises UnusableImage (it was billed all the same): UnusableSize for a
+        picture too small or too thin to use."""
         try:
             info, jpeg = await asyncio.to_thread(prepare, image.data, self._critic_max_side)
         except InvalidImage as error:
             raise UnusableImage(image, str(error)) from error
+        check = check_size(image.asked, info.width, info.height)
+        if check.problem is not None:
+            raise UnusableSize(image, check)
         elapsed = int((time.monotonic() - started) * 1000)
-        return Drawn(image, info, jpeg, elapsed, estimate_cost(image.model, image.usage))
+        cost = estimate_cost(image.model, image.usage)
+        return Drawn(image, info, jpeg, elapsed, cost, size_note=check.note)
 
     async def picture_of(self, round_id: int) -> bytes | None:
         """Return the stored full-quality image of the round (what an edit of it starts

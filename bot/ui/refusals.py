@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 from bot.backends.errors import BackendError
 from bot.refine import errors as refine_errors
+from bot.refine.sizes import SizeCheck
+from bot.refine.steps import UnusableSize
 from bot.ui.text import plain_text
 
 ACCESS_DENIED = (
@@ -116,8 +118,33 @@ def quota_text(error: refine_errors.QuotaExceeded, now: datetime | None = None) 
     return f"{whose} used today's {error.limit} rounds. The quota resets at 00:00 UTC, in {left}."
 
 
+_SIZE_PROBLEMS = {"too_small": "too small", "too_thin": "too thin"}
+
+
+def pixels(width: int, height: int) -> str:
+    """Return a pixel size as the chat writes it: `640×480`."""
+    return f"{width}×{height}"
+
+
+def asked_text(asked: str) -> str:
+    """Return a size or aspect ratio asked for ("1024x1024", "16:9") as the chat writes it."""
+    return asked.replace("x", "×")
+
+
+def size_refusal_text(check: SizeCheck) -> str:
+    """Return the sentence (plain text) for a picture too small or too thin to use, naming
+    its size and the size asked for."""
+    problem = _SIZE_PROBLEMS.get(check.problem or "", "the wrong size")
+    received = f"The image service sent back a {pixels(check.width, check.height)} picture"
+    if check.asked is not None:
+        received += f" instead of the {asked_text(check.asked.label)} asked for"
+    return f"{received}: {problem} to use. Try again."
+
+
 def backend_error_text(error: BackendError) -> str:
     """Return the user-facing sentence (plain text) for a backend failure."""
+    if isinstance(error, UnusableSize):
+        return size_refusal_text(error.check)
     service = _SERVICE_NAMES.get(error.service, "A service")
     return _BACKEND_MESSAGES.get(error.kind, "{service} failed. Try again.").format(service=service)
 

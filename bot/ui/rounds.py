@@ -11,8 +11,9 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.backends.critique import Critique
 from bot.backends.errors import BackendError
 from bot.refine.models import Actor
+from bot.refine.sizes import SizeNote
 from bot.ui.callbacks import ACCEPT, AUTO, EDIT, REDRAW, RETRY, STOP, encode_callback
-from bot.ui.refusals import backend_error_text
+from bot.ui.refusals import asked_text, backend_error_text, pixels
 from bot.ui.text import (
     CAPTION_LIMIT,
     TEXT_LIMIT,
@@ -121,19 +122,37 @@ def kind_text(round: RoundRecord) -> str:
     return f"↻ redrawn ({why})" if why else "↻ new picture"
 
 
+def size_note_text(round: RoundRecord) -> str:
+    """Return the line that says the round's picture is not the size asked for (`📐 server
+    returned 640×480, not the 1024×1024 asked for`), or '' when it is."""
+    note = SizeNote.parse(round.size_note)
+    if note is None:
+        return ""
+    return (
+        f"📐 server returned {pixels(note.width, note.height)}, not the "
+        f"{escape(asked_text(note.asked))} asked for"
+    )
+
+
+def _with_size_note(first_line: str, round: RoundRecord) -> str:
+    note = size_note_text(round)
+    return f"{first_line}\n{note}" if note else first_line
+
+
 def critiquing_caption(round: RoundRecord) -> str:
     """Return the caption the round's photo has while the critic looks at it."""
-    return f"<b>Round {round.number}</b> · 🔍 critiquing…"
+    return _with_size_note(f"<b>Round {round.number}</b> · 🔍 critiquing…", round)
 
 
 def _caption_header(round: RoundRecord, critique: Critique | None, group: bool) -> str:
-    """Return a round caption's first line: round, score, fidelity, how it was made, credit."""
+    """Return a round caption's first line (round, score, fidelity, how it was made, credit)
+    and, when its picture is not the size asked for, a line saying so."""
     header = f"<b>Round {round.number}</b>"
     if critique is not None:
         header += f" · {critique.score}/10"
         if critique.fidelity is not None:
             header += f" · product {critique.fidelity}/10"
-    return header + f" · {kind_text(round)}" + _credit(round, group)
+    return _with_size_note(header + f" · {kind_text(round)}" + _credit(round, group), round)
 
 
 def _no_critique_note(error: BackendError | None) -> str:
@@ -218,10 +237,19 @@ def cancelled_text(round: RoundRecord) -> str:
     return f"⏹ Round {round.number} cancelled."
 
 
-def stop_caption(round: RoundRecord, round_count: int) -> str:
-    """Return the one-line summary sent with the final full-resolution image."""
-    prefix = f"⏹ Done after {count_of(round_count, 'round')}. Kept round {round.number}. "
-    prefix += "Final prompt: "
+def stop_caption(round: RoundRecord, round_count: int, size: tuple[int, int] | None = None) -> str:
+    """Return the one-line summary sent with the kept round's original image: the rounds, the
+    round kept, the image's real pixel `size` (saying when it is smaller than the size asked
+    for, or not of the shape asked for) and the final prompt."""
+    prefix = f"⏹ Done after {count_of(round_count, 'round')}. Kept round {round.number}"
+    if size is not None:
+        prefix += f" ({pixels(*size)} px"
+        note = SizeNote.parse(round.size_note)
+        if note is not None:
+            how = "smaller than" if note.smaller else "not"
+            prefix += f", {how} the {asked_text(note.asked)} asked for"
+        prefix += ")"
+    prefix += ". Final prompt: "
     budget = CAPTION_LIMIT - utf16_length(prefix)
     return escape(prefix) + f"<i>{escape(shorten(round.prompt, budget))}</i>"
 
