@@ -28,7 +28,7 @@ class Services:
     critic: Critic
     refine: RefineService
     history: ChatHistory
-    outbox: Outbox
+    outbox: Outbox  # refine.outbox
 
     async def close(self) -> None:
         """Close the backends' HTTP clients and the database."""
@@ -117,5 +117,5 @@ async def build_services(settings: Settings) -> Services:
         exempt_user_ids=settings.admin_user_ids,
     )
     refine = build_refine(settings, store, generator, critic, quota)
-    outbox = Outbox(store, busy=refine.is_busy)
-    return Services(settings, store, generator, critic, refine, ChatHistory(store), outbox)
+    history = ChatHistory(store)
+    return Services(settings, store, generator, critic, refine, history, refine.outbox)

@@ -3,8 +3,12 @@ the views, and what marks a delivery made (real temporary store, in-process fake
 
 from __future__ import annotations
 
+import pytest
+
+from bot.refine.errors import SessionBusy
 from bot.refine.models import Actor, Scope
 from bot.refine.outbox import Outbox
+from bot.refine.reservations import Reservations
 from bot.refine.service import RefineService
 from storage.records import DeliveryKind, RoundStatus
 from storage.store import Store
@@ -38,7 +42,7 @@ async def test_a_round_is_owed_from_the_transaction_that_stores_its_image(store:
         assert await keys(store) == [f"round:{pending.round.id}"]
 
     await refine.run(pending, RecordingListener(on_image=owed_when_shown))
-    outbox = Outbox(store, busy=refine.is_busy)
+    outbox = refine.outbox
     [owed] = await outbox.owed()
     assert (owed.kind, owed.round.status, owed.scope) == (
         DeliveryKind.ROUND,
@@ -53,13 +57,17 @@ async def test_owed_leaves_a_session_a_view_is_showing_or_a_run_holds(store: Sto
     refine = service(store)
     pending = await refine.begin_start(SCOPE, ANA, BRIEF)
     await refine.run(pending, RecordingListener())
-    outbox = Outbox(store, busy=refine.is_busy)
+    outbox = refine.outbox
     with outbox.showing(pending.session.id):
         assert await outbox.owed() == []
     assert len(await outbox.owed()) == 1
     assert pending.round is not None
-    busy = Outbox(store, busy=lambda session_id: session_id == pending.session.id)
-    assert await busy.owed() == []
+    [owed] = await outbox.owed()
+    with outbox.delivering(owed) as ours:
+        assert ours and await outbox.owed() == []  # held: a press meets "already working"
+        with outbox.delivering(owed) as again:
+            assert not again
+    assert len(await outbox.owed()) == 1
 
 
 async def test_stop_owes_its_document_until_it_is_delivered(store: Store) -> None:
@@ -70,8 +78,11 @@ async def test_stop_owes_its_document_until_it_is_delivered(store: Store) -> Non
     await store.deliveries.delivered(f"round:{pending.round.id}", message_id=5)
     async with refine.stop(pending.round.id, SCOPE, ANA) as result:
         assert await keys(store) == [f"document:{pending.round.id}"]
-    outbox = Outbox(store, busy=refine.is_busy)
+    outbox = refine.outbox
     [owed] = await outbox.owed()
+    with outbox.delivering(owed), pytest.raises(SessionBusy):
+        async with refine.stop(pending.round.id, SCOPE, ANA):
+            pass  # Stop again while the pass sends the document: not a second one
     kept = await outbox.kept_image(owed)
     assert kept.image == result.image and kept.round.id == pending.round.id
     await refine.delivered(result, 77)
@@ -84,7 +95,7 @@ async def test_a_restart_owes_each_interrupted_autopilot_run_its_ending(store: S
     assert pending.run is not None
     await store.sessions.progress_shown(pending.run.id, 31)
     assert await store.rounds.interrupt_unfinished() == 1
-    [owed] = await Outbox(store, busy=lambda _: False).owed()  # a new process: nothing held
+    [owed] = await Outbox(store, Reservations()).owed()  # a new process: nothing held
     assert owed.kind is DeliveryKind.AUTOPILOT and owed.round is None  # no round finished
     assert owed.run is not None and owed.run.progress_message_id == 31
 
@@ -93,5 +104,5 @@ async def test_the_terminals_rounds_are_nobodys_to_deliver(store: Store) -> None
     refine = service(store)
     pending = await refine.begin_start(Scope(chat_id=0, chat_type="terminal"), ANA, BRIEF)
     await refine.run(pending, RecordingListener())
-    assert await Outbox(store, busy=refine.is_busy).owed() == []
+    assert await refine.outbox.owed() == []
     assert await keys(store) == []

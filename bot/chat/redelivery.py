@@ -41,7 +41,9 @@ async def redeliver(context: BotContext) -> None:
         log.exception("could not read the deliveries owed")
         return
     for delivery in owed:
-        await _deliver(context.bot, services, delivery)
+        with services.outbox.delivering(delivery) as ours:
+            if ours:
+                await _deliver(context.bot, services, delivery)
 
 
 async def _deliver(bot: Bot, services: Services, delivery: OwedDelivery) -> None:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+from bot.refine.errors import SessionBusy
 from bot.refine.models import Scope, StopResult
+from bot.refine.reservations import Reservations
 from bot.refine.rules import quality_of
 from storage.deliveries import delivery_key
 from storage.records import (
@@ -54,12 +56,27 @@ class OwedDelivery:
 class Outbox:
     """Finds what is owed and records what was delivered (see the module docstring)."""
 
-    def __init__(self, store: Store, *, busy: Callable[[int], bool]) -> None:
-        """`busy(session_id)`: whether a run of the session is pending or under way (what it
-        owes is then its own view's to deliver)."""
+    def __init__(self, store: Store, reservations: Reservations) -> None:
+        """`reservations`: the runs under way (what a session with a run owes is its own
+        view's to deliver; a delivery holds its session as a run does)."""
         self._store = store
-        self._busy = busy
+        self._reservations = reservations
         self._showing: Counter[int] = Counter()
+
+    @contextlib.contextmanager
+    def delivering(self, owed: OwedDelivery) -> Iterator[bool]:
+        """Hold the delivery's session while the block delivers it (a button pressed
+        meanwhile gets "already working", so Stop cannot send its document twice); yield
+        False, holding nothing, if a run or another delivery holds it already."""
+        try:
+            self._reservations.reserve(owed.session.id, owed.scope, steered_by=None)
+        except SessionBusy:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            self._reservations.release(owed.session.id)
 
     @contextlib.contextmanager
     def showing(self, session_id: int) -> Iterator[None]:
@@ -88,7 +105,7 @@ class Outbox:
                 await self._store.deliveries.delivered(record.key, message_id=None)
                 continue
             session_id = owed.session.id
-            if self._busy(session_id) or session_id in self._showing:
+            if self._reservations.is_busy(session_id) or session_id in self._showing:
                 continue
             if owed.kind is DeliveryKind.ROUND and owed.round and owed.round.status.running:
                 continue  # a run (or a restart's resume) still finishes it

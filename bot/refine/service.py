@@ -36,6 +36,7 @@ from bot.refine.models import (
     Scope,
     StopResult,
 )
+from bot.refine.outbox import Outbox
 from bot.refine.reservations import Reservations
 from bot.refine.rules import (
     STOP_CANCELLED,
@@ -96,6 +97,8 @@ class RefineService:
         self._quota = quota or QuotaPolicy()
         self.autopilot_defaults = autopilot or AutopilotDefaults()
         self._reservations = Reservations()
+        self.outbox = Outbox(store, self._reservations)
+        """What the chats are still owed (bot/refine/outbox.py)."""
         self._slots = asyncio.Semaphore(max_rounds_in_flight)
 
     # --- beginning a run ---------------------------------------------------------------------
