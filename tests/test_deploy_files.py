@@ -335,3 +335,13 @@ def test_dockerfile_installs_the_runtime_lock() -> None:
     (wheel_install,) = (r for r in runs if "/wheels/" in r)
     assert "--no-deps" in wheel_install  # every dependency came from the lock
     assert runs.index(lock_install) < runs.index(wheel_install)
+
+
+def test_the_stop_timeout_lets_a_paid_image_in_flight_finish() -> None:
+    # SIGTERM waits for the rounds in flight; a kill before an image arrives loses it (paid).
+    image_timeout = Settings.model_fields["image_timeout"].default
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    grace = compose["services"]["bot"]["stop_grace_period"]
+    unit = read_unit(DEPLOY / "refinebot.service")["Service"]["TimeoutStopSec"]
+    for value in (grace, unit[-1]):
+        assert value.endswith("s") and float(value[:-1]) > image_timeout, value
