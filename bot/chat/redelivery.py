@@ -33,7 +33,8 @@ REDELIVERY_EVERY = 10.0
 
 
 async def redeliver(context: BotContext) -> None:
-    """Make every delivery owed that no view is making (a job: never raises)."""
+    """Make every delivery owed that no view is making, one after the other, until the bot
+    stops (a job: never raises)."""
     services = services_of(context.application)
     try:
         owed = await services.outbox.owed()
@@ -41,6 +42,8 @@ async def redeliver(context: BotContext) -> None:
         log.exception("could not read the deliveries owed")
         return
     for delivery in owed:
+        if not context.application.running:
+            return  # shutting down: the rest stays owed for the next start
         with services.outbox.delivering(delivery) as ours:
             if ours:
                 await _deliver(context.bot, services, delivery)
