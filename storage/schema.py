@@ -264,6 +264,41 @@ def _m010_edit_prompts(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m011_campaign_packs(db: sqlite_utils.Database) -> None:
+    # The campaign pack: one row per kept round and format (Square, Story, ...), so a restart
+    # resumes a pack half made and a second press re-sends the stored files by file id.
+    _script(
+        db,
+        """
+        CREATE TABLE IF NOT EXISTS pack_items (
+            id INTEGER PRIMARY KEY,
+            round_id INTEGER NOT NULL REFERENCES rounds(id),
+            format TEXT NOT NULL,
+            chat_id INTEGER NOT NULL,
+            thread_id INTEGER NOT NULL DEFAULT 0,
+            user_id INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            method TEXT,
+            image_sha TEXT REFERENCES images(sha256),
+            width INTEGER,
+            height INTEGER,
+            cost_usd REAL,
+            error TEXT,
+            check_note TEXT,
+            preview_file_id TEXT,
+            document_file_id TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (round_id, format)
+        );
+        CREATE INDEX IF NOT EXISTS pack_items_by_status ON pack_items(status);
+        CREATE INDEX IF NOT EXISTS pack_items_by_chat ON pack_items(chat_id, created_at);
+        """,
+    )
+    if "marketplace" not in db["chat_settings"].columns_dict:
+        db.execute("ALTER TABLE chat_settings ADD COLUMN marketplace TEXT NOT NULL DEFAULT 'off'")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
@@ -277,6 +312,11 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (8, "edit rounds: edit_of, instruction, kind_note", _m008_edit_rounds),
     (9, "sessions.final_message_id: Stop's document delivered", _m009_final_delivery),
     (10, "edit_prompts: the round each Edit prompt asks about", _m010_edit_prompts),
+    (
+        11,
+        "pack_items: the campaign pack's formats; chat_settings.marketplace",
+        _m011_campaign_packs,
+    ),
 ]
 
 

@@ -28,8 +28,8 @@ from bot.chat.updates import (
 from bot.chat.uploads import send_image
 from bot.refine.models import PendingRun, Scope, StopResult
 from bot.ui.autopilot import autopilot_toast
-from bot.ui.browse import gallery_keyboard
 from bot.ui.callbacks import ButtonPress
+from bot.ui.packs import stop_keyboard
 from bot.ui.rounds import (
     ALREADY_SENT,
     SENDING_FULL_RESOLUTION,
@@ -142,7 +142,7 @@ async def _send_full_resolution(
             kind="document",
             filename=f"refinebot-{result.session.id}-round-{result.round.number}.{extension}",
             caption=stop_caption(result.round, result.round_count),
-            reply_markup=gallery_keyboard(result.session.id),
+            reply_markup=stop_keyboard(result.session.id, result.round.id),
             reply_parameters=ReplyParameters(
                 pressed_message(query).message_id, allow_sending_without_reply=True
             ),
