@@ -25,9 +25,10 @@ from telegram.ext import (
 from bot.chat import redelivery
 from bot.chat.context import BotApplication, BotContext, attach_services, detach_services
 from bot.chat.launch import resume_interrupted
+from bot.chat.pack_view import resume_packs
 from bot.chat.updates import UpdateHandler
 from bot.config import Settings
-from bot.handlers import briefs, browsing, gate, guide, round_buttons, settings_menu
+from bot.handlers import briefs, browsing, formats, gate, guide, round_buttons, settings_menu
 from bot.health import schedule_heartbeat
 from bot.rate_limit import MessageRateLimiter
 from bot.retention import schedule_retention
@@ -98,6 +99,7 @@ def build_application(settings: Settings, services: Services | None = None) -> B
         application.job_queue.run_repeating(
             redelivery.redeliver, interval=redelivery.REDELIVERY_EVERY, first=0.5
         )
+        application.job_queue.run_once(resume_packs, when=0)  # campaign packs half made
 
     async def post_shutdown(application: BotApplication) -> None:
         built = detach_services(application)
@@ -158,6 +160,9 @@ def register_handlers(application: BotApplication) -> None:
         callbacks.SESSION: browsing.session_button,
         callbacks.GALLERY: browsing.gallery_button,
         callbacks.SETTING: settings_menu.setting_button,
+        callbacks.FORMATS: formats.formats,
+        callbacks.FORMATS_CONFIRM: formats.confirm,
+        callbacks.FORMAT_RETRY: formats.retry,
     }
     for action, callback in buttons.items():
         pattern = callbacks.callback_pattern(action)

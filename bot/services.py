@@ -11,11 +11,14 @@ from bot.backends.image_answers import parse_hosts
 from bot.backends.openai_common import make_client
 from bot.backends.openai_critic import OpenAICritic
 from bot.backends.openai_images import OpenAIImageGenerator
+from bot.backends.outpaint import Outpainter
 from bot.backends.stability import StabilityImageGenerator
 from bot.config import Settings
+from bot.pack_services import build_outpainter, build_packs
 from bot.refine.history import ChatHistory
 from bot.refine.models import AutopilotDefaults, QuotaPolicy
 from bot.refine.outbox import Outbox
+from bot.refine.packs import PackService
 from bot.refine.service import RefineService
 from storage.store import Store
 
@@ -29,11 +32,15 @@ class Services:
     refine: RefineService
     history: ChatHistory
     outbox: Outbox  # refine.outbox
+    packs: PackService | None = None  # the campaign pack (None: not built, e.g. some tests)
+    outpainter: Outpainter | None = None
 
     async def close(self) -> None:
         """Close the backends' HTTP clients and the database."""
         await self.generator.aclose()
         await self.critic.aclose()
+        if self.outpainter is not None:
+            await self.outpainter.aclose()
         await self.store.close()
 
 
@@ -117,5 +124,9 @@ async def build_services(settings: Settings) -> Services:
         exempt_user_ids=settings.admin_user_ids,
     )
     refine = build_refine(settings, store, generator, critic, quota)
+    outpainter = build_outpainter(settings)
+    packs = build_packs(settings, store, generator, critic, outpainter, quota)
     history = ChatHistory(store)
-    return Services(settings, store, generator, critic, refine, history, refine.outbox)
+    return Services(
+        settings, store, generator, critic, refine, history, refine.outbox, packs, outpainter
+    )

@@ -63,7 +63,7 @@ class Chats:
         def work() -> ChatSettings:
             self._db.write(
                 "INSERT OR REPLACE INTO chat_settings (chat_id, image_format, quality, "
-                "language, press_policy, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                "language, press_policy, updated_at, marketplace) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     settings.chat_id,
                     settings.image_format,
@@ -71,6 +71,7 @@ class Chats:
                     settings.language,
                     settings.press_policy,
                     now_iso(),
+                    settings.marketplace,
                 ),
             )
             return read_settings(self._db, settings.chat_id)

@@ -173,6 +173,7 @@ class ChatSettings:
     language: str | None = None  # None: the acting user's Telegram language
     press_policy: str = "anyone"  # or "starter"
     updated_at: str = ""
+    marketplace: str = "off"  # "on": the campaign pack includes a Marketplace image
 
 
 @dataclass(frozen=True, slots=True)

@@ -293,6 +293,41 @@ def _m012_size_notes(db: sqlite_utils.Database) -> None:
             db.execute(f"ALTER TABLE {table} ADD COLUMN size_note TEXT")
 
 
+def _m013_campaign_packs(db: sqlite_utils.Database) -> None:
+    # The campaign pack: one row per kept round and format (Square, Story, ...), so a restart
+    # resumes a pack half made and a second press re-sends the stored files by file id.
+    _script(
+        db,
+        """
+        CREATE TABLE IF NOT EXISTS pack_items (
+            id INTEGER PRIMARY KEY,
+            round_id INTEGER NOT NULL REFERENCES rounds(id),
+            format TEXT NOT NULL,
+            chat_id INTEGER NOT NULL,
+            thread_id INTEGER NOT NULL DEFAULT 0,
+            user_id INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            method TEXT,
+            image_sha TEXT REFERENCES images(sha256),
+            width INTEGER,
+            height INTEGER,
+            cost_usd REAL,
+            error TEXT,
+            check_note TEXT,
+            preview_file_id TEXT,
+            document_file_id TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (round_id, format)
+        );
+        CREATE INDEX IF NOT EXISTS pack_items_by_status ON pack_items(status);
+        CREATE INDEX IF NOT EXISTS pack_items_by_chat ON pack_items(chat_id, created_at);
+        """,
+    )
+    if "marketplace" not in db["chat_settings"].columns_dict:
+        db.execute("ALTER TABLE chat_settings ADD COLUMN marketplace TEXT NOT NULL DEFAULT 'off'")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
@@ -308,6 +343,11 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (10, "edit_prompts: the round each Edit prompt asks about", _m010_edit_prompts),
     (11, "deliveries: the outbox; autopilot_runs.progress_message_id", _m011_deliveries),
     (12, "size_note on rounds and drafts: a size other than asked", _m012_size_notes),
+    (
+        13,
+        "pack_items: the campaign pack's formats; chat_settings.marketplace",
+        _m013_campaign_packs,
+    ),
 ]
 
 

@@ -9,6 +9,7 @@ store's parts as attributes, one per aggregate, each a coroutine API:
 - `store.chats` (storage/chats.py): chat settings, pending edits, Telegram file ids, usage
   and quota counts, chat migration;
 - `store.deliveries` (storage/deliveries.py): the outbox, what a chat must still be sent.
+- `store.packs` (storage/packs.py): the campaign pack's formats of a kept round.
 
 Writes that one transaction must span across parts are methods of the Store itself.
 """
@@ -23,6 +24,7 @@ from storage.database import Database
 from storage.deliveries import Deliveries
 from storage.drafts import take_image
 from storage.images import Images
+from storage.packs import PackResult, Packs
 from storage.records import ImageRecord, UsageEntry
 from storage.rounds import Rounds
 from storage.sessions import Sessions
@@ -38,6 +40,7 @@ class Store:
         self.images = Images(database)
         self.chats = Chats(database)
         self.deliveries = Deliveries(database)
+        self.packs = Packs(database)
 
     @classmethod
     async def open(cls, database_path: Path) -> Store:
@@ -102,3 +105,28 @@ class Store:
             )
 
         return await self.images.save(data, mime=mime, width=width, height=height, also=within)
+
+    async def save_pack_image(
+        self,
+        item_id: int,
+        *,
+        data: bytes,
+        mime: str,
+        result: PackResult,
+        usage: UsageEntry | None,
+    ) -> ImageRecord:
+        """Store one finished format of a campaign pack; return its image's record.
+
+        The file is written and fsynced first; then ONE transaction holds the image row, the
+        usage row of the paid call (if any) and the pack row marked done with the image, its
+        method, size, cost and check: a paid format is never lost nor paid for again.
+        Raises LookupError if there is no such pack row, OSError if the file cannot be
+        written; then no row is kept.
+        """
+
+        def within(sha: str) -> None:
+            self.packs.finish_within(item_id, sha, result, usage)
+
+        return await self.images.save(
+            data, mime=mime, width=result.width, height=result.height, also=within
+        )

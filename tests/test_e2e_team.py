@@ -257,7 +257,7 @@ async def test_contact_sheet_of_a_finished_session(
     final = await telegram.wait_for(
         lambda: next((m for m in telegram.messages(ana_chat["id"]) if m.document), None)
     )
-    assert final.buttons == [["🖼 Contact sheet"]]
+    assert final.buttons == [["🖼 Contact sheet", "📐 All formats"]]
 
     telegram.user_presses(ana_chat, ana, final, "Contact sheet")
     sheet = await telegram.wait_for(

@@ -110,6 +110,9 @@ class CritiqueRequest:
     instruction: str | None = None  # the edit that made this draft (None: a redraw)
     edits_in_a_row: int = 0  # edits in a row that led to this draft (it included)
     safety_identifier: str | None = None
+    # The campaign pack: what to check of one format made from the kept image (None: a
+    # round's critique). The kept image is then `reference_jpeg`.
+    format_check: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

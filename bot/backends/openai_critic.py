@@ -98,6 +98,8 @@ def build_user_text(request: CritiqueRequest) -> str:
             f"'{escape(request.language)}'. Write revised_prompt in the language of the "
             "current prompt."
         )
+    if request.format_check is not None:
+        parts.append(_tagged("format_check", request.format_check))
     if request.reference_jpeg is not None:
         parts.append(
             "The first attached image is the client's reference photo of the real product; "

@@ -276,3 +276,14 @@ class StabilityImageGenerator:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def error_for(response: httpx.Response) -> BackendError:
+    """Return the domain error for a Stability error response (every v2beta endpoint
+    answers the same `{"id", "name", "errors"}` body): for the other Stability modules."""
+    return _error_for(response)
+
+
+def is_retryable(status: int) -> bool:
+    """Return whether an HTTP status is worth another attempt (429, 408, 5xx...)."""
+    return _retryable(status)

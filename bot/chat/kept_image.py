@@ -9,7 +9,7 @@ from telegram import Bot, Message, ReplyParameters
 from bot.chat.updates import thread_kwargs
 from bot.chat.uploads import DeliveryMemory, send_image
 from bot.refine.models import Scope, StopResult
-from bot.ui.browse import gallery_keyboard
+from bot.ui.packs import stop_keyboard
 from bot.ui.rounds import stop_caption
 
 
@@ -22,7 +22,8 @@ async def send_kept_image(
     reply_to: int | None = None,
 ) -> Message:
     """Send the kept round's original as a document (answering message `reply_to`, if
-    given) with the session's summary and gallery button; return the message.
+    given) with the session's summary and its buttons (contact sheet, all formats); return
+    the message.
 
     Raises TelegramError when it did not go out.
     """
@@ -42,7 +43,7 @@ async def send_kept_image(
         kind="document",
         filename=f"refinebot-{result.session.id}-round-{result.round.number}.{extension}",
         caption=stop_caption(result.round, result.round_count, result.size),
-        reply_markup=gallery_keyboard(result.session.id),
+        reply_markup=stop_keyboard(result.session.id, result.round.id),
         **answering,
         **thread_kwargs(scope),
     )

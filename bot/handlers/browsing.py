@@ -27,6 +27,7 @@ from bot.ui.browse import (
     HISTORY_PAGE_SIZE,
     history_keyboard,
     history_page_text,
+    pack_round,
     session_keyboard,
     session_text,
     usage_text,
@@ -69,7 +70,8 @@ async def session_button(
     session, rounds = await context.services.history.session_detail(press.number, scope)
     query = query_of(update)
     await answer_quietly(query)
-    await replace_pressed(query, session_text(session, rounds), session_keyboard(session))
+    keyboard = session_keyboard(session, pack_round(session, rounds))
+    await replace_pressed(query, session_text(session, rounds), keyboard)
 
 
 def _session_number(text: str) -> int:

@@ -16,6 +16,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "quality": (DEFAULT, "low", "medium", "high"),
     "language": (DEFAULT, "en", "es", "pt", "fr", "de", "it", "hi", "ru", "ar", "id", "tr"),
     "press_policy": ("anyone", "starter"),
+    "marketplace": ("off", "on"),  # the campaign pack's Marketplace main image
 }
 
 

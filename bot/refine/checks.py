@@ -94,8 +94,11 @@ def keepable(
     return again
 
 
-async def check_quota(store: Store, quota: QuotaPolicy, scope: Scope, actor: Actor) -> None:
-    """Raise QuotaExceeded if the actor (or the chat) has used today's rounds."""
+async def check_quota(
+    store: Store, quota: QuotaPolicy, scope: Scope, actor: Actor, *, adding: int = 1
+) -> None:
+    """Raise QuotaExceeded if the actor (or the chat) has no room today for `adding` more
+    images: rounds and the campaign packs' paid formats both count."""
     exempt = quota.exempt_user_ids is None or actor.user_id in quota.exempt_user_ids
     if exempt or not (quota.rounds_per_user_per_day or quota.rounds_per_chat_per_day):
         return
@@ -103,10 +106,11 @@ async def check_quota(store: Store, quota: QuotaPolicy, scope: Scope, actor: Act
     since = start_of_day(now).isoformat(timespec="milliseconds")
     resets_at = start_of_day(now) + timedelta(days=1)
     by_user, in_chat = await store.chats.rounds_since(since, actor.user_id, scope.chat_id)
+    pack_user, pack_chat = await store.packs.made_since(since, actor.user_id, scope.chat_id)
     checks = [
-        ("user", quota.rounds_per_user_per_day, by_user),
-        ("chat", quota.rounds_per_chat_per_day, in_chat),
+        ("user", quota.rounds_per_user_per_day, by_user + pack_user),
+        ("chat", quota.rounds_per_chat_per_day, in_chat + pack_chat),
     ]
     for name, limit, started in checks:
-        if limit and started >= limit:
+        if limit and started + adding > limit:
             raise QuotaExceeded(name, limit, resets_at)

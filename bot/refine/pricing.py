@@ -41,7 +41,13 @@ STABILITY_CREDITS: dict[str, float] = {
     "sd3.5-flash": 2.5,
     "core": 3.0,
     "ultra": 8.0,
+    # v2beta stable-image/edit/outpaint (the campaign pack), per call.
+    "stable-image-outpaint": 4.0,
 }
+
+IMAGE_TOKENS_1024 = {"low": 272, "medium": 1056, "high": 4160}
+"""Output tokens of one 1024x1024 GPT image by quality (OpenAI's image generation guide);
+other sizes scale with their area. An estimate before the call: the bill is the usage."""
 
 
 def _token_price(model: str) -> TokenPrice | None:
@@ -68,3 +74,18 @@ def estimate_cost(model: str, usage: dict[str, Any]) -> float | None:
         return None
     image_price = price.image_in if price.image_in is not None else price.text_in
     return float(text_in * price.text_in + image_in * image_price + tokens_out * price.out) / 1e6
+
+
+def estimate_image(model: str, *, width: int, height: int, quality: str | None) -> float | None:
+    """Return the estimated USD cost of one image of `width` x `height` before it is drawn
+    (the pack's cost message), or None when the model is not in the price tables."""
+    if model in STABILITY_CREDITS:
+        return STABILITY_CREDITS[model] * STABILITY_USD_PER_CREDIT
+    price = _token_price(model)
+    if price is None:
+        return None
+    per_1024 = IMAGE_TOKENS_1024.get(quality or "medium", IMAGE_TOKENS_1024["medium"])
+    tokens_out = per_1024 * width * height / 1024**2
+    image_in = 1000  # about what the canvas and its mask cost as input
+    image_price = price.image_in if price.image_in is not None else price.text_in
+    return float(tokens_out * price.out + image_in * image_price) / 1e6

@@ -8,7 +8,7 @@ from html import escape
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.refine.models import ContactSheet
-from bot.ui.callbacks import GALLERY, HISTORY, SESSION, encode_callback
+from bot.ui.callbacks import FORMATS, GALLERY, HISTORY, SESSION, encode_callback
 from bot.ui.text import (
     CAPTION_LIMIT,
     TEXT_LIMIT,
@@ -107,18 +107,37 @@ def session_text(session: SessionRecord, rounds: list[RoundRecord]) -> str:
     return fit_html(text, TEXT_LIMIT)
 
 
-def session_keyboard(session: SessionRecord) -> InlineKeyboardMarkup:
-    """Return the contact-sheet and back-to-history buttons of a session view."""
-    return InlineKeyboardMarkup(
+def session_keyboard(
+    session: SessionRecord, pack_round_id: int | None = None
+) -> InlineKeyboardMarkup:
+    """Return the contact-sheet and back-to-history buttons of a session view, and with
+    `pack_round_id` (the kept round, else the latest finished one) 📐 All formats for it."""
+    rows = [
         [
+            InlineKeyboardButton(
+                "🖼 Contact sheet", callback_data=encode_callback(GALLERY, session.id)
+            ),
+            InlineKeyboardButton("◀ Sessions", callback_data=encode_callback(HISTORY, 1)),
+        ]
+    ]
+    if pack_round_id is not None:
+        rows.append(
             [
                 InlineKeyboardButton(
-                    "🖼 Contact sheet", callback_data=encode_callback(GALLERY, session.id)
-                ),
-                InlineKeyboardButton("◀ Sessions", callback_data=encode_callback(HISTORY, 1)),
+                    "📐 All formats", callback_data=encode_callback(FORMATS, pack_round_id)
+                )
             ]
-        ]
-    )
+        )
+    return InlineKeyboardMarkup(rows)
+
+
+def pack_round(session: SessionRecord, rounds: list[RoundRecord]) -> int | None:
+    """Return the round a session view offers the campaign pack of: the kept one, else the
+    latest finished round with an image; None when there is none."""
+    if session.chosen_round_id is not None:
+        return session.chosen_round_id
+    finished = [r for r in rounds if r.status is RoundStatus.DONE and r.image_sha is not None]
+    return finished[-1].id if finished else None
 
 
 def gallery_caption(sheet: ContactSheet) -> str:

@@ -16,7 +16,9 @@ CALLBACK_DATA_LIMIT = 64
 
 ACCEPT, EDIT, STOP, RETRY, AUTO = "accept", "edit", "stop", "retry", "auto"  # on a round id
 REDRAW = "redraw"  # on a round id
-ROUND_ACTIONS = frozenset({ACCEPT, EDIT, STOP, RETRY, AUTO, REDRAW})
+FORMATS, FORMATS_CONFIRM = "formats", "formats_confirm"  # the campaign pack, on a round id
+ROUND_ACTIONS = frozenset({ACCEPT, EDIT, STOP, RETRY, AUTO, REDRAW, FORMATS, FORMATS_CONFIRM})
+FORMAT_RETRY = "format_retry"  # one format of a pack, on its pack item id
 HISTORY = "history"  # on a page number, counted from 1
 SESSION, GALLERY = "session", "gallery"  # on a session id
 SESSION_ACTIONS = frozenset({SESSION, GALLERY})
@@ -33,6 +35,9 @@ _ACTION_CODES = {
     SESSION: "v",
     GALLERY: "g",
     SETTING: "c",
+    FORMATS: "f",
+    FORMATS_CONFIRM: "k",
+    FORMAT_RETRY: "y",
 }
 _CODE_ACTIONS = {code: action for action, code in _ACTION_CODES.items()}
 _NUMBER = r"[1-9][0-9]{0,17}"

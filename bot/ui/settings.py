@@ -29,6 +29,7 @@ _LANGUAGES = {
 }
 _QUALITIES = {"default": "Default", "low": "Low", "medium": "Medium", "high": "High"}
 _POLICIES = {"anyone": "Anyone in the chat", "starter": "Only who started it"}
+_MARKETPLACE = {"off": "Marketplace off", "on": "Marketplace on"}
 
 
 def settings_text(settings: ChatSettings, default_format: str, group: bool) -> str:
@@ -43,6 +44,8 @@ def settings_text(settings: ChatSettings, default_format: str, group: bool) -> s
     ]
     if group:
         lines.append(f"Who may press the buttons: {_POLICIES[settings.press_policy]}")
+    marketplace = "with" if settings.marketplace == "on" else "without"
+    lines.append(f"📐 All formats: {marketplace} a Marketplace image (white, square)")
     return "\n".join(lines)
 
 
@@ -72,4 +75,5 @@ def settings_keyboard(
     ]
     if group:
         rows.append(_choice_buttons("press_policy", _POLICIES, settings.press_policy))
+    rows.append(_choice_buttons("marketplace", _MARKETPLACE, settings.marketplace))
     return InlineKeyboardMarkup(rows)

@@ -19,6 +19,9 @@ text-to-image requests". Ultra: "The strength parameter is required when image i
 Every image-to-image request that passes is recorded in ``fake.image_inputs``
 (`ImageToImage`: the input image's bytes, the strength, the prompt, the seed...).
 
+``POST /v2beta/stable-image/edit/outpaint`` (route ``outpaint``) is the campaign pack's
+outpainting, as tests/fakes/stability_outpaint.py describes (``fake.outpaint_calls``).
+
 ``GET /v1/user/balance`` (route ``balance``) answers ``{"credits": fake.credits}`` to the right
 bearer key, else 401 with the v1 error body ``{"id", "name", "message"}``.
 """
@@ -40,6 +43,7 @@ from PIL import Image, UnidentifiedImageError
 
 from tests.fakes.faults import RECORD, DecodedImage, FakeServer, Fault, RecordedRequest
 from tests.fakes.pngs import blurred_image, render_image, with_prompt
+from tests.fakes.stability_outpaint import OUTPAINT_FAULT_KEY, OutpaintCall, outpaint
 
 __all__ = [
     "ASPECT_SIZES",
@@ -250,12 +254,14 @@ class FakeStability(FakeServer):
         self.sizes: dict[str, tuple[int, int]] = dict(ASPECT_SIZES)
         self.credits = 25.0
         self.image_inputs: list[ImageToImage] = []
+        self.outpaint_calls: list[OutpaintCall] = []  # POST .../edit/outpaint, accepted
         self._filter_next = 0
 
     def reset(self) -> None:
         """Forget recorded requests (image inputs included) and queued faults."""
         super().reset()
         self.image_inputs.clear()
+        self.outpaint_calls.clear()
 
     @property
     def base_url(self) -> str:
@@ -265,6 +271,10 @@ class FakeStability(FakeServer):
     def fail_next(self, fault: Fault, count: int = 1) -> None:
         """Answer the next ``count`` generate requests (any endpoint) with ``fault``."""
         self.faults.push(_FAULT_KEY, fault, count)
+
+    def fail_next_outpaint(self, fault: Fault, count: int = 1) -> None:
+        """Answer the next ``count`` outpaint requests with ``fault``."""
+        self.faults.push(OUTPAINT_FAULT_KEY, fault, count)
 
     def filter_next(self, count: int = 1) -> None:
         """Make the next ``count`` successful generations come back ``CONTENT_FILTERED``."""
@@ -276,7 +286,11 @@ class FakeStability(FakeServer):
                 f"/v2beta/stable-image/generate/{endpoint}", self._generate, name=endpoint
             )
         app.router.add_get("/v1/user/balance", self._balance, name="balance")
+        app.router.add_post("/v2beta/stable-image/edit/outpaint", self._outpaint, name="outpaint")
         app.router.add_route("*", "/{tail:.*}", self._not_found, name="unknown")
+
+    async def _outpaint(self, request: web.Request) -> web.StreamResponse:
+        return await outpaint(self, request)
 
     async def _balance(self, request: web.Request) -> web.Response:
         scheme, _, key = request.headers.get("authorization", "").partition(" ")

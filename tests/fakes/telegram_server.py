@@ -1858,6 +1858,11 @@ class FakeTelegram:
         if not isinstance(media, list) or not 2 <= len(media) <= 10:
             raise _bad("wrong number of messages to send; must be between 2 and 10")
         reply_target = self._reply_target(chat["id"], params)
+        kinds = {item.get("type") for item in media if isinstance(item, dict)}
+        if "document" in kinds and len(kinds) > 1:
+            # "Documents and audio files can be only grouped in an album with messages of the
+            # same type" (Bot API, sendMediaGroup; quoted in vendelieu/telegram-bot#420).
+            raise _bad("document can't be mixed with other media types")
         prepared = [self._media_content(item, uploads) for item in media]  # validate all first
         group_id = str(10**17 + next(self._counter))
         results = []
