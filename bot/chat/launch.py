@@ -15,6 +15,7 @@ from telegram import Message, Update
 from bot.chat.autopilot_view import AutopilotView
 from bot.chat.context import BotContext, services_of
 from bot.chat.messenger import Messenger
+from bot.chat.previews import PreviewSender
 from bot.chat.round_view import RoundView
 from bot.refine.models import PendingRun, RunListener, RunOutcome
 from bot.services import Services
@@ -55,7 +56,10 @@ def launch(
         )
     else:
         messenger.acknowledge()
-        view = RoundView(messenger, group=pending.scope.is_group)
+        previews = PreviewSender(
+            context.bot, messenger, pending.scope, services.history, asked_by=asked_by
+        )
+        view = RoundView(messenger, group=pending.scope.is_group, previews=previews)
     context.application.create_task(
         _run_and_show(services, pending, view), update=update, name=pending.name
     )

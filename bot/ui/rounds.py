@@ -118,6 +118,11 @@ def kind_text(round: RoundRecord) -> str:
     return f"↻ redrawn ({why})" if why else "↻ new picture"
 
 
+def drawing_caption(round: RoundRecord) -> str:
+    """Return the caption of a round's preview: a partial image while the picture is drawn."""
+    return f"<b>Round {round.number}</b> · drawing…"
+
+
 def critiquing_caption(round: RoundRecord) -> str:
     """Return the caption the round's photo has while the critic looks at it."""
     return f"<b>Round {round.number}</b> · 🔍 critiquing…"
