@@ -1,5 +1,5 @@
 # Everything a newcomer needs: `make run` and `make test`. Both create .venv themselves.
-# `make bench` measures the bot's own cost against the local fakes (bench/, ~10 minutes);
+# `make bench` measures the bot's own cost against the local fakes (bench/, ~17 minutes);
 # pass options with BENCH_ARGS, e.g. `make bench BENCH_ARGS=--quick`.
 #
 # Dependencies come from the lock files in requirements/ (exact versions, sha256 hashes),

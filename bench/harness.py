@@ -66,6 +66,8 @@ class Config:
     profile: Path | None = None
     profile_rate: int = 200
     keep_dir: Path | None = None
+    previews: int = 0  # IMAGE_PREVIEWS of the bot (0: no streaming, today's photo)
+    first_partial_at: float = 0.4  # the fake's first partial image, × the image latency
 
 
 @dataclass
@@ -73,7 +75,9 @@ class RoundTiming:
     chat_id: int
     number: int
     enqueued: float
-    first_photo: float | None = None
+    first_photo: float | None = None  # the final image reaching the chat (photo or media edit)
+    first_preview: float | None = None  # the preview photo ("drawing…") reaching the chat
+    messages: int = 0  # calls the rate limiter meters, made for this round
     prompt: str | None = None  # read back from the photo: it sets the fakes' latencies
     done: float | None = None
     failed: str | None = None
@@ -207,8 +211,13 @@ class Driver:
         current = state.current
         if current is None or not call.ok:
             return
-        if call.method == "sendPhoto":
-            photo = call.files.get("photo")
+        if metered:
+            current.messages += 1
+        if call.method == "sendPhoto" and "drawing…" in str(params.get("caption") or ""):
+            if current.first_preview is None:
+                current.first_preview = call.at
+        elif call.method in ("sendPhoto", "editMessageMedia"):
+            photo = call.files.get("photo") or next(iter(call.files.values()), None)
             if photo is not None:
                 self.raw_image_bytes.append(len(photo))
                 current.prompt = prompt_of(photo)
@@ -303,6 +312,7 @@ def bot_environment(
         LOG_LEVEL="WARNING",
         PYTHONPATH=str(ROOT),
         BENCH_LAG_FILE=str(lag_file),
+        IMAGE_PREVIEWS=str(cfg.previews),
     )
     if not cfg.rate_limiter:
         env["BENCH_RATE_LIMITER"] = "off"
@@ -433,6 +443,7 @@ async def run_once(cfg: Config) -> RunResult:
         latency_spread=cfg.latency_spread,
         render=renderer(cfg.image_kind),
     )
+    openai_fake.first_partial_at = cfg.first_partial_at
     await telegram.start()
     await openai_fake.start()
     process: asyncio.subprocess.Process | None = None

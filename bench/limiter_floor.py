@@ -11,7 +11,7 @@ bot's CPU.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 TELEGRAM_CEILING = 30.0
 """Telegram's documented ceiling for one bot: about 30 messages per second overall."""
@@ -19,10 +19,10 @@ TELEGRAM_CEILING = 30.0
 LIMITER_BURST = 30
 """Messages the limiter lets through at once before pacing them at the ceiling."""
 
-PHOTO, CAPTION = 0, 1
+PHOTO, CAPTION, PREVIEW = 0, 1, 2
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Floor:
     total_s: float
     """First brief → last round's caption."""
@@ -30,6 +30,14 @@ class Floor:
     """Per round: its wall time − the models' waits, all of it waiting for the limiter."""
     first_photo_s: list[float]
     """Per round: its photo's wait for the limiter after the image was drawn."""
+    preview_s: list[float] = field(default_factory=list)
+    """Per round with a preview: brief or press → the preview photo sent."""
+    preview_share: list[float] = field(default_factory=list)
+    """Per round with a preview: that wait ÷ the round's image wait."""
+    final_s: list[float] = field(default_factory=list)
+    """Per round: brief or press → the final image sent (its photo, or its media edit)."""
+    buttons_s: list[float] = field(default_factory=list)
+    """Per round: brief or press → the caption with the buttons sent."""
 
 
 class _LeakyBucket:
@@ -57,34 +65,47 @@ def replay(
     think_s: float = 0.0,
     burst: int = LIMITER_BURST,
     rate: float = TELEGRAM_CEILING,
+    preview_at: float | None = None,
 ) -> Floor:
     """Replay every chat's rounds, given as (image wait, critic wait) in order, all chats
     briefing at 0, as the bot runs them: the image, then its photo (a message) while the critic
     looks, then the caption with the buttons (a message, after the photo it edits); the next
-    round starts `think_s` after the caption."""
+    round starts `think_s` after the caption. With `preview_at`, each round also sends its
+    preview photo (a message) once `preview_at` × its image wait has passed, and the final
+    image is an edit of it (a message all the same)."""
     bucket = _LeakyBucket(burst, rate)
-    overhead: list[float] = []
-    first_photo: list[float] = []
-    total = 0.0
+    floor = Floor(0.0, [], [])
     # (asked at, chat, round, message, round started)
-    asks: list[tuple[float, int, int, int, float]] = [
-        (rounds[0][0], chat, 0, PHOTO, 0.0) for chat, rounds in enumerate(chats) if rounds
-    ]
+    asks: list[tuple[float, int, int, int, float]] = []
+    for chat, rounds in enumerate(chats):
+        if rounds:
+            asks.append((rounds[0][0], chat, 0, PHOTO, 0.0))
+            if preview_at is not None:
+                asks.append((rounds[0][0] * preview_at, chat, 0, PREVIEW, 0.0))
     heapq.heapify(asks)
     while asks:
         asked, chat, number, message, started = heapq.heappop(asks)
         sent = bucket.grant(asked)
         image_wait, critic_wait = chats[chat][number]
+        if message == PREVIEW:
+            floor.preview_s.append(sent - started)
+            floor.preview_share.append((sent - started) / image_wait if image_wait else 0.0)
+            continue
         if message == PHOTO:
-            first_photo.append(sent - started - image_wait)
+            floor.first_photo_s.append(sent - started - image_wait)
+            floor.final_s.append(sent - started)
             critique = started + image_wait + critic_wait
             heapq.heappush(asks, (max(sent, critique), chat, number, CAPTION, started))
             continue
-        overhead.append(sent - started - image_wait - critic_wait)
-        total = max(total, sent)
+        floor.overhead_s.append(sent - started - image_wait - critic_wait)
+        floor.buttons_s.append(sent - started)
+        floor.total_s = max(floor.total_s, sent)
         if number + 1 < len(chats[chat]):
             start = sent + think_s
-            heapq.heappush(
-                asks, (start + chats[chat][number + 1][0], chat, number + 1, PHOTO, start)
-            )
-    return Floor(total, overhead, first_photo)
+            image_next = chats[chat][number + 1][0]
+            heapq.heappush(asks, (start + image_next, chat, number + 1, PHOTO, start))
+            if preview_at is not None:
+                heapq.heappush(
+                    asks, (start + image_next * preview_at, chat, number + 1, PREVIEW, start)
+                )
+    return floor

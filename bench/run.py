@@ -2,9 +2,11 @@
 
 Scenarios: N chats x 3 rounds at once (a brief, then Accept, then Accept; each user waits for
 the round's photo with its buttons before pressing). Figures per run, then the median over
-repeats; see README.md (Performance) and bench/harness.py for what is measured and how.
+repeats; see README.md (Performance) and bench/harness.py for what is measured and how. Then
+the realistic profile (bench/waits.py: image 20 s, critic 4 s, previews off and on).
 
-    python -m bench.run                      # the default: about 9 minutes on 2 cores
+    python -m bench.run                      # the default: about 17 minutes on 2 cores
+    python -m bench.run --realistic 1,50 --time-scale 0.1   # the realistic profile, scaled
     python -m bench.run --quick              # smoke run: ~1 minute
     python -m bench.run --chats 1,50 --repeats 5 --image-latency 1 --critic-latency 0.5
     python -m bench.run --profile            # py-spy over the 50-chat scenario, hotspots
@@ -33,6 +35,7 @@ import uvloop
 from bench.harness import Config, RunResult, median, percentile, run_once
 from bench.images import IMAGE_KINDS
 from bench.limiter_floor import LIMITER_BURST, TELEGRAM_CEILING, replay
+from bench.waits import realistic_config, wait_figures, waits_report
 from tests.fakes.openai_server import Latencies
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -45,16 +48,19 @@ IMAGE_TEXT_IN_USD_PER_MTOK = 5.0
 CRITIC_IN_USD_PER_MTOK = 0.25
 
 TARGETS = {
-    "overhead_p50_ms": 50,
-    "overhead_p95_ms": 200,
-    "ttfp_ms": 100,
-    "cpu_ms_per_round": 25,
-    "ratio_50": 1.2,
-    "rounds_per_s_500": 10,
+    # Stated against the floor (bench/limiter_floor.py: an infinitely fast bot under the same
+    # 30 messages/s limiter and the same model waits): what the bot adds above it.
+    "overhead_p50_over_floor_ms": 50,
+    "overhead_p95_over_floor_ms": 200,
+    "ttfp_over_floor_ms": 100,
+    "rounds_per_s_500_of_floor": 0.95,
+    # Not bound by the limiter.
     "lag_p99_ms_500": 100,
     "rss_mb_500": 300,
     "critic_ratio": 0.10,
 }
+"""Bot CPU per round is reported, not a target: one core carries Telegram's per-bot ceiling
+(30 messages/s, 15 rounds/s) at today's figure."""
 
 
 # --- OpenAI's image-token rule ------------------------------------------------------------------
@@ -293,7 +299,8 @@ def build_report(report: dict[str, Any]) -> str:
         f"{settings['critic_latency']:g} s{_spread_label(settings)}, Telegram fake latency "
         f"{settings['telegram_latency']:g} s; `{settings['image_kind']}` images as the bot "
         f"requested them ({_raw_label(big or one or {})}); "
-        f"rate limiter {'as configured' if settings['rate_limiter'] else 'OFF'}. "
+        f"rate limiter {'as configured' if settings['rate_limiter'] else 'OFF'}; "
+        "previews off (IMAGE_PREVIEWS=0: the photo, then its caption edit). "
         "Medians over runs (runs per scenario in the table)."
     )
     add("")
@@ -305,55 +312,55 @@ def build_report(report: dict[str, Any]) -> str:
     def row(name: str, value: str, target: str, ok: bool | None, floor: str = "") -> None:
         add(f"| {name} | {value} | {target} | {_mark(ok)} | {floor} |")
 
-    for label, sc in (("1 chat", one), ("50 chats", fifty)):
+    def over_floor(name: str, sc: dict[str, Any], floor_key: str, target: str) -> None:
+        value, floor = sc[name], sc.get(floor_key)
+        limit = TARGETS[target]
+        row(
+            f"{label_of[name]} ({sc['chats']:g} chat{'' if sc['chats'] == 1 else 's'})",
+            _fmt(value, 0, " ms"),
+            f"≤ floor + {limit} ms",
+            None if floor is None else _le(value, floor + limit),
+            _fmt(floor, 0, " ms"),
+        )
+
+    label_of = {
+        "overhead_p50_ms": "Overhead per round p50",
+        "overhead_p95_ms": "Overhead per round p95",
+        "ttfp_p50_ms": "Time to first photo − image latency, p50",
+    }
+    for sc in (one, fifty):
         if sc is None:
             continue
-        row(
-            f"Overhead per round p50 ({label})",
-            _fmt(sc["overhead_p50_ms"], 0, " ms"),
-            "≤ 50 ms",
-            _le(sc["overhead_p50_ms"], TARGETS["overhead_p50_ms"]),
-            _fmt(sc.get("limiter_overhead_p50_ms"), 0, " ms"),
-        )
-        row(
-            f"Overhead per round p95 ({label})",
-            _fmt(sc["overhead_p95_ms"], 0, " ms"),
-            "≤ 200 ms",
-            _le(sc["overhead_p95_ms"], TARGETS["overhead_p95_ms"]),
-            _fmt(sc.get("limiter_overhead_p95_ms"), 0, " ms"),
-        )
-        row(
-            f"Time to first photo − image latency, p50 ({label})",
-            _fmt(sc["ttfp_p50_ms"], 0, " ms"),
-            "≤ 100 ms",
-            _le(sc["ttfp_p50_ms"], TARGETS["ttfp_ms"]),
-            _fmt(sc.get("limiter_ttfp_p50_ms"), 0, " ms"),
-        )
+        over_floor("overhead_p50_ms", sc, "limiter_overhead_p50_ms", "overhead_p50_over_floor_ms")
+        over_floor("overhead_p95_ms", sc, "limiter_overhead_p95_ms", "overhead_p95_over_floor_ms")
+        over_floor("ttfp_p50_ms", sc, "limiter_ttfp_p50_ms", "ttfp_over_floor_ms")
     cpu_sc = fifty or big or one
     if cpu_sc:
         row(
             f"Bot CPU per round, user+sys ({cpu_sc['chats']:g} chats)",
             _fmt(cpu_sc["bot_cpu_ms_per_round"], 1, " ms"),
-            "≤ 25 ms",
-            _le(cpu_sc["bot_cpu_ms_per_round"], TARGETS["cpu_ms_per_round"]),
+            "reported",
+            None,
         )
     ratio = vs_one_chat(fifty, one) if fifty else None
     if ratio is not None:
         row(
             "50 chats × 3 rounds vs 1 chat",
             _fmt(ratio, 2, "×"),
-            "≤ 1.2×",
-            _le(ratio, 1.2),
+            "reported",
+            None,
             _fmt(floor_vs_one_chat(fifty, one), 2, "×"),
         )
     if big and big_key and int(big_key) > 50:
         label = f"{big_key} chats"
+        floor_rate = big["rounds_done"] / big["limiter_floor_s"]
+        share = TARGETS["rounds_per_s_500_of_floor"]
         row(
             f"Rounds per second ({label})",
             _fmt(big["rounds_per_s"], 1),
-            "≥ 10",
-            _ge(big["rounds_per_s"], TARGETS["rounds_per_s_500"]),
-            _fmt(big["rounds_done"] / big["limiter_floor_s"], 1),
+            f"≥ {share:g} × floor ({floor_rate * share:.1f})",
+            _ge(big["rounds_per_s"], floor_rate * share),
+            _fmt(floor_rate, 1),
         )
         row(
             f"Event-loop lag p99 ({label})",
@@ -493,6 +500,7 @@ def build_report(report: dict[str, Any]) -> str:
             "follows the GPT-image medium-quality rate: 1056 tokens per 1024² image)."
         )
         add("")
+    lines.extend(waits_report(report))
     add("## Reproduce")
     add("")
     add(f"`{report['command']}` (the default is `make bench`).")
@@ -570,7 +578,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--think", type=float, default=0.0, help="user think time, s (0)")
     parser.add_argument("--stall-timeout", type=float, default=120.0, help="seconds (120)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 1 and 20 chats, once")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 1 and 20 chats once, realistic 1 × 0.1"
+    )
     parser.add_argument(
         "--profile",
         nargs="?",
@@ -579,10 +589,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="N",
         help="only profile the N-chat scenario (50) with py-spy and report hotspots",
     )
+    parser.add_argument(
+        "--realistic",
+        type=_ints,
+        default=[1, 50],
+        metavar="N,...",
+        help="also run these N with the realistic profile (image 20 s, critic 4 s, ±50 %%), "
+        "previews off and on (1,50); '' for none",
+    )
+    parser.add_argument("--realistic-repeats", type=int, default=1, help="runs each (1)")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="the realistic profile's model waits × F (1.0; 0.1: a tenth of the time)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     args = parser.parse_args(argv)
     if args.quick:
         args.chats, args.repeats, args.repeats_large, args.no_limiter = [1, 20], 1, 1, [20]
+        args.realistic, args.time_scale = [1], 0.1
     return args
 
 
@@ -624,6 +651,26 @@ async def _scenario(args: argparse.Namespace, chats: int, runs: int, limiter: bo
     return aggregate(summaries)
 
 
+async def _realistic(args: argparse.Namespace, chats: int, previews: int) -> dict[str, Any]:
+    """Run the realistic profile (bench/waits.py) `--realistic-repeats` times; the medians."""
+    cfg = realistic_config(
+        _config(args, chats), chats, previews=previews, time_scale=args.time_scale
+    )
+    figures = []
+    for index in range(args.realistic_repeats):
+        began = time.monotonic()
+        figures.append(wait_figures(await run_once(cfg)))
+        last = figures[-1]
+        _log(
+            f"  realistic {chats:>4} chats, previews {'on ' if previews else 'off'} run "
+            f"{index + 1}/{args.realistic_repeats}: buttons p50 {_fmt(last['buttons_p50'], 2)} s, "
+            f"first preview p50 {_fmt(last['preview_p50'], 2)} s, "
+            f"{last['messages_per_round']:.1f} messages/round "
+            f"(took {time.monotonic() - began:.0f} s)"
+        )
+    return aggregate(figures)
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -654,6 +701,15 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         report["scenarios"][str(chats)] = await _scenario(args, chats, runs, True)
     for chats in args.no_limiter:
         report["no_limiter"][str(chats)] = await _scenario(args, chats, 1, False)
+    report["realistic_settings"] = {
+        "time_scale": args.time_scale,
+        "repeats": args.realistic_repeats,
+    }
+    report["realistic"] = {}
+    for chats in args.realistic:
+        for previews in (0, 1):
+            key = f"{chats}:{previews}"
+            report["realistic"][key] = await _realistic(args, chats, previews)
     scenarios = report["scenarios"]
     source = scenarios.get("50") or next(iter(scenarios.values()), None)
     report["critic"] = critic_summary(source) if source else None

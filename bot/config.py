@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     image_quality: Literal["low", "medium", "high", "auto"] = "medium"
     image_output_format: Literal["png", "jpeg", "webp"] = "jpeg"
     image_timeout: float = Field(default=180.0, gt=0)
+    # Partial images the openai backend streams per manual round (the first is shown while
+    # the picture is drawn); 0: not streamed. The API takes 0..3 (`partial_images`).
+    image_previews: int = Field(default=1, ge=0, le=3)
     max_rounds_in_flight: int = Field(default=64, ge=1, le=10_000)
 
     critic_model: str = "gpt-5.4-mini"

@@ -73,6 +73,7 @@ def build_generator(settings: Settings) -> ImageGenerator:
         settings.image_timeout,
         output_format=settings.image_output_format,
         download_hosts=parse_hosts(settings.image_download_hosts) or None,
+        previews=settings.image_previews,
     )
 
 

@@ -84,6 +84,8 @@ def fakes_environment(telegram, openai_fake, data_dir: Path, **extra: str) -> di
         "DATABASE_PATH": str(data_dir / "refinebot.db"),
         "ADMIN_USER_IDS": str(ANA_ID),
         "LOG_LEVEL": "DEBUG",
+        # Today's messages (a photo, one caption edit); previews: test_e2e_previews.py.
+        "IMAGE_PREVIEWS": "0",
     }
     values.update(extra)
     return clean_environment(**values)

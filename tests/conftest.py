@@ -77,6 +77,9 @@ def make_settings(
             allowed_chat_ids="",
             image_timeout=10,
             critic_timeout=10,
+            # The suite pins today's messages (a photo, one caption edit); previews, which
+            # stream and edit the photo once more, are tested in test_e2e_previews.py.
+            image_previews=0,
         )
         values.update(overrides)
         return Settings(_env_file=None, **values)

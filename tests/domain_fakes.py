@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.backends.base import CritiqueRequest, CritiqueResult, GeneratedImage
+from bot.backends.base import CritiqueRequest, CritiqueResult, GeneratedImage, Preview
 from bot.backends.critique import Critique
 from bot.backends.errors import BackendError, EditsUnsupported
 from bot.backends.formats import ImageOptions
@@ -32,6 +32,8 @@ class FakeGenerator:
     before: Hook | None = None
     edits: bool = True
     can_edit: bool = True
+    partials: int = 0  # partial images handed to a `preview` callback before the image
+    previews_asked: list[bool] = field(default_factory=list)  # per call: was there a callback
 
     async def edit(
         self,
@@ -43,6 +45,7 @@ class FakeGenerator:
         seed: int | None = None,
         options: ImageOptions | None = None,
         safety_identifier: str | None = None,
+        preview: Preview | None = None,
     ) -> GeneratedImage:
         if not self.edits:
             self.can_edit = False
@@ -58,7 +61,7 @@ class FakeGenerator:
                 "safety_identifier": safety_identifier,
             }
         )
-        return await self._drawn()
+        return await self._drawn(preview)
 
     async def generate(
         self,
@@ -68,6 +71,7 @@ class FakeGenerator:
         options: ImageOptions | None = None,
         reference: bytes | None = None,
         safety_identifier: str | None = None,
+        preview: Preview | None = None,
     ) -> GeneratedImage:
         self.calls.append(
             {
@@ -78,9 +82,12 @@ class FakeGenerator:
                 "safety_identifier": safety_identifier,
             }
         )
-        return await self._drawn()
+        return await self._drawn(preview)
 
-    async def _drawn(self) -> GeneratedImage:
+    async def _drawn(self, preview: Preview | None = None) -> GeneratedImage:
+        self.previews_asked.append(preview is not None)
+        for index in range(self.partials if preview is not None else 0):
+            preview(solid_png(8, 8, (index, 0, 0)))
         if self.before is not None:
             await self.before()
         if self.errors:
@@ -135,6 +142,7 @@ class RecordingListener:
 
     stages: list[str] = field(default_factory=list)
     shown: list[RoundRecord] = field(default_factory=list)
+    previews: list[RoundRecord] = field(default_factory=list)
     on_image: Callable[[RoundRecord], Awaitable[None]] | None = None
     on_progress: Callable[[RunProgress], Awaitable[None]] | None = None
 
@@ -142,6 +150,9 @@ class RecordingListener:
         self.stages.append(progress.stage)
         if self.on_progress is not None:
             await self.on_progress(progress)
+
+    async def preview(self, round: RoundRecord, image: bytes) -> None:
+        self.previews.append(round)
 
     async def image_ready(self, round: RoundRecord, image: bytes) -> int | None:
         self.shown.append(round)

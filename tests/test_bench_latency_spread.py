@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from bench.harness import Config, RoundTiming, RunResult
 from bench.run import summarize_run, vs_one_chat
+from bench.waits import realistic_config, wait_figures, waits_report
 from tests.fakes.openai_server import Latencies
 
 PROMPTS = [f"amber serum bottle, marble (#{i})" for i in range(200)]
@@ -78,3 +79,32 @@ def test_the_ratio_to_one_chat_discounts_the_latency_draws() -> None:
     assert round(vs_one_chat({"total_s": 12.4, "models_s": 12.0}, one), 3) == 1.0
     assert round(vs_one_chat({"total_s": 11.16, "models_s": 9.0}, one), 3) == 1.2
     assert vs_one_chat({"total_s": 11.0, "models_s": 9.0}, None) is None
+
+
+def test_the_realistic_profile_reports_what_the_user_waits_for() -> None:
+    base = realistic_config(Config(chats=1), 1, previews=1, time_scale=0.1)
+    assert (base.image_latency, base.critic_latency, base.latency_spread) == (2.0, 0.4, 0.5)
+    waits = Latencies(base.image_latency, base.critic_latency, base.latency_spread)
+    prompt = PROMPTS[0]
+    image, critic = waits.for_image(prompt), waits.for_chat(prompt)
+    timing = RoundTiming(
+        chat_id=1,
+        number=1,
+        enqueued=10.0,
+        first_preview=10.0 + 0.4 * image + 0.020,
+        first_photo=10.0 + image + 0.030,
+        prompt=prompt,
+        done=10.0 + image + critic + 0.050,
+        messages=3,
+    )
+    figures = wait_figures(_result(base, [timing], total=20.0))
+    assert round(figures["preview_p50"], 6) == round(0.4 * image + 0.020, 6)
+    assert round(figures["preview_share_p50"], 6) == round(0.4 + 0.020 / image, 6)
+    assert round(figures["buttons_over_models_p50"], 6) == 0.05
+    assert round(figures["floor_buttons_over_models_p50"], 6) == 0.0
+    assert round(figures["floor_preview_share_p50"], 6) == 0.4
+    assert figures["messages_per_round"] == 3
+    report = "\n".join(waits_report({"realistic": {"1:1": {**figures, "runs": 1}}}))
+    share = f"{0.4 + 0.020 / image:.2f}"
+    assert f"| First preview / image latency p50, 1 chat(s) | {share} | ≤ 0.45 | ✓ |" in report
+    assert "| Buttons − models p50, 1 chat(s) | 50 ms | ≤ floor + 100 ms (100 ms) | ✓ |" in report

@@ -41,3 +41,14 @@ def test_fifty_chats_at_once_cannot_finish_within_1_2_times_one_chat() -> None:
     assert floor.total_s == pytest.approx(2.0 + 270 / TELEGRAM_CEILING)
     assert floor.total_s > 1.2 * 9.0
     assert percentile(floor.overhead_s, 95) > 0.2  # and so is the p95 overhead ≤ 200 ms
+
+
+def test_a_preview_is_one_more_message_sent_at_its_share_of_the_image_wait() -> None:
+    floor = replay([[(20.0, 4.0)] * 2], preview_at=0.4)
+    assert floor.preview_s == pytest.approx([8.0, 8.0])
+    assert floor.final_s == pytest.approx([20.0, 20.0])
+    assert floor.buttons_s == pytest.approx([24.0, 24.0])
+    # 31 chats: 31 previews and 31 final images fill the burst; the buttons then wait.
+    busy = replay([[(1.0, 0.0)] for _ in range(LIMITER_BURST + 1)], preview_at=0.5)
+    assert max(busy.preview_s) == pytest.approx(0.5 + 1 / TELEGRAM_CEILING)
+    assert max(busy.buttons_s) > max(replay([[(1.0, 0.0)]] * 31).buttons_s)

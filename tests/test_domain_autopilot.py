@@ -42,6 +42,7 @@ async def test_each_round_keeps_its_best_draft_and_the_run_its_best_round(store:
     assert outcome.best is not None and outcome.best.number == 1 and outcome.best.score == 8
     assert outcome.images == 6 and len(generator.calls) == 6
     assert listener.shown == []  # an autopilot run shows only its best image, at the end
+    assert generator.previews_asked == [False] * 6  # so it asks for no partial images
     assert listener.stages[0] == "start" and listener.stages.count("round") == 3
     for result in outcome.rounds:
         drafts = await store.rounds.drafts(result.round.id)

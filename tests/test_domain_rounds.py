@@ -4,6 +4,7 @@ the image generator and the critic and a real temporary SQLite store (no Telegra
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -242,3 +243,20 @@ async def test_image_and_critic_calls_carry_the_users_hashed_safety_identifier(
 
     assert identifier(b"a secret of the bot's own") == ana_id
     assert identifier(b"another bot") != ana_id
+
+
+async def test_partial_images_reach_the_listener_and_are_never_stored(
+    store: Store, tmp_path: Path
+) -> None:
+    generator, critic = FakeGenerator(partials=2), FakeCritic(scores=[6])
+    refine = service(store, generator, critic)
+    listener = RecordingListener()
+    pending = await refine.begin_start(SCOPE, ANA, BRIEF)
+    outcome = await refine.run(pending, listener)
+
+    assert generator.previews_asked == [True]  # a manual round shows each image: it asks
+    await asyncio.sleep(0)  # the previews run in tasks of their own; let them land
+    assert [r.id for r in listener.previews] == [pending.round.id] * 2
+    assert outcome.last is not None and outcome.last.round.image_sha is not None
+    files = [path for path in (tmp_path / "images").rglob("*") if path.is_file()]
+    assert len(files) == 1  # the final image only

@@ -209,6 +209,54 @@ async def test_edit_records_uploaded_images(fake: FakeOpenAI, client: AsyncOpenA
     assert fake.requests_to("edits")[1].file_types == {"image[]": ["image/png", "image/jpeg"]}
 
 
+async def test_streamed_generations_and_edits_are_the_sdks_events(
+    fake: FakeOpenAI, client: AsyncOpenAI
+) -> None:
+    stream = await client.images.generate(
+        model="gpt-image-1",
+        prompt="a teapot",
+        size="1024x1024",
+        quality="low",
+        output_format="jpeg",
+        stream=True,
+        partial_images=2,
+    )
+    assert stream.response.headers["content-type"].startswith("text/event-stream")
+    events = [event async for event in stream]
+    assert [event.type for event in events] == [
+        "image_generation.partial_image",
+        "image_generation.partial_image",
+        "image_generation.completed",
+    ]
+    assert [event.partial_image_index for event in events[:2]] == [0, 1]
+    images = [base64.b64decode(event.b64_json) for event in events]
+    assert [prompt_of(image) for image in images] == [
+        "partial 0: a teapot",
+        "partial 1: a teapot",
+        "a teapot",
+    ]
+    done = events[-1]
+    assert (done.size, done.quality, done.output_format) == ("1024x1024", "low", "jpeg")
+    assert done.usage.output_tokens == 272 and done.usage.input_tokens_details.text_tokens >= 1
+
+    edit = await client.images.edit(
+        model="gpt-image-1",
+        image=("draft.png", render_png(64, 64), "image/png"),
+        prompt="warmer",
+        stream=True,
+        partial_images=0,
+    )
+    assert [event.type async for event in edit] == ["image_edit.completed"]
+
+    with pytest.raises(openai.BadRequestError, match="partial_images"):
+        await client.images.generate(model="gpt-image-1", prompt="x", stream=True, partial_images=4)
+    fake.ignores_stream = True  # a server that ignores the parameter answers JSON
+    plain = await client.images.with_raw_response.generate(
+        model="gpt-image-1", prompt="x", stream=True, partial_images=1
+    )
+    assert plain.headers["content-type"].startswith("application/json")
+
+
 async def test_edit_rejects_upload_without_image_mimetype(client: AsyncOpenAI) -> None:
     # Bare bytes go out as application/octet-stream, which the real API refuses too.
     with pytest.raises(openai.BadRequestError) as caught:

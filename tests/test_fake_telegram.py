@@ -19,6 +19,7 @@ from telegram import (
     ForceReply,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputMediaDocument,
     InputMediaPhoto,
     ReplyParameters,
     Update,
@@ -31,6 +32,7 @@ from telegram.ext import (
     CommandHandler,
     ContextTypes,
 )
+from telegram.request import HTTPXRequest
 
 from tests.fakes.pngs import image_size, solid_png
 from tests.fakes.telegram_server import (
@@ -280,6 +282,82 @@ async def test_photos_documents_and_captions(fake: FakeTelegram, bot: Bot, chat:
 
     uploads = fake.calls_to("sendPhoto")[0]
     assert set(uploads.files) == {"photo"}  # PTB uploads the photo as the form field "photo"
+
+
+async def test_edit_message_media_follows_telegrams_rules(
+    fake: FakeTelegram, bot: Bot, chat: dict
+) -> None:
+    first, second = solid_png(64, 64, (200, 10, 10)), solid_png(64, 64, (10, 200, 10))
+    photo = await bot.send_photo(chat["id"], first, caption="drawing")
+    stored = fake.message(chat, photo.message_id)
+
+    # The same message takes a new upload and caption; no reply_markup drops the keyboard.
+    edited = await bot.edit_message_media(
+        InputMediaPhoto(second, caption="<b>final</b>", parse_mode=ParseMode.HTML),
+        chat_id=chat["id"],
+        message_id=photo.message_id,
+        reply_markup=keyboard(("Accept", "acc")),
+    )
+    assert edited.message_id == photo.message_id and edited.caption == "final"
+    assert stored.photo == second and stored.edits == 1
+    assert stored.history[0]["caption"] == "drawing"
+    assert edited.photo[-1].file_id != photo.photo[-1].file_id
+
+    # The same file and caption again: not modified. A caption over 1024 UTF-16 units: refused.
+    with bad_request("message is not modified"):
+        await bot.edit_message_media(
+            InputMediaPhoto(edited.photo[-1].file_id, caption="<b>final</b>", parse_mode="HTML"),
+            chat_id=chat["id"],
+            message_id=photo.message_id,
+            reply_markup=keyboard(("Accept", "acc")),
+        )
+    with bad_request("message caption is too long"):
+        await bot.edit_message_media(
+            InputMediaPhoto(first, caption=GRIN * 513),
+            chat_id=chat["id"],
+            message_id=photo.message_id,
+        )
+    # Another chat's message id, a text message, a user's message: refused.
+    with bad_request("message to edit not found"):
+        await bot.edit_message_media(
+            InputMediaPhoto(first), chat_id=chat["id"], message_id=photo.message_id + 50
+        )
+    text = await bot.send_message(chat["id"], "hello")
+    with bad_request("there is no media in the message to edit"):
+        await bot.edit_message_media(
+            InputMediaPhoto(first), chat_id=chat["id"], message_id=text.message_id
+        )
+    # A photo message may become a document; a photo album's photo may not.
+    await bot.edit_message_media(
+        InputMediaDocument(b"%PDF-1.4 fake", filename="a.pdf"),
+        chat_id=chat["id"],
+        message_id=photo.message_id,
+    )
+    assert stored.kind == "document" and stored.caption is None
+    album = await bot.send_media_group(
+        chat["id"], [InputMediaPhoto(first), InputMediaPhoto(second)]
+    )
+    with bad_request("MEDIA_GROUPED_INVALID"):
+        await bot.edit_message_media(
+            InputMediaDocument(b"%PDF-1.4 fake", filename="a.pdf"),
+            chat_id=chat["id"],
+            message_id=album[0].message_id,
+        )
+    await bot.edit_message_media(
+        InputMediaPhoto(solid_png(32, 32)), chat_id=chat["id"], message_id=album[0].message_id
+    )
+
+
+async def test_a_held_call_waits_for_its_release(fake: FakeTelegram, chat: dict) -> None:
+    pool = HTTPXRequest(connection_pool_size=2)  # two calls at once
+    async with Bot(TOKEN, base_url=fake.base_url, request=pool) as bot:
+        release = fake.hold_next("sendMessage")
+        sending = asyncio.create_task(bot.send_message(chat["id"], "held"))
+        other = await bot.send_photo(chat["id"], solid_png(8, 8))  # other methods go through
+        assert not sending.done() and fake.messages(chat)[0].message_id == other.message_id
+        release.set()
+        held = await sending
+        assert held.message_id > other.message_id and held.text == "held"
 
 
 GRIN = "😀"  # one Python character, two UTF-16 code units

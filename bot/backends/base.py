@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -11,6 +11,10 @@ from typing import Any, Protocol
 from bot.backends.critique import Critique
 from bot.backends.errors import Unavailable
 from bot.backends.formats import ImageOptions, SizeAsked
+
+Preview = Callable[[bytes], None]
+"""Handed each partial image of a streamed answer (its bytes) as it arrives, before the final
+image; it must not block (it schedules whatever showing it takes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +39,9 @@ class ImageGenerator(Protocol):
     the provider). `safety_identifier` is a stable, hashed id of the user who asked, for the
     provider's abuse monitoring: sent where the API has that parameter (OpenAI's Images API:
     openai types/image_generate_params.py and image_edit_params.py, `safety_identifier`),
-    ignored elsewhere (Stability).
+    ignored elsewhere (Stability). `preview`, where the backend can stream (the openai
+    backend with IMAGE_PREVIEWS above 0), is handed partial images of the picture as it forms;
+    backends that cannot ignore it.
     """
 
     model: str
@@ -54,6 +60,7 @@ class ImageGenerator(Protocol):
         options: ImageOptions | None = None,
         reference: bytes | None = None,
         safety_identifier: str | None = None,
+        preview: Preview | None = None,
     ) -> GeneratedImage: ...
 
     async def edit(
@@ -66,6 +73,7 @@ class ImageGenerator(Protocol):
         seed: int | None = None,
         options: ImageOptions | None = None,
         safety_identifier: str | None = None,
+        preview: Preview | None = None,
     ) -> GeneratedImage:
         """Return `image` changed as `instruction` says, keeping all it does not mention.
 

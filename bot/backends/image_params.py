@@ -42,14 +42,23 @@ OPTIONAL_PARAMS = (
     "background",
     "moderation",
     "safety_identifier",
+    "stream",
+    "partial_images",
 )
 """The parameters a refusal may drop: everything the generator can send besides model,
 prompt, size, image and n (background and moderation are not sent today). Without them the
-server uses its defaults (quality auto, PNG, its own answer form, no user id)."""
+server uses its defaults (quality auto, PNG, its own answer form, no user id, one answer
+that is not streamed)."""
 
-GOES_WITH = {"output_format": ("output_compression",)}
+GOES_WITH = {
+    "output_format": ("output_compression",),
+    "stream": ("partial_images",),
+    "partial_images": ("stream",),
+}
 """Dropping a parameter drops these with it: a compression without its JPEG/WebP format is an
-error of its own on OpenAI ("only supported ... with the `webp` or `jpeg` output formats")."""
+error of its own on OpenAI ("only supported ... with the `webp` or `jpeg` output formats");
+`partial_images` is "used for streaming responses" only (types/image_generate_params.py), and
+a stream without partial images shows nothing the plain answer does not."""
 
 _SETTINGS = ("size", "model", "n")
 """Parameters the bot cannot do without: a 400 naming one is the operator's setting to change

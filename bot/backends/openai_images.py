@@ -18,6 +18,11 @@ host (or the hosts configured), size-capped and checked to be an image.
 
 A server without an edits endpoint (404 or 405 there) is remembered for the process:
 `can_edit` turns False and later edits raise `EditsUnsupported` without a request.
+
+With `previews` (IMAGE_PREVIEWS) above 0 and a `preview` callback, a call asks for a streamed
+answer (`stream=True`, `partial_images`) and hands each partial image to the callback as it
+arrives (bot/backends/image_stream.py). A server that refuses those parameters (a 400/422
+naming them) or answers plain JSON all the same is asked without them from then on.
 """
 
 from __future__ import annotations
@@ -28,8 +33,8 @@ from typing import Any, Literal, TypedDict
 
 import openai
 
-from bot.backends.base import GeneratedImage, deadline, image_mime
-from bot.backends.errors import EditsUnsupported
+from bot.backends.base import GeneratedImage, Preview, deadline, image_mime
+from bot.backends.errors import BadOutput, EditsUnsupported
 from bot.backends.formats import ImageOptions, openai_size, openai_size_asked
 from bot.backends.image_answers import MAX_DOWNLOAD_BYTES, ImageAnswers
 from bot.backends.image_params import (
@@ -40,6 +45,13 @@ from bot.backends.image_params import (
     supports_input_fidelity,
     takes_response_format,
     translated,
+)
+from bot.backends.image_stream import (
+    STREAM_PARAMS,
+    answer_body,
+    is_stream,
+    read_events,
+    stream_params,
 )
 from bot.backends.openai_common import (
     REASON_CHARS,
@@ -81,8 +93,12 @@ class OpenAIImageGenerator:
         *,
         download_hosts: Iterable[str] | None = None,
         max_download_bytes: int = MAX_DOWNLOAD_BYTES,
+        previews: int = 0,
     ) -> None:
+        """`previews`: partial images asked for when a call has a `preview` callback (0:
+        never streamed)."""
         self._client = client
+        self._previews = previews
         self._timeout = timeout
         self.model = model
         self._quality = quality
@@ -118,12 +134,14 @@ class OpenAIImageGenerator:
         options: ImageOptions | None = None,
         reference: bytes | None = None,
         safety_identifier: str | None = None,
+        preview: Preview | None = None,
     ) -> GeneratedImage:
         """Return the drawn image's bytes; raise a BackendError on any failure.
 
         The Images API has no seed parameter, so `seed` is ignored. With `reference`, the
         photo is edited into the scene the prompt describes (on the edits endpoint, so a
-        server without one raises EditsUnsupported).
+        server without one raises EditsUnsupported). `preview` is handed the partial images
+        of a streamed answer (see the module's docstring).
         """
         options = options or ImageOptions()
         try:
@@ -132,18 +150,26 @@ class OpenAIImageGenerator:
                 quality = options.quality or self._quality
                 if reference is None:
                     optional = self._optional(quality, safety_identifier, edit=False)
+                    optional.update(self._streaming(preview))
 
                     async def call(**sent: Any) -> Any:
-                        return await self._client.images.with_raw_response.generate(
+                        images = self._client.images
+                        if "stream" in sent:
+                            return await images.generate(
+                                model=self.model, prompt=prompt, n=1, size=size, **sent
+                            )
+                        return await images.with_raw_response.generate(
                             model=self.model, prompt=prompt, n=1, size=size, **sent
                         )
 
                     response = await self._negotiated(call, optional)
+                    body = await self._body(response)
                 else:
                     optional = self._optional(quality, safety_identifier, edit=True)
+                    optional.update(self._streaming(preview))
                     upload = _upload("product", reference)
-                    response = await self._edit(upload, prompt, size, optional)
-                data, usage = await self.answers.read(response.content)
+                    response, body = await self._edit(upload, prompt, size, optional)
+                data, usage = await self._read(response, body, preview)
         except openai.OpenAIError as error:
             raise translated(error) from error
         return GeneratedImage(
@@ -160,6 +186,7 @@ class OpenAIImageGenerator:
         seed: int | None = None,
         options: ImageOptions | None = None,
         safety_identifier: str | None = None,
+        preview: Preview | None = None,
     ) -> GeneratedImage:
         """Return `image` changed as `instruction` says; raise a BackendError on any failure.
 
@@ -185,8 +212,9 @@ class OpenAIImageGenerator:
                 size = openai_size(options.image_format, self.model)
                 quality = options.quality or self._quality
                 optional = self._optional(quality, safety_identifier, edit=True)
-                response = await self._edit(uploads, text, size, optional)
-                data, usage = await self.answers.read(response.content)
+                optional.update(self._streaming(preview))
+                response, body = await self._edit(uploads, text, size, optional)
+                data, usage = await self._read(response, body, preview)
         except openai.OpenAIError as error:
             raise translated(error) from error
         return GeneratedImage(
@@ -205,6 +233,46 @@ class OpenAIImageGenerator:
         if safety_identifier:
             optional["safety_identifier"] = safety_identifier
         return optional
+
+    def _streaming(self, preview: Preview | None) -> dict[str, Any]:
+        """Return the parameters that ask for a streamed answer when partial images are
+        wanted (a callback, IMAGE_PREVIEWS above 0) and the server has not refused them."""
+        if preview is None or self._previews <= 0 or self._refused.intersection(STREAM_PARAMS):
+            return {}
+        return stream_params(self._previews)
+
+    async def _body(self, response: Any) -> bytes | None:
+        """Return the answer's JSON body (None: an event stream); a server that answered
+        JSON to a stream request is not asked for one again."""
+        body = await answer_body(response)
+        if body is not None and is_stream(response):
+            self._refused.update(STREAM_PARAMS)
+            log.warning(
+                "%s: the image server answered without streaming; asking without stream and "
+                "partial_images from now on, until the bot restarts",
+                self.model,
+            )
+        return body
+
+    async def _read(
+        self, response: Any, body: bytes | None, preview: Preview | None
+    ) -> tuple[bytes, dict[str, Any]]:
+        """Return the answer's image bytes and usage: from the JSON `body`, or from the
+        event stream (`body` None), its partial images handed to `preview`."""
+        if body is None:
+            try:
+                return await read_events(response, preview)
+            except BadOutput as error:
+                # A stream the bot cannot read would fail every round: ask without one.
+                self._refused.update(STREAM_PARAMS)
+                log.warning(
+                    "%s: the image server's stream was unusable (%s); asking without stream "
+                    "and partial_images from now on, until the bot restarts",
+                    self.model,
+                    error,
+                )
+                raise
+        return await self.answers.read(body)
 
     async def _negotiated(
         self, call: Callable[..., Awaitable[Any]], optional: dict[str, Any]
@@ -249,14 +317,22 @@ class OpenAIImageGenerator:
         )
         return dropped
 
-    async def _edit(self, image: Any, prompt: str, size: str, optional: dict[str, Any]) -> Any:
-        """Call the edits endpoint with `image` (one upload or a list of them); raise
-        EditsUnsupported, then and on every later call, if the server has none."""
+    async def _edit(
+        self, image: Any, prompt: str, size: str, optional: dict[str, Any]
+    ) -> tuple[Any, bytes | None]:
+        """Call the edits endpoint with `image` (one upload or a list of them); return the
+        answer and its JSON body (None: an event stream). Raise EditsUnsupported, then and
+        on every later call, if the server has none."""
         if self._no_edits is not None:
             raise EditsUnsupported("image", self._no_edits)
 
         async def call(**sent: Any) -> Any:
-            return await self._client.images.with_raw_response.edit(
+            images = self._client.images
+            if "stream" in sent:
+                return await images.edit(
+                    model=self.model, image=image, prompt=prompt, n=1, size=size, **sent
+                )
+            return await images.with_raw_response.edit(
                 model=self.model, image=image, prompt=prompt, n=1, size=size, **sent
             )
 
@@ -268,11 +344,12 @@ class OpenAIImageGenerator:
                 raise
             self._remember_no_edits(reason)
             raise EditsUnsupported("image", reason) from error
-        reason = no_edits_route_in_success(response.content)
+        body = await self._body(response)
+        reason = None if body is None else no_edits_route_in_success(body)
         if reason is not None:
             self._remember_no_edits(reason)
             raise EditsUnsupported("image", reason)
-        return response
+        return response, body
 
     def _remember_no_edits(self, reason: str) -> None:
         if self._no_edits is None:

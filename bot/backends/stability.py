@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from bot.backends.base import GeneratedImage, deadline, image_mime
+from bot.backends.base import GeneratedImage, Preview, deadline, image_mime
 from bot.backends.errors import (
     TRANSIENT_STATUSES,
     BackendError,
@@ -146,6 +146,7 @@ class StabilityImageGenerator:
         options: ImageOptions | None = None,
         reference: bytes | None = None,
         safety_identifier: str | None = None,
+        preview: Preview | None = None,  # Stability does not stream: the chat action stays
     ) -> GeneratedImage:
         """Return the drawn image's bytes; raise a BackendError on any failure.
 
@@ -168,6 +169,7 @@ class StabilityImageGenerator:
         seed: int | None = None,
         options: ImageOptions | None = None,
         safety_identifier: str | None = None,  # ignored, as in `generate`
+        preview: Preview | None = None,  # ignored, as in `generate`
     ) -> GeneratedImage:
         """Return `image` redrawn towards `prompt`; raise a BackendError on any failure.
 

@@ -69,6 +69,9 @@ class AutopilotView:
         """Nothing to show: a run shows only its best image, at the end."""
         return None
 
+    async def preview(self, round: RoundRecord, image: bytes) -> None:
+        """Nothing to show: no partial images are asked for where drafts are not shown."""
+
     async def stop_chat_action(self) -> None:
         await self._messenger.stop_chat_action()
 

@@ -15,6 +15,7 @@ from telegram import Message, Update
 from bot.chat.autopilot_view import AutopilotView
 from bot.chat.context import BotContext, services_of
 from bot.chat.messenger import Messenger
+from bot.chat.previews import PreviewSender
 from bot.chat.round_view import RoundView
 from bot.refine.models import PendingRun, RunListener, RunOutcome
 from bot.services import Services
@@ -56,7 +57,12 @@ def launch(
         )
     else:
         messenger.acknowledge()
-        view = RoundView(messenger, group=pending.scope.is_group, outbox=services.outbox)
+        previews = PreviewSender(
+            context.bot, messenger, pending.scope, services.history, asked_by=asked_by
+        )
+        view = RoundView(
+            messenger, group=pending.scope.is_group, outbox=services.outbox, previews=previews
+        )
     context.application.create_task(
         _run_and_show(services, pending, view), update=update, name=pending.name
     )

@@ -15,6 +15,12 @@ critique and the buttons; what the view could not deliver, the redelivery pass d
 A caption Telegram refuses as too long never costs the round its buttons: the photo gets a
 short caption (score and "the critique is below") with the keyboard, and the whole critique
 follows as text (`Fallback`, bot/chat/messenger.py).
+
+With a backend that streams, the first partial image is the round's photo at once ("Round N ·
+drawing…", no buttons) and the final image replaces it in that message (`PreviewSender`,
+bot/chat/previews.py): one message more at most. A preview is skipped when the chat has no
+room for it, dropped when it comes after the final image (deleted if it was on its way), and
+a final image Telegram will not put in its place goes out as today's photo.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from bot.backends.critique import Critique
 from bot.backends.errors import BackendError
 from bot.chat.captions import Fallback
 from bot.chat.messenger import CHAT_ACTION_EVERY, IMAGE_NOT_SHOWN, Messenger
+from bot.chat.previews import PreviewSender
 from bot.chat.updates import is_not_modified
 from bot.refine.errors import AudienceGone
 from bot.refine.models import RunOutcome, RunProgress
@@ -55,9 +62,15 @@ class RoundView:
         group: bool,
         outbox: Outbox,
         photo_message_id: int | None = None,
+        previews: PreviewSender | None = None,
     ) -> None:
-        """`photo_message_id`: the message already showing the round (a resumed round)."""
+        """`photo_message_id`: the message already showing the round (a resumed round);
+        `previews`: how partial images are shown (None: they are not)."""
         self._messenger = messenger
+        self._previews = previews
+        self._preview_id: int | None = None  # the preview's message, until the final replaces it
+        self._preview_tried = False  # one preview a round at most
+        self._finished = False  # `finish` ran: a preview landing now is too late
         self._group = group
         self._outbox = outbox
         self._photo_message_id = photo_message_id
@@ -81,12 +94,57 @@ class RoundView:
         """Send the photo, captioned "the critic is looking"; return its message id."""
         await self._messenger.stop_chat_action()  # the photo is what it announced
         self._image = image
+        replaced = await self._replace_preview(round, image)
+        if replaced is not None:
+            return replaced
         message = await self._messenger.send_photo(round, image, ui.critiquing_caption(round), None)
         if message is None:
             return None
         self._photo_message_id = message.message_id
         self._shown_as_text = message.photo == () and message.document is None
         return message.message_id
+
+    async def preview(self, round: RoundRecord, image: bytes) -> None:
+        """Show the round's first partial image as its photo, captioned "drawing…", unless
+        the final image is there already, a preview was tried, or the chat has no room for
+        it. One that lands after the final image went out on its own is deleted."""
+        if self._previews is None or self._preview_tried or self._image is not None:
+            return
+        self._preview_tried = True
+        if not self._previews.has_room():
+            log.info("round %s: no preview (the chat's message budget is busy)", round.id)
+            return
+        message = await self._previews.send(round, image, ui.drawing_caption(round))
+        if message is None:
+            return
+        if self._image is not None or self._finished:  # too late: the round moved on
+            await self._previews.delete(message.message_id)
+            return
+        self._preview_id = message.message_id
+        await self._messenger.stop_chat_action()  # the chat sees the picture forming
+
+    async def _replace_preview(self, round: RoundRecord, image: bytes) -> int | None:
+        """Put the final image in the preview's message; return its id, or None when there
+        is no preview or Telegram would not (the preview is deleted, the photo sent anew)."""
+        if self._previews is None or self._preview_id is None:
+            return None
+        preview_id, self._preview_id = self._preview_id, None
+        try:
+            await self._previews.replace(preview_id, round, image, ui.critiquing_caption(round))
+        except TelegramError as error:
+            log.warning("could not put round %s's image in its preview: %s", round.id, error)
+            await self._previews.delete(preview_id)
+            return None
+        self._photo_message_id = preview_id
+        self._shown_as_text = False
+        return preview_id
+
+    async def _drop_preview(self) -> None:
+        """Delete a preview the final image never replaced (the round failed or was
+        cancelled): its "drawing…" would stay behind."""
+        if self._previews is not None and self._preview_id is not None:
+            preview_id, self._preview_id = self._preview_id, None
+            await self._previews.delete(preview_id)
 
     async def stop_chat_action(self) -> None:
         await self._messenger.stop_chat_action()
@@ -95,6 +153,8 @@ class RoundView:
         """Show how the round ended; always stops the chat action; never raises. A round
         with an image is marked delivered once its chat has it in its final form."""
         await self._messenger.stop_chat_action()
+        self._finished = self._preview_tried = True
+        await self._drop_preview()
         last = outcome.last
         if last is None:
             return

@@ -90,6 +90,9 @@ class ProgressBar:
         """Nothing to show: the images are written at the end."""
         return None
 
+    async def preview(self, round: RoundRecord, image: bytes) -> None:
+        """Nothing to show: no partial images are asked for where drafts are not shown."""
+
     def close(self) -> None:
         if self._drawn:
             self._out.write("\n")

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Awaitable
 from dataclasses import replace
 
+from bot.backends.base import Preview
 from bot.backends.errors import BackendError, BadOutput, EditsUnsupported, Internal, NotStored
 from bot.refine.errors import AudienceGone, ReferenceExpired
 from bot.refine.models import DraftOutcome, PendingRun, RunListener
@@ -49,6 +50,8 @@ class DraftMaker:
         """Images drawn and stored (paid for) so far."""
         self.costs: list[float] = []
         """The estimated cost of every paid call so far that has one."""
+        # Previews being shown; held only so the loop's weak references are not the last.
+        self._previews: set[asyncio.Task[None]] = set()
 
     def spent(self, cost: float | None) -> None:
         """Count a paid call's estimated cost (None: unknown)."""
@@ -99,6 +102,7 @@ class DraftMaker:
         from the round's prompt. An edit that cannot be made is drawn afresh; return the
         image and why it was (REDRAWN_*), or None. Raises BackendError."""
         options = self._steps.image_options(self._pending.settings)
+        preview = self._previewer(round) if self._pending.plan.shows_each_image else None
         note = None
         if draft.edit_of is not None and draft.instruction is not None:
             picture = await self._steps.picture_of(draft.edit_of) if self._steps.can_edit else None
@@ -112,6 +116,7 @@ class DraftMaker:
                         reference=self.reference,
                         options=options,
                         actor=self._pending.actor,
+                        preview=preview,
                     )
                     return edited, None
                 except EditsUnsupported:
@@ -124,8 +129,27 @@ class DraftMaker:
             reference=self.reference,
             options=options,
             actor=self._pending.actor,
+            preview=preview,
         )
         return drawn, note
+
+    def _previewer(self, round: RoundRecord) -> Preview:
+        """Return the callback the backend hands partial images to: each is passed to the
+        listener in a task of its own, so the stream (and the final image) never waits for
+        the chat. Previews are never stored."""
+
+        def show(image: bytes) -> None:
+            task = background(self._preview(round, image))
+            self._previews.add(task)
+            task.add_done_callback(self._previews.discard)
+
+        return show
+
+    async def _preview(self, round: RoundRecord, image: bytes) -> None:
+        try:
+            await notify(self._listener.preview(round, image))
+        except AudienceGone:
+            log.info("round %s: chat is gone; the preview was not shown", round.id)
 
     async def _store_drawn(
         self, round: RoundRecord, draft: DraftRecord, drawn: Drawn, redrawn_because: str | None

@@ -268,3 +268,8 @@ class RunListener(Protocol):
     async def image_ready(self, round: RoundRecord, image: bytes) -> int | None:
         """The round's image is stored (plans that show each image); show it. Return the id
         of the message that shows it, if any. Raising AudienceGone only skips the show."""
+
+    async def preview(self, round: RoundRecord, image: bytes) -> None:
+        """A partial image of the round's picture arrived while it is drawn (plans that show
+        each image, a backend that streams). It is never stored and may come after
+        `image_ready` (then it is stale: drop it); the run never waits for it."""

@@ -16,6 +16,7 @@ from bot.backends.base import (
     EarlierCritique,
     GeneratedImage,
     ImageGenerator,
+    Preview,
 )
 from bot.backends.critique import Critique
 from bot.backends.errors import BadOutput
@@ -163,10 +164,11 @@ class PaidSteps:
         reference: bytes | None,
         options: ImageOptions,
         actor: Actor,
+        preview: Preview | None = None,
     ) -> Drawn:
         """Draw one image for the actor and check it, making the critic's JPEG in the same
-        decode; nothing is stored. Raises BackendError (an image that cannot be used is
-        UnusableImage)."""
+        decode; nothing is stored. `preview` gets the partial images of a backend that
+        streams. Raises BackendError (an image that cannot be used is UnusableImage)."""
         started = time.monotonic()
         image = await self._generator.generate(
             prompt,
@@ -174,6 +176,7 @@ class PaidSteps:
             options=options,
             reference=reference,
             safety_identifier=self.safety_identifier(actor),
+            preview=preview,
         )
         return await self._checked(image, started)
 
@@ -192,6 +195,7 @@ class PaidSteps:
         reference: bytes | None,
         options: ImageOptions,
         actor: Actor,
+        preview: Preview | None = None,
     ) -> Drawn:
         """Change `image` as `instruction` says (`prompt`: the picture after the change) and
         check the result as `draw` does; nothing is stored. Raises EditsUnsupported when the
@@ -205,6 +209,7 @@ class PaidSteps:
             seed=seed,
             options=options,
             safety_identifier=self.safety_identifier(actor),
+            preview=preview,
         )
         return await self._checked(edited, started)
 

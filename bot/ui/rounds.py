@@ -139,6 +139,11 @@ def _with_size_note(first_line: str, round: RoundRecord) -> str:
     return f"{first_line}\n{note}" if note else first_line
 
 
+def drawing_caption(round: RoundRecord) -> str:
+    """Return the caption of a round's preview: a partial image while the picture is drawn."""
+    return f"<b>Round {round.number}</b> · drawing…"
+
+
 def critiquing_caption(round: RoundRecord) -> str:
     """Return the caption the round's photo has while the critic looks at it."""
     return _with_size_note(f"<b>Round {round.number}</b> · 🔍 critiquing…", round)

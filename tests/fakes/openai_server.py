@@ -15,6 +15,9 @@
   LocalAI (a URL to its ``GET /generated-images/<file>``, endpoint ``"generated"``, and no
   edits route) or openedai-images (``data:`` URLs); ``fake.image_refusals`` refuses named
   parameters with a 400 the way the real API or LiteLLM's proxy does (`IMAGE_REFUSALS`).
+  With ``stream`` true both routes answer as the API streams (tests/fakes/image_events.py):
+  ``partial_images`` partial image events, then the completed one with its usage;
+  ``fake.ignores_stream`` answers JSON instead, as a server that ignores the parameter.
 * ``POST /v1/chat/completions`` (endpoint ``"chat"``): a vision request with data-URL images
   (each decoded and recorded as a `DecodedImage`) and optional ``response_format``; the
   answer comes from queued replies (`queue_critique`, `queue_refusal`, `queue_reply`) or
@@ -56,6 +59,7 @@ from aiohttp import web
 from PIL import Image, UnidentifiedImageError
 
 from tests.fakes.faults import RECORD, DecodedImage, FakeServer, Fault, RecordedRequest
+from tests.fakes.image_events import FIRST_PARTIAL_AT, stream_answer
 from tests.fakes.pngs import render_image, with_prompt
 
 __all__ = [
@@ -880,6 +884,15 @@ class FakeOpenAI(FakeServer):
         self.generated_images_need_key = True
         self.unsupported_params: set[str] = set()
         self.unsupported_param_answer = "openai"
+        # A server that takes `stream` but answers JSON all the same (one that ignores
+        # parameters it does not know); to refuse it with a 400 instead, use image_refusals.
+        self.ignores_stream = False
+        # When the first partial image goes out, as a fraction of the image's latency.
+        self.first_partial_at = FIRST_PARTIAL_AT
+        # Awaited before a stream's completed event (tests: "after the preview is shown").
+        self.before_completed: Callable[[], Awaitable[None]] | None = None
+        # An off-spec server whose stream ends without the completed event.
+        self.stream_ends_early = False
 
     def reset(self) -> None:
         """Forget recorded requests (edit requests included) and queued faults."""
@@ -1003,7 +1016,11 @@ class FakeOpenAI(FakeServer):
         params: Mapping[str, Any],
         size: tuple[int, int],
         input_images: int = 0,
-    ) -> web.Response:
+        *,
+        request: web.Request | None = None,
+    ) -> web.StreamResponse:
+        """The image answer: JSON, or with `request` given and `stream` asked for, an event
+        stream (`_streams`)."""
         prompt = str(params["prompt"])
         # LocalAI and openedai-images answer the PNG their backend wrote (`IMAGE_SERVERS`).
         fmt = "png" if self.image_server != "openai" else params.get("output_format") or "png"
@@ -1012,7 +1029,7 @@ class FakeOpenAI(FakeServer):
         quality = {"auto": "medium", "standard": "medium", "hd": "high"}.get(quality, quality)
         width, height = size
         # The first render of a size takes ~0.1 s: keep it off the shared event loop.
-        picture = await asyncio.to_thread(self.render, width, height, fmt)
+        base = picture = await asyncio.to_thread(self.render, width, height, fmt)
         if fmt in ("png", "jpeg"):
             picture = with_prompt(picture, prompt)
         if self.image_server != "openai":
@@ -1036,7 +1053,54 @@ class FakeOpenAI(FakeServer):
                 "output_tokens_details": {"image_tokens": image_out * n, "text_tokens": 0},
             },
         }
+        if request is not None and self._streams(params):
+            return await self._streamed(request, record, params, base, picture, payload)
         return self._json(payload, record)
+
+    def _streams(self, params: Mapping[str, Any]) -> bool:
+        """Whether to answer as an event stream: `stream` true (JSON true, or the multipart
+        field "true" the SDK sends) on a server that streams (`ignores_stream` off). Checks
+        `partial_images` (0..3) as the API does."""
+        if str(params.get("stream")).lower() not in ("true", "1"):
+            return False
+        _int_param(params.get("partial_images"), "partial_images", 0, 3)
+        return not self.ignores_stream
+
+    async def _streamed(
+        self,
+        request: web.Request,
+        record: RecordedRequest,
+        params: Mapping[str, Any],
+        base: bytes,
+        picture: bytes,
+        payload: Mapping[str, Any],
+    ) -> web.StreamResponse:
+        """The answer as Server-Sent Events (tests/fakes/image_events.py): the partial
+        images (the picture carrying "partial <i>: <prompt>"), then the completed one."""
+        prompt = str(params["prompt"])
+        count = _int_param(params.get("partial_images"), "partial_images", 0, 3) or 0
+        fmt = str(payload["output_format"])
+        partials = [
+            with_prompt(base, f"partial {index}: {prompt}") if fmt in ("png", "jpeg") else base
+            for index in range(count)
+        ]
+        keys = ("background", "output_format", "quality", "size")
+        edit = record.endpoint == "edits"
+        return await stream_answer(
+            request,
+            self._headers(record.started_at),
+            prefix="image_edit" if edit else "image_generation",
+            partials=partials,
+            final=picture,
+            common={key: payload[key] for key in keys},
+            usage=payload["usage"],
+            safety_identifier=params.get("safety_identifier") or None,
+            wait_until=lambda seconds: self.finish_latency(record, seconds),
+            latency=self.latencies.for_image(prompt),
+            first_partial_at=self.first_partial_at,
+            before_completed=self.before_completed,
+            completed=not self.stream_ends_early,
+        )
 
     def _self_hosted_reply(
         self, record: RecordedRequest, params: Mapping[str, Any], picture: bytes, n: int
@@ -1141,7 +1205,10 @@ class FakeOpenAI(FakeServer):
             size = (1024, 1024) if size_param == "auto" else _parse_size(size_param, model)
         except _BadRequest as exc:
             return self._json(exc.body, record, 400)
-        reply = await self._image_reply(record, params, size)
+        try:
+            reply = await self._image_reply(record, params, size, request=request)
+        except _BadRequest as exc:
+            return self._json(exc.body, record, 400)
         await self.finish_latency(record, self.latencies.for_image(str(params["prompt"])))
         return reply
 
@@ -1190,7 +1257,12 @@ class FakeOpenAI(FakeServer):
                 size = _parse_size(size_param, model)
         except _BadRequest as exc:
             return self._json(exc.body, record, 400)
-        reply = await self._image_reply(record, params, size, input_images=len(uploads))
+        try:
+            reply = await self._image_reply(
+                record, params, size, input_images=len(uploads), request=request
+            )
+        except _BadRequest as exc:
+            return self._json(exc.body, record, 400)
         await self.finish_latency(record, self.latencies.for_image(str(params["prompt"])))
         return reply
 

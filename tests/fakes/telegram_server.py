@@ -843,6 +843,7 @@ class FakeTelegram:
         self._queries: dict[str, _Query] = {}
         self._faults: dict[str, list[_Fault]] = {}
         self._stubs: dict[str, Callable[[JSONDict], Any]] = {}
+        self._holds: dict[str, list[asyncio.Event]] = {}
         self._files_by_path: dict[str, StoredFile] = {}
         self._counter = itertools.count(1)
         self._update_ids = itertools.count(10_000)
@@ -1254,6 +1255,13 @@ class FakeTelegram:
         """Drop every failure `fail_next` scheduled and not yet served (Telegram is back)."""
         self._faults.clear()
 
+    def hold_next(self, method: str) -> asyncio.Event:
+        """Make the next call of ``method`` wait, unanswered, until the returned event is set
+        (a slow upload, without a timing); it is then served as usual."""
+        release = asyncio.Event()
+        self._holds.setdefault(method.lower(), []).append(release)
+        return release
+
     def stub(self, method: str, result: Any | Callable[[JSONDict], Any]) -> None:
         """Answer ``method`` with ``result``, or with ``result(params)`` if it is callable.
 
@@ -1320,6 +1328,9 @@ class FakeTelegram:
                 raise TelegramApiError(401, "Unauthorized")
             if name != "getUpdates" and self.latency > 0:
                 await asyncio.sleep(self.latency)
+            holds = self._holds.get(name.lower())
+            if holds:
+                await holds.pop(0).wait()
             fault = self._pop_fault(name)
             if fault is not None and fault.delay > 0:
                 await asyncio.sleep(fault.delay)
@@ -2012,11 +2023,28 @@ class FakeTelegram:
         return self._apply_edit(message, {}, markup)
 
     async def _edit_message_media(self, params: JSONDict, uploads: dict[str, _Upload]) -> JSONDict:
+        """editMessageMedia (core.telegram.org/bots/api#editmessagemedia): "Use this method to
+        edit animation, audio, document, photo, or video messages, or to add media to text
+        messages. If a message is part of a message album, then it can be edited only to an
+        audio for audio albums, only to a document for document albums and to a photo or a
+        video otherwise." A text message is refused here, as before Bot API 9.x's "add media
+        to text messages" (the bot never does that). The new caption is checked as any
+        caption (MAX_CAPTION_LENGTH UTF-16 code units after entity parsing); without one the
+        message loses its caption, without reply_markup its keyboard. The same file_id with
+        the same caption and keyboard is "message is not modified" (`_apply_edit`). An album
+        changed to another type is refused with the MTProto error Telegram forwards
+        (MEDIA_GROUPED_INVALID, telegramdesktop/tdesktop#30376)."""
         message = self._editable(params)
         markup = self._markup(params.get("reply_markup"), inline_only=True)
         if message.kind == "text":
             raise _bad("there is no media in the message to edit")
         media = params.get("media")
+        if not isinstance(media, dict):
+            raise _bad("can't parse InputMedia JSON object")
+        if message.media_group_id is not None and media.get("type") != message.kind:
+            allowed = ("photo", "video") if message.kind in ("photo", "video") else (message.kind,)
+            if media.get("type") not in allowed:
+                raise _bad("MEDIA_GROUPED_INVALID")
         content, attributes = self._media_content(media, uploads)
         replaced: JSONDict = {"photo": None, "document": None, "caption": None}
         replaced["caption_entities"] = None
