@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import httpx
-
 from bot.backends.base import Critic, ImageGenerator
 from bot.backends.image_answers import parse_hosts
-from bot.backends.openai_common import make_client
 from bot.backends.openai_outpaint import OpenAIOutpainter
 from bot.backends.outpaint import Outpainter
 from bot.backends.stability_outpaint import StabilityOutpainter
+from bot.clients import openai_images_client, stability_http
 from bot.config import Settings
 from bot.refine.models import QuotaPolicy
 from bot.refine.pack_maker import PackMaker
@@ -26,22 +24,14 @@ def build_outpainter(settings: Settings) -> Outpainter:
     """Return the campaign pack's outpainter for IMAGE_BACKEND, with its own HTTP client."""
     if settings.image_backend == "stability":
         assert settings.stability_api_key is not None  # checked by Settings
-        http = httpx.AsyncClient(
-            base_url=settings.stability_api_base_url,
-            timeout=httpx.Timeout(settings.image_timeout, connect=10.0),
-        )
         return StabilityOutpainter(
-            http,
+            stability_http(settings),
             settings.stability_api_key.get_secret_value(),
             output_format="png",  # lossless: the original pixels come back as they were
             timeout=settings.image_timeout,
         )
-    assert settings.openai_api_key is not None  # checked by Settings
-    client = make_client(
-        settings.openai_base_url, settings.openai_api_key.get_secret_value(), settings.image_timeout
-    )
     return OpenAIOutpainter(
-        client,
+        openai_images_client(settings),
         settings.image_model,
         settings.image_quality,
         settings.image_timeout,

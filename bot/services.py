@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
-
 from bot.backends.base import Critic, ImageGenerator
 from bot.backends.image_answers import parse_hosts
 from bot.backends.openai_common import make_client
@@ -13,6 +11,7 @@ from bot.backends.openai_critic import OpenAICritic
 from bot.backends.openai_images import OpenAIImageGenerator
 from bot.backends.outpaint import Outpainter
 from bot.backends.stability import StabilityImageGenerator
+from bot.clients import openai_images_client, stability_http
 from bot.config import Settings
 from bot.pack_services import build_outpainter, build_packs
 from bot.refine.history import ChatHistory
@@ -48,13 +47,8 @@ def build_generator(settings: Settings) -> ImageGenerator:
     """Return the image backend chosen by IMAGE_BACKEND, with its own HTTP client."""
     if settings.image_backend == "stability":
         assert settings.stability_api_key is not None  # checked by Settings
-        http = httpx.AsyncClient(
-            base_url=settings.stability_api_base_url,
-            timeout=httpx.Timeout(settings.image_timeout, connect=10.0),
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-        )
         return StabilityImageGenerator(
-            http,
+            stability_http(settings),
             settings.stability_api_key.get_secret_value(),
             settings.stability_model,
             settings.stability_output_format,
@@ -62,12 +56,8 @@ def build_generator(settings: Settings) -> ImageGenerator:
             settings.stability_image_strength,
             edit_strength=settings.stability_edit_strength,
         )
-    assert settings.openai_api_key is not None  # checked by Settings
-    client = make_client(
-        settings.openai_base_url, settings.openai_api_key.get_secret_value(), settings.image_timeout
-    )
     return OpenAIImageGenerator(
-        client,
+        openai_images_client(settings),
         settings.image_model,
         settings.image_quality,
         settings.image_timeout,

@@ -234,36 +234,15 @@ class StabilityImageGenerator:
         endpoint, model, fields, files = self._request(
             prompt, seed, reference, options, strength=strength, upload_name=upload_name
         )
-        headers = {"authorization": f"Bearer {self._api_key}", "accept": "image/*"}
         url = f"/v2beta/stable-image/generate/{endpoint}"
-        for attempt in range(MAX_RETRIES + 1):
-            last_attempt = attempt == MAX_RETRIES
-            try:
-                # multipart/form-data is required even without files: `files` forces it.
-                response = await self._client.post(url, data=fields, files=files, headers=headers)
-            except httpx.TimeoutException as error:
-                if last_attempt:
-                    raise Unavailable("image", "timed out") from error
-                await asyncio.sleep(retry_delay(attempt, None))
-                continue
-            except httpx.TransportError as error:
-                if last_attempt:
-                    raise Unavailable("image", "connection failed") from error
-                await asyncio.sleep(retry_delay(attempt, None))
-                continue
-            if response.status_code == 200:
-                image = self._image_from(response, endpoint, model)
-                # Image-to-image keeps its input's shape (at the nearest native ratio): no
-                # exact expectation, only bot.refine.sizes' rule for unusable sizes.
-                ratio = fields.get("aspect_ratio")
-                return replace(image, asked=stability_size_asked(ratio) if ratio else None)
-            if _retryable(response.status_code) and not last_attempt:
-                delay = retry_delay(attempt, response.headers.get("retry-after"))
-                log.info("stability HTTP %s, retrying in %.1fs", response.status_code, delay)
-                await asyncio.sleep(delay)
-                continue
-            raise _error_for(response)
-        raise Unavailable("image", "no attempts made")  # unreachable; keeps type checkers calm
+        response = await post_image(
+            self._client, url, api_key=self._api_key, fields=fields, files=files
+        )
+        image = self._image_from(response, endpoint, model)
+        # Image-to-image keeps its input's shape (at the nearest native ratio): no exact
+        # expectation, only bot.refine.sizes' rule for unusable sizes.
+        ratio = fields.get("aspect_ratio")
+        return replace(image, asked=stability_size_asked(ratio) if ratio else None)
 
     def _image_from(self, response: httpx.Response, endpoint: str, model: str) -> GeneratedImage:
         finish_reason = response.headers.get("finish-reason", "SUCCESS")
@@ -280,12 +259,37 @@ class StabilityImageGenerator:
         await self._client.aclose()
 
 
-def error_for(response: httpx.Response) -> BackendError:
-    """Return the domain error for a Stability error response (every v2beta endpoint
-    answers the same `{"id", "name", "errors"}` body): for the other Stability modules."""
-    return _error_for(response)
-
-
-def is_retryable(status: int) -> bool:
-    """Return whether an HTTP status is worth another attempt (429, 408, 5xx...)."""
-    return _retryable(status)
+async def post_image(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    api_key: str,
+    fields: dict[str, Any],
+    files: dict[str, Any],
+) -> httpx.Response:
+    """POST a multipart request to a v2beta image endpoint (every one answers errors with the
+    same `{"id", "name", "errors"}` body) and return its 200 response; 429, 408 and 5xx and
+    transport failures are retried (MAX_RETRIES, `retry_delay`). Raises BackendError."""
+    headers = {"authorization": f"Bearer {api_key}", "accept": "image/*"}
+    for attempt in range(MAX_RETRIES + 1):
+        last_attempt = attempt == MAX_RETRIES
+        try:
+            # multipart/form-data is required even without files: `files` forces it.
+            response = await client.post(url, data=fields, files=files, headers=headers)
+        except httpx.TransportError as error:
+            if last_attempt:
+                timed_out = isinstance(error, httpx.TimeoutException)
+                raise Unavailable(
+                    "image", "timed out" if timed_out else "connection failed"
+                ) from error
+            await asyncio.sleep(retry_delay(attempt, None))
+            continue
+        if response.status_code == 200:
+            return response
+        if _retryable(response.status_code) and not last_attempt:
+            delay = retry_delay(attempt, response.headers.get("retry-after"))
+            log.info("stability HTTP %s, retrying in %.1fs", response.status_code, delay)
+            await asyncio.sleep(delay)
+            continue
+        raise _error_for(response)
+    raise Unavailable("image", "no attempts made")  # unreachable; keeps type checkers calm

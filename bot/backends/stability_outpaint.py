@@ -10,7 +10,7 @@ Margins beyond 2000 are scaled down with the image first (the frame keeps its ra
 It costs 4 credits a call (pricing.STABILITY_OUTPAINT_CREDITS).
 
 Requests go over the generator's httpx client settings (one client per process), with the
-generate endpoints' retry policy (`stability.retry_delay`, `is_retryable`) and error mapping.
+generate endpoints' retries and error mapping (`stability.post_image`).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import httpx
 from PIL import Image
 
 from bot.backends.base import GeneratedImage, deadline, image_mime
-from bot.backends.errors import BadOutput, ContentBlocked, Unavailable
+from bot.backends.errors import BadOutput, ContentBlocked
 from bot.backends.outpaint import OutpaintRequest
-from bot.backends.stability import MAX_RETRIES, error_for, is_retryable, retry_delay
+from bot.backends.stability import post_image
 from bot.pack_images import Margins
 
 log = logging.getLogger(__name__)
@@ -107,29 +107,10 @@ class StabilityOutpainter:
     async def _post(
         self, fields: dict[str, str], files: dict[str, tuple[str, bytes, str]]
     ) -> httpx.Response:
-        headers = {"authorization": f"Bearer {self._api_key}", "accept": "image/*"}
         url = "/v2beta/stable-image/edit/outpaint"
-        for attempt in range(MAX_RETRIES + 1):
-            last = attempt == MAX_RETRIES
-            try:
-                response = await self._client.post(url, data=fields, files=files, headers=headers)
-            except httpx.TransportError as error:
-                if last:
-                    kind = (
-                        "timed out"
-                        if isinstance(error, httpx.TimeoutException)
-                        else "connection failed"
-                    )
-                    raise Unavailable("image", kind) from error
-                await asyncio.sleep(retry_delay(attempt, None))
-                continue
-            if response.status_code == 200:
-                return response
-            if is_retryable(response.status_code) and not last:
-                await asyncio.sleep(retry_delay(attempt, response.headers.get("retry-after")))
-                continue
-            raise error_for(response)
-        raise Unavailable("image", "no attempts made")  # unreachable
+        return await post_image(
+            self._client, url, api_key=self._api_key, fields=fields, files=files
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()

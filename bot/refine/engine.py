@@ -28,6 +28,7 @@ from typing import TypeVar
 from bot.backends.errors import Internal, Interrupted
 from bot.refine.drafts import DraftMaker
 from bot.refine.errors import AudienceGone, QuotaExceeded
+from bot.refine.history import round_image
 from bot.refine.ledger import RunLedger
 from bot.refine.models import (
     DraftOutcome,
@@ -256,7 +257,7 @@ class Runner:
         fails, ready for a Retry. Returns the stop reason."""
         round = self._pending.round
         assert round is not None
-        image = await self._stored_image(round)
+        image = await round_image(self._store, round)
         drafts = await self._store.rounds.drafts(round.id)
         kept = next((d for d in drafts if d.kept and d.image_sha == round.image_sha), None)
         if image is None or kept is None:
@@ -289,14 +290,6 @@ class Runner:
         reference = await self._steps.reference_of(self._pending.session)
         small = await self._steps.critic_image(reference) if reference else None
         return await self._steps.critic_context(self._pending.session, round.id, small)
-
-    async def _stored_image(self, round: RoundRecord) -> bytes | None:
-        if round.image_sha is None:
-            return None
-        try:
-            return (await self._store.images.read(round.image_sha))[1]
-        except LookupError:
-            return None
 
     async def finish(self, reason: str) -> RunOutcome:
         """Store how the run ended; return its outcome (see `RunLedger.finish`)."""

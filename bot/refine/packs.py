@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from bot.backends.errors import BackendError
 from bot.refine.checks import check_press_policy, check_quota, round_in_scope
 from bot.refine.errors import ImageExpired, RoundNotFound, RoundNotReady, SessionBusy
+from bot.refine.history import round_image
 from bot.refine.models import Actor, QuotaPolicy, Scope
 from bot.refine.pack_maker import FormatJob, PackMaker
 from bot.refine.pack_plan import PackEstimate, PackFormat, format_named, pack_formats, preset_of
@@ -165,7 +166,7 @@ class PackService:
         """Make every pending format of the pack at once, each stored as it is done (or
         failed, with its error kind); release the round; return all the pack's rows."""
         try:
-            kept = await self._kept(pending.round)
+            kept = await round_image(self._store, pending.round)
             if kept is None:
                 for item in pending.items:
                     await self._store.packs.fail(item.id, "picture_gone")
@@ -176,14 +177,6 @@ class PackService:
         finally:
             self._busy.discard(pending.round.id)
         return await self._store.packs.of_round(pending.round.id)
-
-    async def _kept(self, round: RoundRecord) -> bytes | None:
-        if round.image_sha is None:
-            return None
-        try:
-            return (await self._store.images.read(round.image_sha))[1]
-        except LookupError:
-            return None
 
     async def _make_one(self, pending: PendingPack, item: PackItemRecord, kept: bytes) -> None:
         """Make one format and store it (or its failure); never raises but CancelledError."""
