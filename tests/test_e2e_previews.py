@@ -235,3 +235,23 @@ async def test_a_stream_the_bot_cannot_read_is_not_asked_for_again(
             ]
         )
     )
+
+
+async def test_a_chat_that_blocks_the_bot_at_its_preview_gets_nothing_more(
+    telegram, openai_fake, bots, make_settings, ana, ana_chat, data_dir
+) -> None:
+    await bots.start(make_settings(image_previews=1))
+    preview_before_final(telegram, openai_fake)
+    telegram.fail_next("sendPhoto", error_code=403)  # the preview meets a blocked bot
+    telegram.user_sends_text(ana_chat, ana, BRIEF)
+    await telegram.wait_for(lambda: telegram.calls_to("sendPhoto"))
+    await telegram.wait_for(
+        lambda: (
+            database(data_dir).execute("SELECT status FROM rounds").fetchall()
+            in ([("done",)], [("cancelled",)])
+        )
+    )
+    [preview] = telegram.calls_to("sendPhoto")  # the final image is not sent to it
+    assert "drawing…" in str(preview.params.get("caption")) and not preview.ok
+    after = [c for c in telegram.calls if c.at > preview.at and c.method != "getUpdates"]
+    assert after == []  # no photo, no caption edit, no chat action

@@ -91,9 +91,12 @@ class RoundView:
         self._messenger.keep_chat_action(CHAT_ACTION_EVERY)
 
     async def image_ready(self, round: RoundRecord, image: bytes) -> int | None:
-        """Send the photo, captioned "the critic is looking"; return its message id."""
+        """Send the photo, captioned "the critic is looking"; return its message id (None:
+        not shown; nothing is sent to a chat that turned out gone, at its preview say)."""
         await self._messenger.stop_chat_action()  # the photo is what it announced
         self._image = image
+        if self._messenger.gone:
+            return None
         replaced = await self._replace_preview(round, image)
         if replaced is not None:
             return replaced
