@@ -10,6 +10,7 @@ from bot.refine.models import Actor, Scope
 from bot.refine.outbox import Outbox
 from bot.refine.reservations import Reservations
 from bot.refine.service import RefineService
+from storage.database import StoreBusy
 from storage.records import DeliveryKind, RoundStatus
 from storage.store import Store
 from tests.domain_fakes import FakeCritic, FakeGenerator, RecordingListener
@@ -106,3 +107,17 @@ async def test_the_terminals_rounds_are_nobodys_to_deliver(store: Store) -> None
     await refine.run(pending, RecordingListener())
     assert await refine.outbox.owed() == []
     assert await keys(store) == []
+
+
+async def test_a_mark_the_store_cannot_write_is_logged_not_raised(
+    store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def busy(*args: object, **kwargs: object) -> None:
+        raise StoreBusy()
+
+    monkeypatch.setattr(store.deliveries, "delivered", busy)
+    monkeypatch.setattr(store.rounds, "shown", busy)
+    outbox = Outbox(store, Reservations())
+    await outbox.round_delivered(1, message_id=2)  # a view's finish never raises for it
+    await outbox.shown(1, 2)
+    assert "could not be marked" in caplog.text and "could not be stored" in caplog.text

@@ -99,10 +99,10 @@ class Outbox:
                 owed = await self._resolve(record)
             except LookupError as error:
                 log.warning("delivery %s can never be made: %s", record.key, error)
-                await self._store.deliveries.delivered(record.key, message_id=None)
+                await self.delivered(record.key, message_id=None)
                 continue
             if owed.scope.chat_id == TERMINAL_CHAT_ID:  # `python -m bot refine` showed it
-                await self._store.deliveries.delivered(record.key, message_id=None)
+                await self.delivered(record.key, message_id=None)
                 continue
             session_id = owed.session.id
             if self._reservations.is_busy(session_id) or session_id in self._showing:
@@ -161,21 +161,37 @@ class Outbox:
 
     async def delivered(self, key: str, *, message_id: int | None) -> None:
         """Record that the delivery was made by message `message_id` (None: it never can
-        be: the chat is gone, or Telegram refuses it in every form)."""
-        await self._store.deliveries.delivered(key, message_id=message_id)
+        be: the chat is gone, or Telegram refuses it in every form). Never raises: a mark
+        the store cannot write is logged, and the next pass finds the delivery made already
+        (its caption edit is "not modified")."""
+        try:
+            await self._store.deliveries.delivered(key, message_id=message_id)
+        except Exception:
+            log.exception("delivery %s was made but could not be marked", key)
 
     async def round_delivered(self, round_id: int, *, message_id: int | None) -> None:
         """Record that the round is shown in its final form (photo, critique, buttons)."""
         await self.delivered(delivery_key(DeliveryKind.ROUND, round_id), message_id=message_id)
 
     async def not_delivered(self, key: str) -> None:
-        """Count an attempt that did not get through (it is tried again)."""
-        await self._store.deliveries.tried(key)
+        """Count an attempt that did not get through (it is tried again); never raises."""
+        try:
+            await self._store.deliveries.tried(key)
+        except Exception:
+            log.exception("delivery %s: its attempt could not be counted", key)
 
-    async def shown(self, round_id: int, message_id: int) -> RoundRecord:
-        """Remember the message that shows the round (for the buttons on it); return it."""
-        return await self._store.rounds.shown(round_id, message_id)
+    async def shown(self, round_id: int, message_id: int) -> None:
+        """Remember the message that shows the round (for the buttons on it, and replies to
+        it); never raises (a write that fails is logged: the buttons carry the round's id)."""
+        try:
+            await self._store.rounds.shown(round_id, message_id)
+        except Exception:
+            log.exception("round %s: its message %s could not be stored", round_id, message_id)
 
     async def progress_shown(self, run_id: int, message_id: int) -> None:
-        """Remember the message showing an autopilot run's progress (a restart ends it)."""
-        await self._store.sessions.progress_shown(run_id, message_id)
+        """Remember the message showing an autopilot run's progress (a restart ends it);
+        never raises (a write that fails is logged)."""
+        try:
+            await self._store.sessions.progress_shown(run_id, message_id)
+        except Exception:
+            log.exception("autopilot run %s: its progress message could not be stored", run_id)
