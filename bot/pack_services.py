@@ -3,6 +3,7 @@ outpainter of IMAGE_BACKEND (its own HTTP client) and the PackService on it."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from bot.backends.base import Critic, ImageGenerator
@@ -16,7 +17,7 @@ from bot.refine.models import QuotaPolicy
 from bot.refine.pack_maker import PackMaker
 from bot.refine.pack_plan import PackEstimate, PackFormat, estimate
 from bot.refine.packs import PackService
-from bot.refine.steps import PaidSteps
+from bot.refine.steps import safety_identifier
 from storage.store import Store
 
 
@@ -48,20 +49,12 @@ def build_packs(
     quota: QuotaPolicy,
 ) -> PackService:
     """Return the campaign pack's service on the configured backends."""
-    steps = PaidSteps(
-        store=store,
-        generator=generator,
-        critic=critic,
-        critic_max_side=settings.critic_image_max_side,
-        default_format=settings.image_format,
-        safety_key=settings.safety_key(),
-    )
     maker = PackMaker(
         outpainter=outpainter,
         generator=generator,
         critic=critic,
         critic_max_side=settings.critic_image_max_side,
-        safety_identifier=steps.safety_identifier,
+        safety_identifier=functools.partial(safety_identifier, settings.safety_key()),
         record_usage=store.chats.record_usage,
     )
 

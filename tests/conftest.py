@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from telegram.ext import Application
 
@@ -36,6 +37,14 @@ async def openai_fake() -> AsyncIterator[FakeOpenAI]:
 async def stability_fake() -> AsyncIterator[FakeStability]:
     async with FakeStability() as fake:
         yield fake
+
+
+@pytest.fixture
+async def stability_http(stability_fake: FakeStability) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client on the Stability fake with the key and `accept` header the API wants."""
+    headers = {"authorization": f"Bearer {stability_fake.api_key}", "accept": "image/*"}
+    async with httpx.AsyncClient(base_url=stability_fake.base_url, headers=headers) as session:
+        yield session
 
 
 @pytest.fixture

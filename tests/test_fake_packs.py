@@ -4,7 +4,6 @@ the original pixels kept) and the Bot API's album rules, through httpx and the r
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -20,33 +19,20 @@ TOKEN = "123456:TEST-TOKEN"
 URL = "/v2beta/stable-image/edit/outpaint"
 
 
-@pytest.fixture
-async def stability() -> AsyncIterator[FakeStability]:
-    async with FakeStability() as server:
-        yield server
-
-
-@pytest.fixture
-async def http(stability: FakeStability) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"authorization": f"Bearer {stability.api_key}", "accept": "image/*"}
-    async with httpx.AsyncClient(base_url=stability.base_url, headers=headers) as session:
-        yield session
-
-
 def image_file(width: int = 100, height: int = 100) -> dict[str, tuple[str, bytes, str]]:
     return {"image": ("image.png", solid_png(width, height, (200, 30, 90)), "image/png")}
 
 
 async def test_outpaint_adds_the_margins_and_keeps_the_original(
-    stability: FakeStability, http: httpx.AsyncClient
+    stability_fake: FakeStability, stability_http: httpx.AsyncClient
 ) -> None:
     form = {"left": "20", "right": "30", "up": "0", "down": "10", "output_format": "png"}
-    response = await http.post(URL, data=form, files=image_file())
+    response = await stability_http.post(URL, data=form, files=image_file())
     assert response.status_code == 200 and response.headers["finish-reason"] == "SUCCESS"
     assert image_size(response.content) == (150, 110)
     with Image.open(io.BytesIO(response.content)) as image:
         assert image.convert("RGB").getpixel((70, 50)) == (200, 30, 90)
-    [call] = stability.outpaint_calls
+    [call] = stability_fake.outpaint_calls
     assert (call.left, call.right, call.up, call.down) == (20, 30, 0, 10)
 
 
@@ -63,26 +49,28 @@ async def test_outpaint_adds_the_margins_and_keeps_the_original(
     ],
 )
 async def test_outpaint_refuses_what_the_real_endpoint_refuses(
-    stability: FakeStability,
-    http: httpx.AsyncClient,
+    stability_fake: FakeStability,
+    stability_http: httpx.AsyncClient,
     form: dict[str, str],
     size: tuple[int, int],
     message: str,
 ) -> None:
-    response = await http.post(URL, data=form, files=image_file(*size))
+    response = await stability_http.post(URL, data=form, files=image_file(*size))
     assert response.status_code == 400
     body = response.json()
     assert body["name"] == "bad_request" and message in body["errors"][0]
-    assert stability.outpaint_calls == []
+    assert stability_fake.outpaint_calls == []
 
 
 async def test_outpaint_faults_are_its_own(
-    stability: FakeStability, http: httpx.AsyncClient
+    stability_fake: FakeStability, stability_http: httpx.AsyncClient
 ) -> None:
-    stability.fail_next_outpaint(StabilityFault.content_moderation())
-    response = await http.post(URL, data={"left": "10"}, files=image_file())
+    stability_fake.fail_next_outpaint(StabilityFault.content_moderation())
+    response = await stability_http.post(URL, data={"left": "10"}, files=image_file())
     assert response.status_code == 403 and response.json()["name"] == "content_moderation"
-    assert (await http.post(URL, data={"left": "10"}, files=image_file())).status_code == 200
+    assert (
+        await stability_http.post(URL, data={"left": "10"}, files=image_file())
+    ).status_code == 200
 
 
 async def test_an_album_never_mixes_documents_with_photos() -> None:

@@ -62,6 +62,17 @@ class UnusableSize(UnusableImage):
         self.check = check
 
 
+def safety_identifier(key: bytes, actor: Actor) -> str | None:
+    """Return the stable, salted hash of the Telegram user id that the image and critic calls
+    carry, so a provider can act on one abusive user instead of the bot's whole key (OpenAI's
+    guidance for apps with end users); None without a key. The id itself never leaves the
+    bot."""
+    if not key:
+        return None
+    digest = hmac.new(key, str(actor.user_id).encode(), hashlib.sha256)
+    return "rb-" + digest.hexdigest()[:32]
+
+
 @dataclass(frozen=True, slots=True)
 class Drawn:
     """A drawn image that decoded, not stored yet, with what the critic sees of it."""
@@ -143,14 +154,8 @@ class PaidSteps:
         self._safety_key = safety_key
 
     def safety_identifier(self, actor: Actor) -> str | None:
-        """Return the stable, salted hash of the Telegram user id that the image and critic
-        calls carry, so a provider can act on one abusive user instead of the bot's whole key
-        (OpenAI's guidance for apps with end users); None without a key. The id itself never
-        leaves the bot."""
-        if not self._safety_key:
-            return None
-        digest = hmac.new(self._safety_key, str(actor.user_id).encode(), hashlib.sha256)
-        return "rb-" + digest.hexdigest()[:32]
+        """Return the actor's `safety_identifier` under this service's key."""
+        return safety_identifier(self._safety_key, actor)
 
     def image_options(self, settings: ChatSettings) -> ImageOptions:
         """Return the image options a chat's settings ask for (configured defaults otherwise)."""
